@@ -1,0 +1,20 @@
+"""The ``vtc-fw`` command line: one click group, one module per command family."""
+
+import importlib
+
+import click
+
+from vtc_fw import __version__
+
+# Each module registers its commands on ``main`` when imported (features, feff, db, build...).
+_COMMAND_MODULES = ("features",)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="vtc-fw")
+def main() -> None:
+    """Predict the polarization anisotropy (SAMS) of valence-to-core XES from crystal structures."""
+
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(f"vtc_fw.cli.{_name}")

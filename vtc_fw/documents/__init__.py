@@ -1,0 +1,1 @@
+"""Pydantic documents stored in MongoDB: one module per collection."""
