@@ -1,0 +1,237 @@
+"""The paper's feature row of a record, computed from the structure alone.
+
+QAMS, DAMS and IAMS are anisotropy sums of the quadrupole, dipole and inertia tensors with
+weights r^-n (the feature exponent n is swept over 1..14), expressed in the record's basis and
+averaged over all absorber sites of the cell (equivalently: multiplicity-weighted over the
+inequivalent ones). The other features are the mass density, space group / 230, the
+d-electron count Z − q − 18 and the mean and spread of Pauling electronegativity in the cluster.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Element
+
+from vtc_fw.clusters import Cluster
+from vtc_fw.records import Record
+from vtc_fw.tensors import anisotropy_sum, dipole_tensor, inertia_tensor, quadrupole_tensor
+
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "QAMS",
+    "DAMS",
+    "IAMS",
+    "density",
+    "spacegroup_norm",
+    "n_d",
+    "en_mean",
+    "en_std",
+)
+"""Model inputs, in the paper's order."""
+DEFAULT_FEATURE_EXPONENT = 5
+"""Feature exponent used until a sweep on labelled data chooses another."""
+SWEEP_EXPONENTS: tuple[int, ...] = tuple(range(1, 15))
+"""The paper's exponent search range."""
+F_ELEMENTS: frozenset[str] = frozenset(
+    {
+        *("Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu"),
+        *("Th", "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr"),
+    }
+)
+"""f-block elements (4f and 5f series after La and Ac): outside the paper's training domain."""
+
+
+@dataclass
+class FeatureRow:
+    """Features of one record at one feature exponent.
+
+    Charge-dependent values (QAMS, DAMS, n_d) are None, never zero, when oxidation states
+    could not be assigned or all vanish.
+    """
+
+    record_key: str
+    structure_id: str
+    element: str
+    exponent: int
+    QAMS: float | None
+    DAMS: float | None
+    IAMS: float
+    density: float
+    spacegroup_norm: float
+    n_d: float | None
+    en_mean: float
+    en_std: float
+    in_domain: bool
+    domain_notes: list[str] = field(default_factory=list)
+    spacegroup: int = 0
+    formula: str = ""
+    oxidation_method: str | None = None
+    basis: list[list[float]] = field(default_factory=list)
+    basis_source: str = ""
+    n_sites: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able dictionary of every field."""
+        return asdict(self)
+
+    def feature_vector(self) -> list[float | None]:
+        """The model inputs in :data:`FEATURE_COLUMNS` order."""
+        return [getattr(self, name) for name in FEATURE_COLUMNS]
+
+
+def featurize_record(record: Record, exponent: int = DEFAULT_FEATURE_EXPONENT) -> FeatureRow:
+    """Compute the feature row of a record.
+
+    Args:
+        record: The record (structure, element, basis, clusters).
+        exponent: Feature weight exponent n of w = r^-n.
+
+    Returns:
+        The features, with an in-domain flag and the reasons when out of domain.
+    """
+    clusters = [record.site_clusters[i] for i in record.absorber_indices]
+    moments = moment_anisotropies(clusters, record.basis, exponent)
+    notes = domain_notes(record, moments["QAMS"] is None)
+    return FeatureRow(
+        record_key=record.key,
+        structure_id=record.structure_id,
+        element=record.element,
+        exponent=int(exponent),
+        QAMS=moments["QAMS"],
+        DAMS=moments["DAMS"],
+        IAMS=moments["IAMS"],
+        density=float(record.structure.density),
+        spacegroup_norm=record.spacegroup / 230.0,
+        n_d=d_electron_count(clusters, record.element),
+        en_mean=float(np.mean([_electronegativity_stats(c)[0] for c in clusters])),
+        en_std=float(np.mean([_electronegativity_stats(c)[1] for c in clusters])),
+        in_domain=not notes,
+        domain_notes=notes,
+        spacegroup=record.spacegroup,
+        formula=record.structure.composition.reduced_formula,
+        oxidation_method=record.oxidation.method,
+        basis=record.basis.tolist(),
+        basis_source=record.basis_source,
+        n_sites=len(clusters),
+    )
+
+
+def moment_anisotropies(
+    clusters: list[Cluster], basis: np.ndarray, exponent: float
+) -> dict[str, float | None]:
+    """QAMS, DAMS and IAMS averaged over the sites, with tensors expressed in ``basis``.
+
+    A charge-dependent sum is None if any site lacks charges or has vanishing magnitude.
+    """
+    sums: dict[str, list[float | None]] = {"QAMS": [], "DAMS": [], "IAMS": []}
+    for cluster in clusters:
+        coords = cluster.coords[cluster.neighbors]
+        tensor, magnitude = inertia_tensor(coords, exponent)
+        sums["IAMS"].append(anisotropy_sum(basis.T @ tensor @ basis, magnitude))
+        if cluster.charges is None:
+            sums["QAMS"].append(None)
+            sums["DAMS"].append(None)
+            continue
+        charges = cluster.charges[cluster.neighbors]
+        for name, moment in (("QAMS", quadrupole_tensor), ("DAMS", dipole_tensor)):
+            tensor, magnitude = moment(coords, charges, exponent)
+            sums[name].append(anisotropy_sum(basis.T @ tensor @ basis, magnitude))
+    return {name: _mean_or_none(values) for name, values in sums.items()}
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    """Mean of the values, or None if any is None."""
+    if any(value is None for value in values):
+        return None
+    return float(np.mean(values))
+
+
+def d_electron_count(clusters: list[Cluster], element: str) -> float | None:
+    """Site-averaged Z − q − 18 of the absorber, or None without oxidation states."""
+    if any(cluster.charges is None for cluster in clusters):
+        return None
+    atomic_number = Element(element).Z
+    return float(np.mean([atomic_number - cluster.charges[0] - 18 for cluster in clusters]))
+
+
+def _electronegativity_stats(cluster: Cluster) -> tuple[float, float]:
+    """Mean and population standard deviation of Pauling electronegativity over the cluster.
+
+    Elements without a Pauling value (noble gases) are left out.
+    """
+    values = np.array([Element(symbol).X for symbol in cluster.species], dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()), float(values.std())
+
+
+def domain_notes(record: Record, charges_missing: bool) -> list[str]:
+    """Why a record lies outside the paper's training domain (empty when inside)."""
+    notes = []
+    f_elements = sorted(F_ELEMENTS & set(record.structure.symbol_set))
+    if f_elements:
+        notes.append(f"contains f-electron element(s) {', '.join(f_elements)}")
+    if charges_missing:
+        notes.append(
+            "oxidation states not assigned or all zero: "
+            + (record.oxidation.message or "charge-weighted features are undefined")
+        )
+    return notes
+
+
+def exponent_sweep(
+    records: Iterable[Record],
+    sams_by_key: Mapping[str, float],
+    exponents: Iterable[int] = SWEEP_EXPONENTS,
+) -> dict[int, dict[str, float | int | None]]:
+    """Pearson correlation of QAMS and IAMS with SAMS at each feature exponent.
+
+    Only records with a SAMS value (and, for QAMS, charges) enter a correlation.
+
+    Returns:
+        ``{n: {"QAMS_r": r, "IAMS_r": r, "n_records": count}}``.
+    """
+    labelled = [r for r in records if r.key in sams_by_key]
+    curve = {}
+    for exponent in exponents:
+        rows = [featurize_record(record, exponent) for record in labelled]
+        curve[int(exponent)] = {
+            "QAMS_r": _correlation(rows, "QAMS", sams_by_key),
+            "IAMS_r": _correlation(rows, "IAMS", sams_by_key),
+            "n_records": len(rows),
+        }
+    return curve
+
+
+def best_exponent(curve: Mapping[int, Mapping[str, Any]]) -> int:
+    """The exponent whose QAMS and IAMS correlate best with SAMS (mean of the two r)."""
+
+    def score(exponent: int) -> float:
+        values = [curve[exponent][k] for k in ("QAMS_r", "IAMS_r")]
+        return float(np.mean([v for v in values if v is not None] or [-np.inf]))
+
+    return max(curve, key=score)
+
+
+def _correlation(rows: list[FeatureRow], column: str, sams_by_key: Mapping[str, float]):
+    """Pearson r between a feature column and SAMS over rows where the feature exists."""
+    pairs = [(getattr(r, column), sams_by_key[r.record_key]) for r in rows]
+    pairs = [(x, y) for x, y in pairs if x is not None]
+    if len(pairs) < 3:
+        return None
+    x, y = np.array(pairs).T
+    if np.std(x) == 0 or np.std(y) == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def moments_by_exponent(
+    record: Record, exponents: Iterable[int] = SWEEP_EXPONENTS
+) -> dict[str, dict[str, float | None]]:
+    """QAMS, DAMS and IAMS of a record at every exponent, keyed by ``str(n)`` (JSON-able).
+
+    Stored beside the feature row so that the exponent can be re-chosen on labelled data
+    without going back to the structures.
+    """
+    clusters = [record.site_clusters[i] for i in record.absorber_indices]
+    return {str(n): moment_anisotropies(clusters, record.basis, n) for n in exponents}

@@ -1,0 +1,278 @@
+"""Records: one per (structure, 3d absorber element), with its sites, charges and basis.
+
+A record is deterministic given the structure: a FireWorks worker rebuilds it from the
+structure alone. Its basis V diagonalizes the n = 5 quadrupole tensor averaged over all sites
+of the element in the Cartesian frame (the inertia tensor when charges are unknown).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from vtc_fw import THREE_D_METALS
+from vtc_fw.clusters import Cluster, clusters_around
+from vtc_fw.errors import StructureError
+from vtc_fw.oxidation import OxidationResult, assign_oxidation_states
+from vtc_fw.tensors import BASIS_EXPONENT, inertia_tensor, principal_basis, quadrupole_tensor
+
+SYMPREC = 0.01
+"""Å tolerance of the symmetry analysis (OQMD positions carry ~1e-6 relaxation noise)."""
+
+
+@dataclass(frozen=True)
+class AbsorberSite:
+    """A set of symmetry-equivalent absorbing sites.
+
+    Attributes:
+        index: The representative site (lowest index of the set).
+        equivalent_indices: Every site of the set, representative included.
+        rotations: Cartesian 3×3 R_j per equivalent site: its environment is the
+            representative's rotated by R_j, so σ_j = R_j σ Rᵀ_j.
+    """
+
+    index: int
+    equivalent_indices: tuple[int, ...]
+    rotations: tuple[np.ndarray, ...]
+
+    @property
+    def multiplicity(self) -> int:
+        """Number of sites in the set within the cell."""
+        return len(self.equivalent_indices)
+
+
+@dataclass
+class Record:
+    """One (structure, absorber element) pair, ready for featurization and FEFF.
+
+    Attributes:
+        key: ``"{structure_id}:{element}"``.
+        structure_id: Stable id of the structure (source-prefixed).
+        element: The absorbing 3d element X.
+        structure: The ordered structure (no oxidation decoration).
+        oxidation: Per-site oxidation states and the method that found them.
+        absorber_sites: Inequivalent X sites with their equivalents.
+        basis: 3×3, columns are the axes (ascending eigenvalue, right-handed).
+        basis_source: ``"quadrupole"`` or ``"inertia"`` (charges unknown or all zero).
+        spacegroup: International space-group number at :data:`SYMPREC`.
+        site_clusters: Shell-complete cluster of every X site, keyed by site index.
+    """
+
+    key: str
+    structure_id: str
+    element: str
+    structure: Structure
+    oxidation: OxidationResult
+    absorber_sites: list[AbsorberSite]
+    basis: np.ndarray
+    basis_source: str
+    spacegroup: int
+    site_clusters: dict[int, Cluster] = field(repr=False)
+
+    @property
+    def charges(self) -> np.ndarray | None:
+        """Per-site oxidation states, or None when not assigned."""
+        return self.oxidation.charges
+
+    @property
+    def absorber_indices(self) -> list[int]:
+        """Every X site of the cell."""
+        return sorted(self.site_clusters)
+
+    def cluster(self, site_index: int, radius: float | None = None) -> Cluster:
+        """The cluster of an X site: shell-complete, or every atom within ``radius`` Å.
+
+        A radius beyond the stored shell triggers a new neighbour search (FEFF lists the
+        cluster to the shell radius + 1.5 Å).
+        """
+        stored = self.site_clusters[site_index]
+        if radius is None:
+            return stored
+        if radius <= stored.distances.max():
+            return stored.within(radius)
+        extra = radius - stored.shell_radius
+        bigger = clusters_around(self.structure, [site_index], self.charges, extra_radius=extra)
+        return bigger[site_index].within(radius)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able description (no structure): key, sites, basis, oxidation method."""
+        return {
+            "record_key": self.key,
+            "structure_id": self.structure_id,
+            "element": self.element,
+            "formula": self.structure.composition.reduced_formula,
+            "spacegroup": self.spacegroup,
+            "oxidation_method": self.oxidation.method,
+            "basis": self.basis.tolist(),
+            "basis_source": self.basis_source,
+            "absorber_sites": [
+                {"index": s.index, "multiplicity": s.multiplicity} for s in self.absorber_sites
+            ],
+        }
+
+
+def make_records(
+    structure: Any,
+    structure_id: str | None = None,
+    elements: list[str] | None = None,
+    symprec: float = SYMPREC,
+) -> list[Record]:
+    """Build every record of a structure: one per 3d element it contains.
+
+    Args:
+        structure: A pymatgen Structure, or a ``StructureEntry`` (its id is used).
+        structure_id: Stable id; required for a bare Structure.
+        elements: Restrict to these 3d elements (default: all present).
+        symprec: Symmetry tolerance, Å.
+
+    Returns:
+        The records, in periodic-table order of the absorber.
+
+    Raises:
+        StructureError: Unreadable, partially occupied, no 3d metal, or isolated sites.
+    """
+    structure, structure_id = _unwrap(structure, structure_id)
+    structure = _validated(structure, structure_id)
+    present = [x for x in THREE_D_METALS if x in structure.symbol_set]
+    chosen = [x for x in present if elements is None or x in elements]
+    if not chosen:
+        raise StructureError(
+            f"{structure_id} ({structure.composition.reduced_formula}) contains no 3d "
+            f"transition metal{' among ' + ', '.join(elements) if elements else ''}",
+            reason="no_3d_metal",
+        )
+    oxidation = assign_oxidation_states(structure)
+    dataset = _symmetry_dataset(structure, symprec, structure_id)
+    absorbers = [i for i, site in enumerate(structure) if site.specie.symbol in chosen]
+    clusters = clusters_around(structure, absorbers, oxidation.charges)
+    reference_axes = _conventional_axes(structure, dataset)
+    return [
+        _record(structure, structure_id, x, oxidation, dataset, clusters, reference_axes)
+        for x in chosen
+    ]
+
+
+def _unwrap(structure: Any, structure_id: str | None) -> tuple[Structure, str]:
+    """Accept a Structure or a StructureEntry; refuse entries that failed to load."""
+    if hasattr(structure, "structure_id"):
+        entry = structure
+        if entry.structure is None:
+            raise StructureError(
+                f"{entry.structure_id}: {entry.error or 'no structure'}", reason="unreadable"
+            )
+        return entry.structure, structure_id or entry.structure_id
+    if structure_id is None:
+        raise ValueError("a bare Structure needs a structure_id")
+    return structure, structure_id
+
+
+def _validated(structure: Structure, structure_id: str) -> Structure:
+    """An undecorated copy of an ordered structure, or a StructureError."""
+    if not structure.is_ordered:
+        partial = next(site for site in structure if not site.is_ordered)
+        raise StructureError(
+            f"{structure_id} has partially occupied sites (e.g. {partial.species_string}); "
+            "FEFF needs an ordered structure: order it explicitly first",
+            reason="disordered",
+        )
+    if len(structure) == 0:
+        raise StructureError(f"{structure_id} has no atoms", reason="empty")
+    structure = structure.copy()
+    structure.remove_oxidation_states()
+    return structure
+
+
+def _symmetry_dataset(structure: Structure, symprec: float, structure_id: str) -> Any:
+    """spglib's symmetry dataset, or a StructureError when the analysis fails."""
+    dataset = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_dataset()
+    if dataset is None:
+        raise StructureError(
+            f"{structure_id}: symmetry analysis failed at symprec={symprec} Å",
+            reason="symmetry_failed",
+        )
+    return dataset
+
+
+def _conventional_axes(structure: Structure, dataset: Any) -> np.ndarray:
+    """Conventional standard lattice vectors (rows) in the structure's own Cartesian frame.
+
+    They break ties between degenerate principal axes in a way that turns with the crystal.
+    """
+    return np.linalg.inv(dataset.transformation_matrix).T @ structure.lattice.matrix
+
+
+def _record(
+    structure: Structure,
+    structure_id: str,
+    element: str,
+    oxidation: OxidationResult,
+    dataset: Any,
+    clusters: dict[int, Cluster],
+    reference_axes: np.ndarray,
+) -> Record:
+    """The record of one absorber element."""
+    indices = [i for i, site in enumerate(structure) if site.specie.symbol == element]
+    own_clusters = {i: clusters[i] for i in indices}
+    basis, source = _basis(list(own_clusters.values()), reference_axes)
+    return Record(
+        key=f"{structure_id}:{element}",
+        structure_id=structure_id,
+        element=element,
+        structure=structure,
+        oxidation=oxidation,
+        absorber_sites=_absorber_sites(structure, indices, dataset),
+        basis=basis,
+        basis_source=source,
+        spacegroup=int(dataset.number),
+        site_clusters=own_clusters,
+    )
+
+
+def _basis(clusters: list[Cluster], reference_axes: np.ndarray) -> tuple[np.ndarray, str]:
+    """Principal axes of the n = 5 quadrupole averaged over the sites (inertia as fallback)."""
+    neighbors = [(c.coords[1:], None if c.charges is None else c.charges[1:]) for c in clusters]
+    if all(q is not None for _, q in neighbors):
+        tensors = [quadrupole_tensor(r, q, BASIS_EXPONENT) for r, q in neighbors]
+        if np.mean([m for _, m in tensors]) > 0:
+            return _averaged_basis(tensors, reference_axes), "quadrupole"
+    tensors = [inertia_tensor(r, BASIS_EXPONENT) for r, _ in neighbors]
+    return _averaged_basis(tensors, reference_axes), "inertia"
+
+
+def _averaged_basis(
+    tensors: list[tuple[np.ndarray, float]], reference_axes: np.ndarray
+) -> np.ndarray:
+    """Basis of the site-averaged tensor, with degeneracies broken by the lattice."""
+    mean_tensor = np.mean([t for t, _ in tensors], axis=0)
+    scale = float(np.mean([m for _, m in tensors]))
+    return principal_basis(mean_tensor, reference_axes, scale)
+
+
+def _absorber_sites(structure: Structure, indices: list[int], dataset: Any) -> list[AbsorberSite]:
+    """Group X sites into symmetry-equivalent sets with the rotation to each equivalent."""
+    groups: dict[int, list[int]] = {}
+    for index in indices:
+        groups.setdefault(int(dataset.equivalent_atoms[index]), []).append(index)
+    lattice = structure.lattice.matrix
+    to_cartesian = lattice.T @ np.array(dataset.rotations) @ np.linalg.inv(lattice.T)
+    sites = []
+    for members in groups.values():
+        representative = min(members)
+        rotations = tuple(
+            to_cartesian[_operation_mapping(structure, dataset, representative, j)]
+            for j in sorted(members)
+        )
+        sites.append(AbsorberSite(representative, tuple(sorted(members)), rotations))
+    return sorted(sites, key=lambda site: site.index)
+
+
+def _operation_mapping(structure: Structure, dataset: Any, source: int, target: int) -> int:
+    """Index of the symmetry operation that carries site ``source`` closest onto ``target``."""
+    frac = structure.frac_coords
+    images = np.einsum("kij,j->ki", dataset.rotations, frac[source]) + dataset.translations
+    delta = images - frac[target]
+    delta -= np.round(delta)
+    misfit = np.linalg.norm(delta @ structure.lattice.matrix, axis=1)
+    return int(np.argmin(misfit))

@@ -1,0 +1,128 @@
+"""Distance-weighted moment tensors of a cluster and their anisotropy sums.
+
+Positions r_k are relative to the absorber, r = |r_k|, weights w_k = r^-n:
+
+- quadrupole  Q = Σ q_k w_k (3 r_k r_kᵀ − r² 1)
+- inertia     I = Σ     w_k (3 r_k r_kᵀ − r² 1)   (Q without charges: purely geometric)
+- dipole      p = Σ q_k w_k r_k,   D = p pᵀ
+
+Each tensor has an isotropic magnitude m (Σ|q| w r² for Q, Σ w r² for I, (Σ|q| w r)² for D)
+so that the anisotropy sum Σ_{i<j} |T'_ii − T'_jj| / m is dimensionless and zero for a cubic site.
+"""
+
+from itertools import combinations
+
+import numpy as np
+
+BASIS_EXPONENT = 5
+"""Weight exponent of the tensor that defines the basis: Σ q (3rrᵀ − r²1)/r⁵ is the electric
+field gradient at the absorber, so the basis (and with it the FEFF polarizations) is fixed."""
+DEGENERACY_TOLERANCE = 1e-6
+"""Relative eigenvalue gap below which principal axes are taken as degenerate."""
+
+
+def _traceless_outer(coords: np.ndarray) -> np.ndarray:
+    """3 r rᵀ − r² 1 for every position; shape (N, 3, 3)."""
+    r_squared = np.einsum("ki,ki->k", coords, coords)
+    outer = 3.0 * np.einsum("ki,kj->kij", coords, coords)
+    outer[:, [0, 1, 2], [0, 1, 2]] -= r_squared[:, None]
+    return outer
+
+
+def _weights(coords: np.ndarray, exponent: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distances r (Å) and weights r^-n of the neighbours (rows with r > 0)."""
+    distances = np.linalg.norm(coords, axis=1)
+    return distances, distances ** (-float(exponent))
+
+
+def quadrupole_tensor(
+    coords: np.ndarray, charges: np.ndarray, exponent: float
+) -> tuple[np.ndarray, float]:
+    """Charge-weighted quadrupole tensor Q and its isotropic magnitude Σ|q| w r².
+
+    Args:
+        coords: Neighbour positions relative to the absorber, (N, 3), Å; no row at the origin.
+        charges: Neighbour oxidation states, (N,).
+        exponent: Weight exponent n of w = r^-n.
+    """
+    distances, weights = _weights(coords, exponent)
+    tensor = np.einsum("k,kij->ij", charges * weights, _traceless_outer(coords))
+    return tensor, float(np.sum(np.abs(charges) * weights * distances**2))
+
+
+def inertia_tensor(coords: np.ndarray, exponent: float) -> tuple[np.ndarray, float]:
+    """Purely geometric tensor I (Q with unit charges) and its magnitude Σ w r²."""
+    distances, weights = _weights(coords, exponent)
+    tensor = np.einsum("k,kij->ij", weights, _traceless_outer(coords))
+    return tensor, float(np.sum(weights * distances**2))
+
+
+def dipole_tensor(
+    coords: np.ndarray, charges: np.ndarray, exponent: float
+) -> tuple[np.ndarray, float]:
+    """Dipole tensor D = p pᵀ with p = Σ q w r, and its magnitude (Σ|q| w r)²."""
+    distances, weights = _weights(coords, exponent)
+    dipole = np.einsum("k,ki->i", charges * weights, coords)
+    return np.outer(dipole, dipole), float(np.sum(np.abs(charges) * weights * distances) ** 2)
+
+
+def anisotropy_sum(tensor_in_basis: np.ndarray, magnitude: float) -> float | None:
+    """Σ_{i<j} |T'_ii − T'_jj| / m (dimensionless), or None when m vanishes (no charges)."""
+    if not magnitude > 0:
+        return None
+    diagonal = np.diag(tensor_in_basis)
+    total = sum(abs(diagonal[i] - diagonal[j]) for i, j in combinations(range(3), 2))
+    return float(total / magnitude)
+
+
+def principal_basis(tensor: np.ndarray, reference_axes: np.ndarray, scale: float) -> np.ndarray:
+    """Eigenvectors of a symmetric tensor as a right-handed basis, ascending eigenvalue.
+
+    Degenerate eigenvalues leave their eigenvectors arbitrary; within a degenerate subspace
+    the axes are taken from ``reference_axes`` (the conventional lattice vectors in the same
+    Cartesian frame) so that the basis turns with the structure and does not depend on
+    round-off.
+
+    Args:
+        tensor: Symmetric 3×3 tensor.
+        reference_axes: Rows are three linearly independent reference directions.
+        scale: Magnitude against which eigenvalue gaps are compared.
+
+    Returns:
+        V with the axes as columns, det V = +1.
+    """
+    eigenvalues, eigenvectors = np.linalg.eigh(0.5 * (tensor + tensor.T))
+    tolerance = DEGENERACY_TOLERANCE * max(scale, np.abs(eigenvalues).max(), 1e-300)
+    basis = eigenvectors.copy()
+    for group in _degenerate_groups(eigenvalues, tolerance):
+        basis[:, group] = _span_from_references(eigenvectors[:, group], reference_axes)
+    if np.linalg.det(basis) < 0:
+        basis[:, 2] *= -1.0
+    return basis
+
+
+def _degenerate_groups(eigenvalues: np.ndarray, tolerance: float) -> list[list[int]]:
+    """Index groups (size ≥ 2) of ascending eigenvalues closer than ``tolerance``."""
+    groups: list[list[int]] = [[0]]
+    for index in (1, 2):
+        if eigenvalues[index] - eigenvalues[index - 1] <= tolerance:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return [group for group in groups if len(group) > 1]
+
+
+def _span_from_references(subspace: np.ndarray, reference_axes: np.ndarray) -> np.ndarray:
+    """Orthonormal vectors spanning ``subspace`` (columns), aligned with the references."""
+    projector = subspace @ subspace.T
+    chosen: list[np.ndarray] = []
+    for reference in reference_axes:
+        vector = projector @ reference
+        for previous in chosen:
+            vector = vector - (previous @ vector) * previous
+        norm = np.linalg.norm(vector)
+        if norm > 1e-6 * np.linalg.norm(reference):
+            chosen.append(vector / norm)
+        if len(chosen) == subspace.shape[1]:
+            break
+    return np.array(chosen).T
