@@ -26,6 +26,8 @@ SHELL_TOLERANCE = 0.05
 """Smallest margin (Å) added to the 30th-neighbour distance so that its shell stays whole."""
 RELATIVE_SHELL_MARGIN = 0.06
 """Margin as a fraction of the 30th-neighbour distance, used when larger than 0.05 Å."""
+MIN_DISTANCE = 0.5
+"""Å: atoms closer than this overlap, a broken structure rather than a crystal."""
 MAX_CLUSTER_RADIUS = 15.0
 """Å beyond which a site is considered isolated (a molecule or atom in vacuum)."""
 
@@ -100,15 +102,18 @@ def clusters_around(
         ``{site index: Cluster}``.
 
     Raises:
-        StructureError: If a site has fewer than ``n_neighbors`` atoms within 15 Å.
+        StructureError: If atoms overlap (closer than 0.5 Å) or a site has fewer than
+            ``n_neighbors`` atoms within 15 Å.
     """
     pending = list(dict.fromkeys(site_indices))
     clusters: dict[int, Cluster] = {}
-    radius = _initial_radius(structure, n_neighbors) + extra_radius
+    radius = min(_initial_radius(structure, n_neighbors), MAX_CLUSTER_RADIUS) + extra_radius
     while pending:
         margin = (shell_tolerance, relative_margin)
         found = _search(structure, pending, radius, charges, n_neighbors, margin)
         for index, cluster in found.items():
+            if cluster.shell_radius > MAX_CLUSTER_RADIUS:
+                continue
             if cluster.shell_radius + extra_radius <= radius:
                 clusters[index] = cluster.within(cluster.shell_radius + extra_radius)
         pending = [index for index in pending if index not in clusters]
@@ -141,10 +146,18 @@ def _search(
     symbols = [site.specie.symbol for site in structure]
     clusters = {}
     for position, index in enumerate(site_indices):
-        mine = np.flatnonzero(centers == position)
+        # get_neighbor_list(sites=...) returns the centre itself at distance ~1e-15
+        is_self = (points == index) & (distances < 1e-8)
+        mine = np.flatnonzero((centers == position) & ~is_self)
         if mine.size < n_neighbors:
             continue
         order = mine[np.argsort(distances[mine], kind="stable")]
+        if distances[order[0]] < MIN_DISTANCE:
+            raise StructureError(
+                f"site {index} has a neighbour at {distances[order[0]]:.3f} Å: overlapping "
+                "atoms, not a physical structure",
+                reason="overlapping_atoms",
+            )
         nth_distance = float(distances[order[n_neighbors - 1]])
         shell_radius = nth_distance + max(margin[0], margin[1] * nth_distance)
         neighbor_frac = frac[points[order]] + offsets[order]
