@@ -10,6 +10,7 @@ from vtc_fw.cli import main
 from vtc_fw.errors import VtcError
 from vtc_fw.features import DEFAULT_FEATURE_EXPONENT, FEATURE_COLUMNS, featurize_record
 from vtc_fw.records import make_records
+from vtc_fw.sources import SAMPLE_DIR, iter_directory
 
 JSON_KEYS = (*FEATURE_COLUMNS, "in_domain", "basis")
 """Keys of ``vtc-fw features --json`` (the public interface)."""
@@ -63,9 +64,7 @@ def table_command(paths: tuple[Path, ...], exponent: int) -> None:
 
     Files that cannot be used are listed with the reason; the others still run.
     """
-    from vtc_fw.sources import iter_directory, sample_directory
-
-    directories = paths or (sample_directory(),)
+    directories = paths or (SAMPLE_DIR,)
     click.echo(f"{'record':<40}{'formula':<14}" + "".join(f"{c:>10}" for c in FEATURE_COLUMNS))
     for directory in directories:
         for entry in iter_directory(directory):
