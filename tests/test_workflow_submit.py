@@ -1,0 +1,87 @@
+"""``vtc-fw submit``: structures become documents and one workflow per new record, once."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from pymatgen.core import Lattice, Structure
+
+from vtc_fw.cli import main
+from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
+from vtc_fw.submit import open_source, submit_entries
+from vtc_fw.workflows import XesWorkflowMaker
+
+
+@pytest.fixture
+def cif_dir(tmp_path):
+    """Rock-salt NiO, a cell with Fe and Co, an MgO (no 3d metal), an unreadable file."""
+    directory = tmp_path / "cifs"
+    directory.mkdir()
+    rock_salt = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.17), ["Ni", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    rock_salt.to(filename=str(directory / "NiO.cif"))
+    two_metals = Structure(
+        Lattice.cubic(4.2),
+        ["Fe", "Co", "O", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
+    two_metals.to(filename=str(directory / "FeCoO2.cif"))
+    rock_salt.copy().replace_species({"Ni": "Mg"}).to(filename=str(directory / "MgO.cif"))
+    (directory / "broken.cif").write_text("data_broken\n_cell_length_a oops\n")
+    return directory
+
+
+def test_submit_adds_one_workflow_per_record_and_nothing_on_resubmission(db_config, cif_dir):
+    maker = XesWorkflowMaker(preset="smoke")
+    report = submit_entries(open_source("cif-dir", path=str(cif_dir)), db_config, maker)
+    assert sorted(report.added) == [
+        "file:FeCoO2:Co:smoke",
+        "file:FeCoO2:Fe:smoke",
+        "file:NiO:Ni:smoke",
+    ]
+    assert [structure_id for structure_id, _ in report.unreadable] == ["file:broken"]
+    launchpad = db_config.launchpad()
+    (nio,) = launchpad.workflows.find({"metadata.record_key": "file:NiO:Ni"})
+    assert nio["metadata"] | {"vtc_fw_version": None} == {
+        "task_key": "file:NiO:Ni:smoke",
+        "record_key": "file:NiO:Ni",
+        "structure_id": "file:NiO",
+        "formula": "NiO",
+        "element": "Ni",
+        "preset": "smoke",
+        "vtc_fw_version": None,
+    }
+    structures = db_config.collection("structures")
+    assert structures.count_documents({}) == 4
+    assert structures.find_one({"structure_id": "file:broken"})["error"]
+
+    again = submit_entries(open_source("cif-dir", path=str(cif_dir)), db_config, maker)
+    assert again.added == [] and len(again.existing) == 3
+    assert launchpad.workflows.count_documents({}) == 3
+    assert structures.count_documents({}) == 4
+
+
+def test_submit_skips_records_with_a_successful_task_and_filters_elements(db_config, cif_dir):
+    tasks = db_config.collection("tasks")
+    ensure_task_indexes(tasks)
+    done = TaskDocument.from_failure("file:FeCoO2:Fe", "smoke", {"reason": "x", "message": "y"})
+    insert_task(tasks, done.as_mongo() | {"state": "successful", "error": None})
+    report = submit_entries(
+        open_source("cif-dir", path=str(cif_dir)),
+        db_config,
+        XesWorkflowMaker(preset="smoke"),
+        elements=["Fe", "Co"],
+    )
+    assert report.added == ["file:FeCoO2:Co:smoke"]
+    assert report.existing == ["file:FeCoO2:Fe:smoke"]
+
+
+def test_cli_submit_prints_what_it_added(db_config, cif_dir, tmp_path):
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    arguments = ["submit", "--source", "cif-dir", "--path", str(cif_dir), "--preset", "smoke"]
+    result = CliRunner().invoke(main, [*arguments, "--db-file", str(db_file)])
+    assert result.exit_code == 0, result.output
+    assert "3 workflows added" in result.output
+    unknown = CliRunner().invoke(main, [*arguments[:-1], "nonsense", "--db-file", str(db_file)])
+    assert unknown.exit_code != 0 and "unknown preset" in unknown.output

@@ -1,0 +1,309 @@
+"""Where the database is: the one place that reads db.json, my_launchpad.yaml and the environment.
+
+Resolution order of :meth:`DbConfig.load`:
+
+1. an explicit path (a ``db.json``-style store file or a FireWorks ``my_launchpad.yaml``);
+2. ``$VTC_FW_DB_FILE``;
+3. ``./db.json``, then ``./my_launchpad.yaml`` in the working directory;
+4. the embedded default: ``127.0.0.1:27017``, database ``vtc_fw``.
+
+The FireWorks collections and vtc-fw's collections live in the same database. When the
+configured server is the local default and nothing answers, the embedded ``secantusd-py``
+server is started (see :mod:`vtc_fw.db.embedded`); any other server is used as configured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from fireworks import LaunchPad
+from maggma.stores import GridFSStore, MongoStore
+from pymongo import MongoClient
+from pymongo.collection import Collection
+
+from vtc_fw.db.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer
+from vtc_fw.errors import VtcError
+
+DEFAULT_DATABASE = "vtc_fw"
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
+
+COLLECTION_KEYS: dict[str, str] = {
+    "structures": "structure_id",
+    "tasks": "task_key",
+    "xes": "record_key",
+    "features": "record_key",
+    "models": "model_id",
+    "predictions": "prediction_key",
+}
+"""The unique key of each shared collection (the maggma ``Store.key``)."""
+
+MODEL_BLOBS = "model_blobs"
+"""GridFS bucket of serialised models."""
+
+
+class DbConfigError(VtcError):
+    """A database configuration file is missing or malformed."""
+
+    reason = "bad_db_config"
+
+
+@dataclass(frozen=True)
+class DbConfig:
+    """Connection settings of the vtc-fw database.
+
+    Args:
+        host: Server host name (ignored when ``uri`` is set).
+        port: Server TCP port (ignored when ``uri`` is set).
+        database: Database holding the FireWorks and vtc-fw collections.
+        username: User for authentication, if any.
+        password: Password for authentication, if any.
+        auth_source: Authentication database (default: ``database``).
+        uri: A full MongoDB connection string (``host_uri`` in db.json); wins over host/port.
+        embedded_home: Data directory root of the embedded server (default ``VTC_FW_HOME``).
+    """
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    database: str = DEFAULT_DATABASE
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    auth_source: str | None = None
+    uri: str | None = None
+    embedded_home: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> DbConfig:
+        """The configuration in force (see the module docstring for the order).
+
+        Args:
+            path: A db.json-style JSON file or a my_launchpad.yaml; None to search.
+        """
+        if path is None:
+            path = os.environ.get("VTC_FW_DB_FILE") or _first_existing(
+                Path("db.json"), Path("my_launchpad.yaml")
+            )
+        return cls() if path is None else cls.from_file(path)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> DbConfig:
+        """Read a db.json-style file (``.json``) or a FireWorks launchpad file (``.yaml``).
+
+        Raises:
+            DbConfigError: The file is missing, unreadable or not a mapping.
+        """
+        path = Path(path).expanduser()
+        try:
+            text = path.read_text()
+            settings = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (OSError, ValueError, yaml.YAMLError) as error:
+            raise DbConfigError(f"cannot read database configuration {path}: {error}") from error
+        if not isinstance(settings, dict):
+            raise DbConfigError(f"{path} does not hold a mapping of settings")
+        if path.suffix == ".json":
+            return cls.from_db_json(settings)
+        return cls.from_launchpad_dict(settings)
+
+    @classmethod
+    def from_db_json(cls, settings: dict[str, Any]) -> DbConfig:
+        """From atomate's db.json keys (host, port, database, admin_user, host_uri, ...)."""
+        return cls(
+            host=settings.get("host", DEFAULT_HOST),
+            port=int(settings.get("port", DEFAULT_PORT)),
+            database=settings.get("database", DEFAULT_DATABASE),
+            username=settings.get("admin_user") or settings.get("username"),
+            password=settings.get("admin_password") or settings.get("password"),
+            auth_source=settings.get("authsource") or settings.get("auth_source"),
+            uri=settings.get("host_uri"),
+        )
+
+    @classmethod
+    def from_launchpad_dict(cls, settings: dict[str, Any]) -> DbConfig:
+        """From the keys of a FireWorks my_launchpad.yaml (host, port, name, uri_mode, ...)."""
+        uri_mode = bool(settings.get("uri_mode"))
+        return cls(
+            host=DEFAULT_HOST if uri_mode else settings.get("host") or DEFAULT_HOST,
+            port=int(settings.get("port") or DEFAULT_PORT),
+            database=settings.get("name") or DEFAULT_DATABASE,
+            username=settings.get("username"),
+            password=settings.get("password"),
+            auth_source=settings.get("authsource"),
+            uri=settings.get("host") if uri_mode else None,
+        )
+
+    def with_database(self, database: str) -> DbConfig:
+        """The same server, another database."""
+        return replace(self, database=database)
+
+    @property
+    def is_local_default(self) -> bool:
+        """Whether this is the embedded default address (local host, default port, no auth)."""
+        return (
+            self.uri is None
+            and self.host in LOCAL_HOSTS
+            and self.port == DEFAULT_PORT
+            and self.username is None
+        )
+
+    def embedded_server(self) -> EmbeddedServer:
+        """The embedded server that serves this configuration's address."""
+        if self.embedded_home is None:
+            return EmbeddedServer(host=DEFAULT_HOST, port=self.port)
+        return EmbeddedServer(home=self.embedded_home, host=DEFAULT_HOST, port=self.port)
+
+    def ensure_server(self) -> None:
+        """Start the embedded server if this is the local default and nothing answers."""
+        if self.is_local_default:
+            self.embedded_server().ensure_running()
+
+    def client(self, **kwargs: Any) -> MongoClient:
+        """A new pymongo client (starting the embedded server when needed).
+
+        Args:
+            kwargs: Extra ``MongoClient`` options, e.g. ``serverSelectionTimeoutMS``.
+        """
+        self.ensure_server()
+        return MongoClient(**self._client_kwargs(), **kwargs)
+
+    def collection(self, name: str, client: MongoClient | None = None) -> Collection:
+        """A pymongo collection of this database.
+
+        Args:
+            name: Collection name.
+            client: Reuse this client (default: a new one).
+        """
+        return (client or self.client())[self.database][name]
+
+    def store(self, name: str, key: str | None = None) -> MongoStore:
+        """A maggma ``MongoStore`` (not yet connected) on collection ``name``.
+
+        Args:
+            name: Collection name, e.g. ``"tasks"``.
+            key: The store key; default from :data:`COLLECTION_KEYS`, else ``"task_id"``.
+        """
+        self.ensure_server()
+        return MongoStore(
+            database=self.database,
+            collection_name=name,
+            key=key or COLLECTION_KEYS.get(name, "task_id"),
+            **self._maggma_kwargs(),
+        )
+
+    def gridfs_store(self, name: str = MODEL_BLOBS, key: str = "model_id") -> GridFSStore:
+        """A maggma ``GridFSStore`` (not yet connected) for large blobs such as models.
+
+        maggma stores each document as JSON: encode raw bytes (e.g. base64) before updating.
+        """
+        self.ensure_server()
+        return GridFSStore(
+            database=self.database, collection_name=name, key=key, **self._maggma_kwargs()
+        )
+
+    def launchpad(self, strm_lvl: str = "WARNING") -> LaunchPad:
+        """A FireWorks ``LaunchPad`` on this database, initialised if the database is new.
+
+        A database without FireWorks' id counters gets them (as ``lpad reset`` would), so
+        workflows can be added to it; a database with Fireworks is never reset.
+
+        Args:
+            strm_lvl: FireWorks' console log level.
+        """
+        self.ensure_server()
+        launchpad = self._connect_launchpad(strm_lvl)
+        if launchpad.fw_id_assigner.count_documents({}) == 0:
+            if launchpad.fireworks.count_documents({}) > 0:
+                raise DbConfigError(
+                    f"database {self.database} holds Fireworks but no FireWorks id counter"
+                )
+            launchpad.reset("", require_password=False)
+        return launchpad
+
+    def _connect_launchpad(self, strm_lvl: str) -> LaunchPad:
+        if self.uri is not None:
+            return LaunchPad(host=self.uri, name=self.database, uri_mode=True, strm_lvl=strm_lvl)
+        return LaunchPad(
+            host=self.host,
+            port=self.port,
+            name=self.database,
+            username=self.username,
+            password=self.password,
+            authsource=self.auth_source,
+            strm_lvl=strm_lvl,
+        )
+
+    def as_db_json(self) -> dict[str, Any]:
+        """The settings in db.json form (what ``from_db_json`` reads)."""
+        settings: dict[str, Any] = {"host": self.host, "port": self.port, "database": self.database}
+        if self.uri is not None:
+            settings["host_uri"] = self.uri
+        if self.username is not None:
+            settings |= {"admin_user": self.username, "admin_password": self.password}
+        if self.auth_source is not None:
+            settings["authsource"] = self.auth_source
+        return settings
+
+    def as_launchpad_dict(self) -> dict[str, Any]:
+        """The settings in my_launchpad.yaml form (what ``lpad -l`` and ``rlaunch -l`` read)."""
+        if self.uri is not None:
+            return {"host": self.uri, "name": self.database, "uri_mode": True}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "name": self.database,
+            "username": self.username,
+            "password": self.password,
+            "authsource": self.auth_source,
+        }
+
+    def write_db_json(self, path: str | Path) -> Path:
+        """Write a db.json for this configuration (e.g. for a FWorker's ``db_file``)."""
+        path = Path(path)
+        path.write_text(json.dumps(self.as_db_json(), indent=2) + "\n")
+        return path
+
+    def write_launchpad_yaml(self, path: str | Path) -> Path:
+        """Write a my_launchpad.yaml for this configuration."""
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.as_launchpad_dict(), sort_keys=False))
+        return path
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        if self.uri is not None:
+            return {"host": self.uri}
+        auth = (
+            {
+                "username": self.username,
+                "password": self.password,
+                "authSource": self.auth_source or self.database,
+            }
+            if self.username
+            else {}
+        )
+        return {"host": self.host, "port": self.port, **auth}
+
+    def _maggma_kwargs(self) -> dict[str, Any]:
+        if self.uri is not None:
+            return {"uri": self.uri}
+        auth = (
+            {
+                "username": self.username,
+                "password": self.password,
+                "auth_source": self.auth_source or self.database,
+            }
+            if self.username
+            else {}
+        )
+        return {"host": self.host, "port": self.port, **auth}
+
+
+def get_launchpad(path: str | Path | None = None) -> LaunchPad:
+    """The FireWorks LaunchPad of the configuration in force (see :meth:`DbConfig.load`)."""
+    return DbConfig.load(path).launchpad()
+
+
+def _first_existing(*paths: Path) -> Path | None:
+    return next((path for path in paths if path.is_file()), None)

@@ -1,0 +1,240 @@
+"""The ``tasks`` collection: one document per FEFF calculation of a record with one preset.
+
+The task key ``"{record_key}:{preset}"`` is unique in the collection (a unique index), so a
+re-run Firework replaces its document instead of adding one. Failed calculations are
+documents too (``state="failed"`` with a readable ``error``); a failure never replaces a
+successful document of the same key.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Literal
+
+import numpy as np
+from monty.json import jsanitize
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING
+from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
+
+from vtc_fw import __version__
+
+TASK_COLLECTION = "tasks"
+TRACKED_PACKAGES: tuple[str, ...] = (
+    "vtc-fw",
+    "feff10-rs",
+    "pymatgen",
+    "numpy",
+    "spglib",
+    "fireworks",
+    "pymongo",
+)
+
+
+def task_key(record_key: str, preset: str) -> str:
+    """The unique key of a task: ``"{structure_id}:{element}:{preset}"``."""
+    return f"{record_key}:{preset}"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and of the packages a task's result depends on."""
+    versions = {"python": platform.python_version()}
+    for package in TRACKED_PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TaskDocument(BaseModel):
+    """A FEFF10 VtC-XES calculation of one record with one preset, successful or failed."""
+
+    task_key: str = Field(description='Unique key "{structure_id}:{element}:{preset}".')
+    record_key: str = Field(description='Record key "{structure_id}:{element}".')
+    structure_id: str = Field(description="Id of the structure in the structures collection.")
+    element: str = Field(description="Absorbing 3d element X.")
+    preset: str = Field(description='FEFF preset name, e.g. "paper" or "smoke".')
+    state: Literal["successful", "failed"] = Field(description="Outcome of the calculation.")
+    formula: str | None = Field(default=None, description="Reduced formula of the structure.")
+    error: dict[str, Any] | None = Field(
+        default=None,
+        description="For a failed task: the error's type, machine reason and message.",
+    )
+    basis: list[list[float]] | None = Field(
+        default=None, description="Record basis V (3×3, columns are the axes, Cartesian frame)."
+    )
+    basis_source: str | None = Field(
+        default=None, description='What the basis diagonalizes: "quadrupole" or "inertia".'
+    )
+    polarizations: list[list[float]] | None = Field(
+        default=None,
+        description="Unit polarization vectors of the three spectra (Cartesian frame, rows).",
+    )
+    sites: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per inequivalent absorbing site: site_index, multiplicity, FEFF rung, "
+        "stage seconds, CPU seconds (as reported by the FEFF engine).",
+    )
+    energies: list[float] | None = Field(default=None, description="FEFF energy grid (eV).")
+    mu: list[list[float]] | None = Field(
+        default=None,
+        description="Crystal spectra (3×E), multiplicity-weighted sums over sites (FEFF units).",
+    )
+    sam: list[list[float]] | None = Field(
+        default=None, description="Spectral anisotropy matrix (3×3, dimensionless)."
+    )
+    sams: float | None = Field(default=None, description="SAM_12 + SAM_13 + SAM_23.")
+    route: str | None = Field(
+        default=None, description="How the crystal spectra were assembled (engine route)."
+    )
+    cards: dict[str, Any] = Field(default_factory=dict, description="FEFF cards used.")
+    feff_version: str | None = Field(default=None, description="FEFF version string.")
+    attempts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Every FEFF attempt of the retry ladder: changed parameters and outcome.",
+    )
+    stages: dict[str, Any] = Field(
+        default_factory=dict, description="CPU/wall time per FEFF stage (s)."
+    )
+    cpu_s: float | None = Field(default=None, description="FEFF CPU time, s.")
+    wall_s: float | None = Field(
+        default=None, description="Wall time of the FEFF engine's calculation, s."
+    )
+    task_wall_s: float | None = Field(
+        default=None,
+        description="Wall time of the whole FireTask: record rebuild, FEFF, archiving, s.",
+    )
+    archive: str | None = Field(
+        default=None, description="Path of the compressed FEFF work directory."
+    )
+    host: str = Field(default_factory=socket.gethostname, description="Host that ran it.")
+    run_dir: str | None = Field(default=None, description="Launch directory of the run.")
+    vtc_fw_version: str = Field(default=__version__, description="vtc-fw version.")
+    versions: dict[str, str] = Field(
+        default_factory=package_versions, description="Package versions of the run."
+    )
+    last_updated: datetime = Field(
+        default_factory=_utc_now, description="When the document was written (UTC)."
+    )
+
+    @classmethod
+    def from_spectra(
+        cls, record: Mapping[str, Any], spectra: Mapping[str, Any], **provenance: Any
+    ) -> TaskDocument:
+        """A successful task from a record and the FEFF engine's result.
+
+        Args:
+            record: ``Record.summary()`` of the computed record (key, ids, formula, basis).
+            spectra: ``RecordSpectra.as_dict()`` of the FEFF engine.
+            provenance: Extra fields such as ``run_dir`` and ``host``.
+        """
+        basis = np.asarray(record["basis"], dtype=float)
+        return cls(
+            task_key=task_key(record["record_key"], spectra["preset"]),
+            record_key=record["record_key"],
+            structure_id=record["structure_id"],
+            element=record["element"],
+            preset=spectra["preset"],
+            state="successful",
+            formula=record.get("formula"),
+            basis=basis.tolist(),
+            basis_source=record.get("basis_source"),
+            polarizations=basis.T.tolist(),
+            sites=jsanitize(list(spectra.get("sites") or [])),
+            energies=np.asarray(spectra["energies"], dtype=float).tolist(),
+            mu=np.asarray(spectra["mu"], dtype=float).tolist(),
+            sam=np.asarray(spectra["sam"], dtype=float).tolist(),
+            sams=float(spectra["sams"]),
+            route=spectra.get("route"),
+            cards=dict(spectra.get("cards") or {}),
+            feff_version=spectra.get("feff_version"),
+            attempts=list(spectra.get("attempts") or []),
+            stages=dict(spectra.get("stages") or {}),
+            cpu_s=spectra.get("cpu_s"),
+            wall_s=spectra.get("wall_s"),
+            archive=_as_str(spectra.get("archive")),
+            **provenance,
+        )
+
+    @classmethod
+    def from_failure(
+        cls,
+        record_key: str,
+        preset: str,
+        error: Mapping[str, Any],
+        *,
+        attempts: list[dict[str, Any]] | None = None,
+        **fields: Any,
+    ) -> TaskDocument:
+        """A failed task.
+
+        Args:
+            record_key: ``"{structure_id}:{element}"``.
+            preset: FEFF preset name.
+            error: ``{"type", "reason", "message"}`` (see ``VtcError.as_dict``).
+            attempts: The FEFF attempts made before giving up, if any.
+            fields: Further known fields (formula, task_wall_s, run_dir, host, ...).
+        """
+        structure_id, _, element = record_key.rpartition(":")
+        return cls(
+            task_key=task_key(record_key, preset),
+            record_key=record_key,
+            structure_id=structure_id,
+            element=element,
+            preset=preset,
+            state="failed",
+            error=dict(error),
+            attempts=attempts or [],
+            **fields,
+        )
+
+    def as_mongo(self) -> dict[str, Any]:
+        """The document as stored (datetimes kept as BSON dates)."""
+        return self.model_dump(mode="python")
+
+
+def ensure_task_indexes(tasks: Collection) -> None:
+    """Create the unique task-key index and the indexes builders query on."""
+    tasks.create_index([("task_key", ASCENDING)], unique=True)
+    for field in ("record_key", "state", "last_updated"):
+        tasks.create_index([(field, ASCENDING)])
+
+
+def insert_task(tasks: Collection, document: TaskDocument | Mapping[str, Any]) -> str:
+    """Insert or replace a task document, idempotently.
+
+    A successful document replaces whatever has its key; a failed one replaces only a
+    failed one (a late failure never hides a success).
+
+    Args:
+        tasks: The ``tasks`` collection (with the unique index of ``ensure_task_indexes``).
+        document: The task, as a TaskDocument or a dict of its fields.
+
+    Returns:
+        What happened: ``"inserted"``, ``"replaced"`` or ``"kept_successful"``.
+    """
+    if isinstance(document, TaskDocument):
+        document = document.as_mongo()
+    document = {k: v for k, v in document.items() if k != "_id"}
+    selector: dict[str, Any] = {"task_key": document["task_key"]}
+    if document["state"] != "successful":
+        selector["state"] = {"$ne": "successful"}
+    try:
+        result = tasks.replace_one(selector, document, upsert=True)
+    except DuplicateKeyError:
+        return "kept_successful"  # the upsert collided with the successful document
+    return "inserted" if result.upserted_id is not None else "replaced"
+
+
+def _as_str(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,186 @@
+"""FireTasks of the VtC-XES workflow: run FEFF for one record, then insert its task document.
+
+``RunXesTask`` rebuilds the record from the structure carried in the Firework (records are
+deterministic), runs the FEFF engine in the launch directory (or a scratch directory) and
+writes the outcome, success or failure, to :data:`RESULT_FILE`. ``InsertXesTask`` turns that
+file into a :class:`~vtc_fw.documents.task.TaskDocument`, inserts it idempotently and makes
+the Firework FIZZLE when the calculation failed, so failures are both data and visible.
+
+Machine-specific values follow atomate's convention: a parameter ``">>key<<"`` is read from
+the FWorker's ``env`` (``feff_cmd``, ``db_file``, ``scratch_dir``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fireworks import FiretaskBase, FWAction, explicit_serialize
+from monty.json import jsanitize
+from pymatgen.core import Structure
+
+from vtc_fw.db.config import DbConfig
+from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
+from vtc_fw.errors import FeffError, VtcError
+
+RESULT_FILE = "xes_result.json.gz"
+"""Outcome of ``RunXesTask`` in the launch directory, read by ``InsertXesTask``."""
+
+
+def env_value(value: Any, fw_spec: dict[str, Any], default: Any = None) -> Any:
+    """Resolve ``">>key<<"`` from the FWorker env (``fw_spec["_fw_env"]``); else ``value``."""
+    if isinstance(value, str) and value.startswith(">>") and value.endswith("<<"):
+        return fw_spec.get("_fw_env", {}).get(value[2:-2], default)
+    return default if value is None else value
+
+
+@explicit_serialize
+class RunXesTask(FiretaskBase):
+    """Compute the polarized VtC-XES of one record with FEFF10 and write :data:`RESULT_FILE`.
+
+    Required params:
+        structure (dict | Structure): The structure (a pymatgen dict when stored).
+        structure_id (str): Id of the structure.
+        element (str): Absorbing 3d element X.
+        preset (str): FEFF preset name.
+
+    Optional params:
+        feff_cmd (str): External FEFF command, or ``">>feff_cmd<<"`` (default: feff10-rs).
+        scratch_dir (str): Where FEFF runs, or ``">>scratch_dir<<"`` (default: launch dir).
+        timeout_s (float): Wall-time limit of one FEFF stage, s.
+        route (str): Engine route (``"auto"`` lets the engine choose).
+    """
+
+    required_params: ClassVar[list[str]] = ["structure", "structure_id", "element", "preset"]
+    optional_params: ClassVar[list[str]] = ["feff_cmd", "scratch_dir", "timeout_s", "route"]
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        """Run FEFF; never raise for a bad record or a FEFF failure (they are recorded)."""
+        started = time.monotonic()
+        record_key = f"{self['structure_id']}:{self['element']}"
+        try:
+            outcome = self._compute(fw_spec)
+        except Exception as error:  # any failure of this record is its data, not a crash
+            outcome = _failure(record_key, self["preset"], error)
+        outcome["task_wall_s"] = time.monotonic() - started
+        write_result(Path.cwd() / RESULT_FILE, outcome)
+        return FWAction(stored_data={"record_key": record_key, "state": outcome["state"]})
+
+    def _compute(self, fw_spec: dict[str, Any]) -> dict[str, Any]:
+        from vtc_fw.feff import compute_record_spectra
+        from vtc_fw.records import make_records
+
+        structure = self["structure"]  # FireWorks may already have deserialized the dict
+        if not isinstance(structure, Structure):
+            structure = Structure.from_dict(structure)
+        (record,) = make_records(
+            structure, structure_id=self["structure_id"], elements=[self["element"]]
+        )
+        scratch = env_value(self.get("scratch_dir"), fw_spec)
+        workdir = Path(scratch or Path.cwd()) / f"feff_{record.key.replace(':', '_')}"
+        spectra = compute_record_spectra(
+            record,
+            preset=self["preset"],
+            workdir=workdir,
+            feff_cmd=env_value(self.get("feff_cmd"), fw_spec),
+            timeout_s=self.get("timeout_s"),
+            route=self.get("route", "auto"),
+        )
+        return {"state": "successful", "record": record.summary(), "spectra": spectra.as_dict()}
+
+
+@explicit_serialize
+class InsertXesTask(FiretaskBase):
+    """Insert the task document of :data:`RESULT_FILE`; FIZZLE if the calculation failed.
+
+    Optional params:
+        db_file (str): db.json / my_launchpad.yaml, or ``">>db_file<<"`` (default: the
+            configuration in force, see :meth:`vtc_fw.db.config.DbConfig.load`).
+    """
+
+    optional_params: ClassVar[list[str]] = ["db_file"]
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        """Insert the document; raise FeffError for a failed calculation."""
+        outcome = read_result(Path.cwd() / RESULT_FILE)
+        document = task_document(outcome, run_dir=str(Path.cwd()), host=socket.gethostname())
+        config = DbConfig.load(env_value(self.get("db_file"), fw_spec))
+        client = config.client()
+        try:
+            tasks = config.collection("tasks", client)
+            ensure_task_indexes(tasks)
+            written = insert_task(tasks, document)
+        finally:
+            client.close()
+        if document.state == "failed":
+            error = document.error or {}
+            raise FeffError(
+                f"{document.task_key} failed ({error.get('reason')}): {error.get('message')}",
+                reason=str(error.get("reason", FeffError.reason)),
+            )
+        return FWAction(
+            stored_data={"task_key": document.task_key, "sams": document.sams, "db": written}
+        )
+
+
+def task_document(outcome: dict[str, Any], **provenance: Any) -> TaskDocument:
+    """The task document of a :data:`RESULT_FILE` outcome."""
+    if outcome["state"] == "successful":
+        return TaskDocument.from_spectra(
+            outcome["record"],
+            outcome["spectra"],
+            task_wall_s=outcome.get("task_wall_s"),
+            **provenance,
+        )
+    return TaskDocument.from_failure(
+        outcome["record_key"],
+        outcome["preset"],
+        outcome["error"],
+        attempts=outcome.get("attempts"),
+        task_wall_s=outcome.get("task_wall_s"),
+        **provenance,
+    )
+
+
+def write_result(path: Path, outcome: dict[str, Any]) -> None:
+    """Write an outcome as gzipped JSON, atomically (a killed worker leaves no half file)."""
+    partial = path.with_name(path.name + ".part")
+    with gzip.open(partial, "wt") as handle:
+        json.dump(jsanitize(outcome, strict=False, allow_bson=False), handle)
+    os.replace(partial, path)
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """Read an outcome written by :func:`write_result`."""
+    with gzip.open(path, "rt") as handle:
+        return json.load(handle)
+
+
+def _failure(record_key: str, preset: str, error: Exception) -> dict[str, Any]:
+    attempts = [_as_plain(attempt) for attempt in getattr(error, "attempts", None) or []]
+    if isinstance(error, VtcError):
+        described = {k: v for k, v in error.as_dict().items() if k != "attempts"}
+    else:
+        described = {
+            "type": type(error).__name__,
+            "reason": "unexpected",
+            "message": f"{error}\n{traceback.format_exc(limit=5)}",
+        }
+    return {
+        "state": "failed",
+        "record_key": record_key,
+        "preset": preset,
+        "error": described,
+        "attempts": attempts,
+    }
+
+
+def _as_plain(attempt: Any) -> dict[str, Any]:
+    """An engine ``Attempt`` (or an already plain dict) as a dict."""
+    return attempt.as_dict() if hasattr(attempt, "as_dict") else dict(attempt)

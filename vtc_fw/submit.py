@@ -1,0 +1,185 @@
+"""Submission: structures from a source become ``structures`` documents and XES workflows.
+
+One workflow per record (structure, 3d element) and preset. A record is skipped when a
+workflow for its task key already exists (any state) or a successful task does, so a
+submission can be repeated, interrupted and resumed. Structures that cannot be read at all
+are stored with their error and get no workflow; readable but unusable ones (disordered,
+symmetry failure) do get one: its Firework fizzles and leaves a failed task document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from fireworks import LaunchPad
+from pymongo import ASCENDING, ReplaceOne
+from pymongo.collection import Collection
+
+from vtc_fw.db.config import DbConfig
+from vtc_fw.documents.task import TASK_COLLECTION, task_key
+from vtc_fw.errors import VtcError
+from vtc_fw.sources import StructureEntry
+from vtc_fw.workflows import XesWorkflowMaker
+
+SOURCES = ("oqmd-icsd", "cif-dir", "ase-db", "mp")
+BATCH_SIZE = 200
+
+
+@dataclass
+class SubmitReport:
+    """What a submission did.
+
+    Attributes:
+        added: Task keys of the workflows added.
+        existing: Task keys skipped because a workflow or a successful task exists.
+        unreadable: ``(structure_id, error)`` of entries without a structure.
+        structures: Number of structure documents written.
+    """
+
+    added: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    structures: int = 0
+
+    def summary(self) -> str:
+        """One line for the user."""
+        return (
+            f"{self.structures} structures, {len(self.added)} workflows added, "
+            f"{len(self.existing)} records already submitted or done, "
+            f"{len(self.unreadable)} unreadable structures"
+        )
+
+
+def open_source(
+    source: str,
+    *,
+    path: str | None = None,
+    limit: int | None = None,
+    elements: Sequence[str] | None = None,
+    seed: int | None = None,
+) -> Iterator[StructureEntry]:
+    """Entries of a structure source by name.
+
+    Args:
+        source: One of :data:`SOURCES`.
+        path: Directory (``cif-dir``) or database file (``ase-db``; another OQMD copy).
+        limit: At most this many entries (``oqmd-icsd``; others are cut after reading).
+        elements: 3d elements a structure must contain one of.
+        seed: With ``limit``, a seeded sample balanced over elements (``oqmd-icsd``).
+
+    Raises:
+        VtcError: Unknown source, or a missing path.
+    """
+    from vtc_fw import sources
+
+    if source == "oqmd-icsd":
+        return sources.iter_oqmd_icsd(limit=limit, elements=elements, seed=seed, path=path)
+    if source in ("cif-dir", "ase-db") and path is None:
+        raise VtcError(f"source {source} needs a path", reason="bad_arguments")
+    if source == "cif-dir":
+        entries = sources.iter_directory(path)
+    elif source == "ase-db":
+        entries = sources.iter_ase_db(path)
+    elif source == "mp":
+        mp_source = sources.MPSource(**({"elements": list(elements)} if elements else {}))
+        entries = mp_source.iter_entries()
+    else:
+        raise VtcError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+    return islice(entries, limit)
+
+
+def submit_entries(
+    entries: Iterable[StructureEntry],
+    config: DbConfig,
+    maker: XesWorkflowMaker | None = None,
+    elements: Sequence[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SubmitReport:
+    """Store structures and add one workflow per new record.
+
+    Args:
+        entries: Structure entries from any source.
+        config: The database (LaunchPad and collections).
+        maker: Workflow settings (default: preset ``"paper"``).
+        elements: Only records of these 3d elements (default: every 3d metal present).
+        progress: Called with the number of entries after each batch.
+    """
+    maker = maker or XesWorkflowMaker()
+    launchpad = config.launchpad()
+    client = config.client()
+    report = SubmitReport()
+    try:
+        structures = config.collection("structures", client)
+        structures.create_index([("structure_id", ASCENDING)], unique=True)
+        launchpad.workflows.create_index([("metadata.task_key", ASCENDING)])
+        tasks = config.collection(TASK_COLLECTION, client)
+        for batch in _batches(entries, BATCH_SIZE):
+            _submit_batch(batch, structures, tasks, launchpad, maker, elements, report)
+            if progress is not None:
+                progress(len(batch))
+    finally:
+        client.close()
+    return report
+
+
+def structure_document(entry: StructureEntry) -> dict[str, Any]:
+    """The ``structures`` document of an entry (``StructureEntry.as_dict`` plus summary)."""
+    document = entry.as_dict()
+    structure = entry.structure
+    document["formula"] = None if structure is None else structure.composition.reduced_formula
+    document["three_d_metals"] = list(entry.three_d_metals)
+    document["last_updated"] = datetime.now(UTC)
+    return document
+
+
+def _submit_batch(
+    batch: list[StructureEntry],
+    structures: Collection,
+    tasks: Collection,
+    launchpad: LaunchPad,
+    maker: XesWorkflowMaker,
+    elements: Sequence[str] | None,
+    report: SubmitReport,
+) -> None:
+    structures.bulk_write(
+        [
+            ReplaceOne({"structure_id": e.structure_id}, structure_document(e), upsert=True)
+            for e in batch
+        ]
+    )
+    report.structures += len(batch)
+    report.unreadable += [
+        (e.structure_id, e.error or "unreadable") for e in batch if not e.structure
+    ]
+    wanted = {
+        task_key(f"{entry.structure_id}:{metal}", maker.preset): (entry, metal)
+        for entry in batch
+        if entry.structure is not None
+        for metal in entry.three_d_metals
+        if elements is None or metal in elements
+    }
+    existing = _existing_task_keys(list(wanted), tasks, launchpad)
+    report.existing += sorted(existing)
+    new = [wanted[key] for key in wanted if key not in existing]
+    workflows = [maker.make(entry.structure, entry.structure_id, metal) for entry, metal in new]
+    for workflow in workflows:
+        launchpad.add_wf(workflow)
+    report.added += [workflow.metadata["task_key"] for workflow in workflows]
+
+
+def _existing_task_keys(keys: list[str], tasks: Collection, launchpad: LaunchPad) -> set[str]:
+    with_workflow = launchpad.workflows.distinct(
+        "metadata.task_key", {"metadata.task_key": {"$in": keys}}
+    )
+    done = tasks.distinct("task_key", {"task_key": {"$in": keys}, "state": "successful"})
+    return set(with_workflow) | set(done)
+
+
+def _batches(entries: Iterable[StructureEntry], size: int) -> Iterator[list[StructureEntry]]:
+    iterator = iter(entries)
+    while batch := list(islice(iterator, size)):
+        yield batch
