@@ -1,6 +1,7 @@
 """Oxidation states: pymatgen's bond-valence analyser first, then composition guesses."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pymatgen.analysis.bond_valence import BVAnalyzer
@@ -20,6 +21,21 @@ class OxidationResult:
     charges: np.ndarray | None
     method: str | None
     message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form, stored with the structure document."""
+        charges = None if self.charges is None else np.round(self.charges, 4).tolist()
+        return {"charges": charges, "method": self.method, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> "OxidationResult":
+        """Inverse of :meth:`as_dict`."""
+        charges = document.get("charges")
+        return cls(
+            None if charges is None else np.asarray(charges, dtype=float),
+            document.get("method"),
+            document.get("message"),
+        )
 
 
 def assign_oxidation_states(structure: Structure) -> OxidationResult:

@@ -118,6 +118,7 @@ def make_records(
     structure_id: str | None = None,
     elements: list[str] | None = None,
     symprec: float = SYMPREC,
+    oxidation: OxidationResult | None = None,
 ) -> list[Record]:
     """Build every record of a structure: one per 3d element it contains.
 
@@ -126,6 +127,8 @@ def make_records(
         structure_id: Stable id; required for a bare Structure.
         elements: Restrict to these 3d elements (default: all present).
         symprec: Symmetry tolerance, Å.
+        oxidation: Oxidation states computed earlier for this structure (same site order),
+            e.g. stored in the ``structures`` collection; assigned afresh when None.
 
     Returns:
         The records, in periodic-table order of the absorber.
@@ -143,7 +146,7 @@ def make_records(
             f"transition metal{' among ' + ', '.join(elements) if elements else ''}",
             reason="no_3d_metal",
         )
-    oxidation = assign_oxidation_states(structure)
+    oxidation = _checked_oxidation(oxidation, structure, structure_id)
     dataset = _symmetry_dataset(structure, symprec, structure_id)
     absorbers = [i for i, site in enumerate(structure) if site.specie.symbol in chosen]
     clusters = clusters_around(structure, absorbers, oxidation.charges)
@@ -182,6 +185,20 @@ def _validated(structure: Structure, structure_id: str) -> Structure:
     structure = structure.copy()
     structure.remove_oxidation_states()
     return structure
+
+
+def _checked_oxidation(
+    oxidation: OxidationResult | None, structure: Structure, structure_id: str
+) -> OxidationResult:
+    """Given oxidation states if they fit the structure, else freshly assigned ones."""
+    if oxidation is None:
+        return assign_oxidation_states(structure)
+    if oxidation.charges is not None and len(oxidation.charges) != len(structure):
+        raise ValueError(
+            f"{structure_id}: {len(oxidation.charges)} stored oxidation states for "
+            f"{len(structure)} sites"
+        )
+    return oxidation
 
 
 def _symmetry_dataset(structure: Structure, symprec: float, structure_id: str) -> Any:
