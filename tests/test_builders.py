@@ -1,0 +1,375 @@
+"""The maggma builders, phase by phase on in-memory stores, then end to end on the test server.
+
+Replays ``tests/data/builders_recorded.json.gz``: task documents of real FEFF10 runs that
+vtc-fw's own engine produced (``tests/data/make_builders_recorded.py``, preset "smoke") for
+rock-salt NiO and CoO stretched along c by 0-5 %, one task that really failed (time budget
+exhausted) for NiO stretched 6 %, and the structures documents of all of them.
+Training uses a tiny search space so each fit takes well under a second.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from maggma.stores import MemoryStore
+
+from vtc_fw.builders import (
+    FeatureBuilder,
+    PredictionBuilder,
+    TrainBuilder,
+    XesBuilder,
+    nightly_builders,
+    run_builders,
+)
+from vtc_fw.builders.predict import feature_vector
+from vtc_fw.builders.train import load_estimator, serialize_estimator
+from vtc_fw.cli import main
+from vtc_fw.features import SWEEP_EXPONENTS
+
+RECORDED = Path(__file__).parent / "data" / "builders_recorded.json.gz"
+TINY_SPACE = {
+    "n_estimators": [10],
+    "max_depth": [4],
+    "max_features": [0.3],
+    "min_samples_leaf": [1],
+    "min_samples_split": [2],
+    "max_samples": [0.8],
+    "bootstrap": [True],
+}
+TINY_TRAINING = {"n_iter": 1, "cv": 2, "search_space": TINY_SPACE, "permutation_repeats": 2}
+
+
+def recorded() -> dict:
+    """Structures and task documents with fresh last_updated stamps (datetimes)."""
+    with gzip.open(RECORDED, "rt") as handle:
+        data = json.load(handle)
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    for document in data["structures"] + data["tasks"]:
+        document["last_updated"] = now
+    return data
+
+
+class ReusableMemoryStore(MemoryStore):
+    """A MemoryStore that survives a builder's finalize (which closes its stores), so that
+    a test can inspect it and run the next build on the same data."""
+
+    def close(self) -> None:
+        pass
+
+
+def memory_store(name: str, key: str) -> MemoryStore:
+    store = ReusableMemoryStore(collection_name=name, key=key)
+    store.connect()
+    return store
+
+
+@pytest.fixture
+def stores() -> dict[str, MemoryStore]:
+    data = recorded()
+    stores = {
+        "structures": memory_store("structures", "structure_id"),
+        "tasks": memory_store("tasks", "task_key"),
+        "xes": memory_store("xes", "record_key"),
+        "features": memory_store("features", "record_key"),
+        "models": memory_store("models", "model_id"),
+        "model_blobs": memory_store("model_blobs", "model_id"),
+        "predictions": memory_store("predictions", "prediction_key"),
+    }
+    stores["structures"].update(data["structures"])
+    stores["tasks"].update(data["tasks"])
+    return stores
+
+
+def xes_builder(stores) -> XesBuilder:
+    return XesBuilder(stores["tasks"], stores["xes"], preset="smoke")
+
+
+def feature_builder(stores) -> FeatureBuilder:
+    return FeatureBuilder(stores["structures"], stores["features"])
+
+
+def train_builder(stores, seed: int = 0) -> TrainBuilder:
+    return TrainBuilder(
+        stores["features"],
+        stores["xes"],
+        stores["models"],
+        stores["model_blobs"],
+        seed=seed,
+        **TINY_TRAINING,
+    )
+
+
+def prediction_builder(stores) -> PredictionBuilder:
+    return PredictionBuilder(
+        stores["features"], stores["models"], stores["model_blobs"], stores["predictions"]
+    )
+
+
+def run_all(stores) -> dict[str, int]:
+    return run_builders(
+        [
+            xes_builder(stores),
+            feature_builder(stores),
+            train_builder(stores),
+            prediction_builder(stores),
+        ]
+    )
+
+
+# --- XesBuilder ---------------------------------------------------------------------------
+
+
+def test_xes_get_items_groups_tasks_by_record(stores):
+    groups = list(xes_builder(stores).get_items())
+    assert len(groups) == 13
+    assert all(len({task["record_key"] for task in group}) == 1 for group in groups)
+
+
+def test_xes_process_item_recomputes_the_tasks_sams(stores):
+    builder = xes_builder(stores)
+    documents = {d["record_key"]: d for d in map(builder.process_item, builder.get_items())}
+    cubic = documents["test:NiO-c0pct:Ni"]
+    assert cubic["state"] == "successful" and cubic["sams"] < 1e-3
+    for document in documents.values():
+        if document["state"] == "successful":
+            assert document["sams"] == pytest.approx(document["task_sams"], abs=1e-9)
+            assert len(document["mu"]) == 3 and len(document["mu"][0]) == len(document["energies"])
+    # stretching along c makes the spectra anisotropic, growing with the strain
+    nio = [documents[f"test:NiO-c{p}pct:Ni"]["sams"] for p in range(6)]
+    assert nio == sorted(nio)
+    failed = documents["test:NiO-c6pct:Ni"]
+    assert failed["state"] == "failed" and "timeout" in failed["error"]
+    assert failed["sams"] is None
+
+
+def test_xes_update_targets_then_nothing_is_stale_until_a_task_changes(stores):
+    builder = xes_builder(stores)
+    builder.update_targets([builder.process_item(item) for item in builder.get_items()])
+    assert stores["xes"].count() == 13 and builder.documents_written == 13
+    assert list(builder.get_items()) == []
+    task = stores["tasks"].query_one({"task_key": "test:CoO-c3pct:Co:smoke"})
+    task["last_updated"] = datetime.now(UTC)
+    stores["tasks"].update([task])
+    (group,) = builder.get_items()
+    assert group[0]["record_key"] == "test:CoO-c3pct:Co"
+
+
+# --- FeatureBuilder -----------------------------------------------------------------------
+
+
+def test_features_of_cubic_and_stretched_nio(stores):
+    builder = feature_builder(stores)
+    items = {item["structure_id"]: item for item in builder.get_items()}
+    assert len(items) == 13
+    (cubic,) = builder.process_item(items["test:NiO-c0pct"])
+    (stretched,) = builder.process_item(items["test:NiO-c5pct"])
+    assert cubic["state"] == "successful" and cubic["in_domain"]
+    assert cubic["QAMS"] == pytest.approx(0, abs=1e-9) and cubic["IAMS"] == pytest.approx(
+        0, abs=1e-9
+    )
+    assert stretched["QAMS"] > 0.01 and stretched["IAMS"] > 0.01
+    assert sorted(map(int, stretched["sweep"])) == list(SWEEP_EXPONENTS)
+    assert stretched["sweep"][str(stretched["exponent"])]["QAMS"] == pytest.approx(
+        stretched["QAMS"]
+    )
+
+
+def test_structure_without_3d_metal_becomes_a_failed_document(stores):
+    builder = feature_builder(stores)
+    item = dict(next(iter(builder.get_items())))
+    rock_salt = item["structure"]
+    for site in rock_salt["sites"]:
+        site["species"] = [
+            {"element": "Mg" if site["species"][0]["element"] != "O" else "O", "occu": 1}
+        ]
+    item["structure_id"] = "test:MgO"
+    (document,) = builder.process_item(item)
+    assert document["state"] == "failed" and document["record_key"] == "test:MgO"
+    assert document["error"]["reason"] == "no_3d_metal"
+    # an entry whose file could not be read is recorded with the reader's message
+    (unreadable,) = builder.process_item(
+        {**item, "structure_id": "file:broken", "structure": None, "error": "bad CIF loop"}
+    )
+    assert unreadable["state"] == "failed" and unreadable["error"]["reason"] == "unreadable"
+    assert "bad CIF loop" in unreadable["error"]["message"]
+
+
+def test_features_are_incremental_and_replace_a_rebuilt_structure(stores):
+    builder = feature_builder(stores)
+    builder.update_targets([builder.process_item(item) for item in builder.get_items()])
+    assert stores["features"].count() == 13
+    assert list(builder.get_items()) == []
+    structure = stores["structures"].query_one({"structure_id": "test:CoO-c2pct"})
+    structure["last_updated"] = datetime.now(UTC)
+    stores["structures"].update([structure])
+    items = list(builder.get_items())
+    assert [item["structure_id"] for item in items] == ["test:CoO-c2pct"]
+    builder.update_targets([builder.process_item(item) for item in items])
+    assert stores["features"].count() == 13
+
+
+# --- TrainBuilder and PredictionBuilder ----------------------------------------------------
+
+
+def test_train_counts_failed_tasks_and_stores_a_verifiable_blob(stores):
+    run_builders([xes_builder(stores), feature_builder(stores)])
+    builder = train_builder(stores)
+    (item,) = builder.get_items()
+    output = builder.process_item(item)
+    model = output["model"]
+    assert model["state"] == "successful"
+    assert model["excluded"]["failed_tasks"] == 1
+    assert len(model["train_keys"]) + len(model["test_keys"]) == 12
+    assert {"Ni", "Co"} == set(model["test_elements"])
+    builder.update_targets([output])
+    # the stored estimator reproduces the test predictions of the model document
+    estimator = load_estimator(stores["model_blobs"], model["model_id"])
+    test_features = [
+        feature_vector(
+            stores["features"].query_one({"record_key": key}),
+            model["feature_columns"],
+            model["exponent"],
+        )
+        for key in model["test_keys"]
+    ]
+    assert np.allclose(estimator.predict(np.array(test_features)), model["test_predicted"])
+    # a blob whose bytes do not hash to its id is refused
+    blob = stores["model_blobs"].query_one({"model_id": model["model_id"]})
+    other_bytes = base64.b64encode(serialize_estimator(estimator)[1]).decode()
+    stores["model_blobs"].update([{**blob, "data": other_bytes}])
+    with pytest.raises(ValueError, match="corrupt"):
+        load_estimator(stores["model_blobs"], model["model_id"])
+    # nothing new arrived: no training
+    assert list(builder.get_items()) == []
+
+
+def test_training_is_reproducible(stores):
+    run_builders([xes_builder(stores), feature_builder(stores)])
+    models = [train_builder(stores).process_item(next(iter(train_builder(stores).get_items())))]
+    models.append(train_builder(stores).process_item(next(iter(train_builder(stores).get_items()))))
+    assert models[0]["model"]["model_id"] == models[1]["model"]["model_id"]
+
+
+def test_predictions_for_every_record_with_tree_spread(stores):
+    written = run_all(stores)
+    assert written == {
+        "XesBuilder": 13,
+        "FeatureBuilder": 13,
+        "TrainBuilder": 1,
+        "PredictionBuilder": 13,
+    }
+    predictions = list(stores["predictions"].query())
+    assert all(p["state"] == "successful" and p["in_domain"] for p in predictions)
+    assert all(p["sams_std"] >= 0 for p in predictions)
+    # every tree of a forest fitted on SAMS ≥ 0 predicts a SAMS ≥ 0
+    assert min(p["sams"] for p in predictions) >= 0
+
+
+def test_a_new_model_adds_predictions_and_old_ones_stay(stores):
+    run_all(stores)
+    assert run_all(stores) == dict.fromkeys(
+        ["XesBuilder", "FeatureBuilder", "TrainBuilder", "PredictionBuilder"], 0
+    )
+    task = stores["tasks"].query_one({"task_key": "test:NiO-c2pct:Ni:smoke"})
+    task["last_updated"] = datetime.now(UTC)
+    stores["tasks"].update([task])
+    written = run_builders(
+        [xes_builder(stores), train_builder(stores, seed=1), prediction_builder(stores)]
+    )
+    assert written == {"XesBuilder": 1, "TrainBuilder": 1, "PredictionBuilder": 13}
+    assert len(stores["models"].distinct("model_id")) == 2
+    assert stores["predictions"].count() == 26
+
+
+def test_prediction_of_a_record_with_null_features_is_a_failure(stores):
+    run_all(stores)
+    builder = prediction_builder(stores)
+    model = stores["models"].query_one({})
+    features = stores["features"].query_one({"record_key": "test:NiO-c6pct:Ni"})
+    # what the featurizer writes for a record without oxidation states: null at every n
+    features["QAMS"] = None
+    for sums in features["sweep"].values():
+        sums["QAMS"] = None
+    item = {"model": model, "estimator": load_estimator(stores["model_blobs"], model["model_id"])}
+    (document,) = builder.process_item({**item, "features": [features]})
+    assert document["state"] == "failed" and "QAMS" in document["error"]
+    assert document["sams"] is None
+
+
+# --- end to end on the test server, through the CLI ------------------------------------------
+
+
+def test_cli_build_twice_then_screen_report_suggest(db_config, launchpad, tmp_path):
+    data = recorded()
+    for name in ("structures", "tasks"):
+        store = db_config.store(name)
+        store.connect()
+        store.update(data[name])
+        store.close()
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    runner = CliRunner()
+    build = ["build", "--json", "--db-file", str(db_file), "--preset", "smoke", "--n-iter", "1"]
+    first = runner.invoke(main, build)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout) == {
+        "XesBuilder": 13,
+        "FeatureBuilder": 13,
+        "TrainBuilder": 1,
+        "PredictionBuilder": 13,
+    }
+    second = runner.invoke(main, build)
+    assert json.loads(second.stdout) == dict.fromkeys(json.loads(first.stdout), 0)
+
+    screened = runner.invoke(
+        main, ["screen", "--min-sams", "0.1", "--json", "--db-file", str(db_file)]
+    )
+    candidates = json.loads(screened.stdout)
+    # FEFF values win over predictions: the 3-5 % stretched NiO and CoO have SAMS ≥ 0.1
+    feff = {c["record_key"] for c in candidates if c["source"] == "feff"}
+    assert feff == {f"test:{m}O-c{p}pct:{m}" for m in ("Ni", "Co") for p in (3, 4, 5)}
+    assert [c["sams"] for c in candidates] == sorted((c["sams"] for c in candidates), reverse=True)
+
+    report = runner.invoke(
+        main, ["report", "--out", str(tmp_path / "report"), "--db-file", str(db_file)]
+    )
+    assert report.exit_code == 0, report.output
+    written = {Path(line).name for line in report.stdout.split()}
+    assert {
+        "predicted_vs_true.png",
+        "importances.png",
+        "per_element_r2.png",
+        "metrics.md",
+    } <= written
+    assert "| R² |" in (tmp_path / "report" / "metrics.md").read_text()
+
+    suggested = runner.invoke(main, ["suggest", "--n", "3", "--json", "--db-file", str(db_file)])
+    picks = json.loads(suggested.stdout)
+    # the only record without a FEFF SAMS is the one whose task failed
+    assert [p["record_key"] for p in picks] == ["test:NiO-c6pct:Ni"]
+    submitted = runner.invoke(
+        main, ["suggest", "--n", "1", "--submit", "--json", "--db-file", str(db_file)]
+    )
+    (pick,) = json.loads(submitted.stdout)
+    firework = launchpad.get_fw_by_id(pick["submitted_fw_id"])
+    assert firework.spec["record_key"] == "test:NiO-c6pct:Ni"
+    assert firework.spec["preset"] == "paper" and firework.state == "READY"
+
+
+def test_nightly_builders_are_mrun_serializable(db_config):
+    builders = nightly_builders(db_config, preset="smoke")
+    assert [type(b).__name__ for b in builders] == [
+        "XesBuilder",
+        "FeatureBuilder",
+        "TrainBuilder",
+        "PredictionBuilder",
+    ]
+    for builder in builders:
+        clone = type(builder).from_dict(builder.as_dict())
+        assert clone.as_dict() == builder.as_dict()

@@ -1,0 +1,127 @@
+"""FeatureBuilder: ``structures`` → ``features``, one document per (structure, element) record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from maggma.core import Builder, Store
+from pymatgen.core import Structure
+
+from vtc_fw.builders.incremental import as_utc, chunks, error_as_dict, newest_by, stale_keys
+from vtc_fw.documents.features import FeatureDocument
+from vtc_fw.documents.xes import BuilderMeta
+from vtc_fw.errors import StructureError
+from vtc_fw.features import DEFAULT_FEATURE_EXPONENT, SWEEP_EXPONENTS, featurize_record
+from vtc_fw.records import make_records
+
+
+class FeatureBuilder(Builder):
+    """Featurize every record of every new or changed structure.
+
+    Each document holds the paper's features at ``exponent`` and the exponent-dependent sums
+    (QAMS, DAMS, IAMS) at every exponent of ``sweep_exponents``, so that the
+    :class:`~vtc_fw.builders.train.TrainBuilder` can choose the exponent on labelled data.
+    A structure that yields no record (disordered, no 3d metal...) gets one failed document
+    keyed by its ``structure_id``; a record that cannot be featurized gets a failed document
+    under its record key. Rebuilding a structure replaces all its documents.
+
+    Args:
+        structures: Source store (key ``structure_id``, field ``structure``: pymatgen dict).
+        features: Target store (key ``record_key``).
+        exponent: Feature exponent of the flat feature fields.
+        sweep_exponents: Exponents whose moment sums are stored for the sweep.
+        query: Extra filter on the structures.
+        chunk_size: Structures per database round trip.
+    """
+
+    def __init__(
+        self,
+        structures: Store,
+        features: Store,
+        exponent: int = DEFAULT_FEATURE_EXPONENT,
+        sweep_exponents: tuple[int, ...] = SWEEP_EXPONENTS,
+        query: dict[str, Any] | None = None,
+        chunk_size: int = 200,
+        **kwargs: Any,
+    ) -> None:
+        self.structures = structures
+        self.features = features
+        self.exponent = exponent
+        self.sweep_exponents = tuple(sweep_exponents)
+        self.query = query or {}
+        self.documents_written = 0
+        super().__init__(sources=[structures], targets=[features], chunk_size=chunk_size, **kwargs)
+
+    def ensure_indexes(self) -> None:
+        """Indexes the incremental queries and screening use."""
+        self.structures.ensure_index("structure_id")
+        self.structures.ensure_index(self.structures.last_updated_field)
+        for field in ("structure_id", "element", "state", "in_domain"):
+            self.features.ensure_index(field)
+
+    def get_items(self) -> Iterator[dict[str, Any]]:
+        """Structure documents newer than their features (or never featurized)."""
+        self.ensure_indexes()
+        source = newest_by(self.structures, "structure_id", self.query)
+        target = newest_by(self.features, "structure_id")
+        keys = stale_keys(source, target)
+        self.logger.info(f"{len(keys)} new or changed structures")
+        self.total = len(keys)
+        for chunk in chunks(keys, self.chunk_size):
+            yield from self.structures.query({"structure_id": {"$in": chunk}})
+
+    def process_item(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        """Feature documents of every record of one structure (pure, no database)."""
+        structure_id = item["structure_id"]
+        last_updated = as_utc(item[self.structures.last_updated_field])
+        meta = BuilderMeta(
+            builder=type(self).__name__,
+            parameters={"exponent": self.exponent, "sweep_exponents": list(self.sweep_exponents)},
+        )
+        try:
+            if item.get("structure") is None:
+                raise StructureError(
+                    f"{structure_id} has no readable structure: {item.get('error')}",
+                    reason="unreadable",
+                )
+            records = make_records(Structure.from_dict(item["structure"]), structure_id)
+        except Exception as error:  # any unusable structure becomes a failed document
+            failure = FeatureDocument.from_error(
+                error_as_dict(error),
+                structure_id=structure_id,
+                element=None,
+                last_updated=last_updated,
+                builder_meta=meta,
+            )
+            return [failure.model_dump()]
+        documents = []
+        for record in records:
+            try:
+                document = FeatureDocument.from_record(
+                    record,
+                    featurize_record(record, self.exponent),
+                    sweep_exponents=self.sweep_exponents,
+                    last_updated=last_updated,
+                    builder_meta=meta,
+                )
+            except Exception as error:  # one bad record must not lose the others
+                document = FeatureDocument.from_error(
+                    error_as_dict(error),
+                    structure_id=structure_id,
+                    element=record.element,
+                    last_updated=last_updated,
+                    builder_meta=meta,
+                )
+            documents.append(document.model_dump())
+        return documents
+
+    def update_targets(self, items: list[list[dict[str, Any]]]) -> None:
+        """Replace the documents of each rebuilt structure."""
+        documents = [document for documents in items for document in documents]
+        if not documents:
+            return
+        structure_ids = sorted({document["structure_id"] for document in documents})
+        self.features.remove_docs({"structure_id": {"$in": structure_ids}})
+        self.features.update(documents, key="record_key")
+        self.documents_written += len(documents)

@@ -1,0 +1,64 @@
+"""Incremental bookkeeping shared by the builders: which keys have newer source data.
+
+maggma's ``Store.newer_in`` compares one key per document; our builders map many source
+documents to one target (tasks → xes per record) or one to many (structure → features per
+record), so they compare the newest ``last_updated`` per group instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from maggma.core import Store
+
+from vtc_fw.errors import VtcError
+
+
+def as_utc(moment: datetime | str) -> datetime:
+    """A timezone-aware UTC datetime (MongoDB returns naive UTC; maggma may return strings)."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def newest_by(
+    store: Store, field: str, criteria: dict[str, Any] | None = None
+) -> dict[str, datetime]:
+    """The newest ``last_updated`` of the documents of ``store`` per value of ``field``."""
+    lu_field = store.last_updated_field
+    newest: dict[str, datetime] = {}
+    for doc in store.query(criteria=criteria or {}, properties=[field, lu_field]):
+        if doc.get(field) is None or doc.get(lu_field) is None:
+            continue
+        moment = as_utc(doc[lu_field])
+        if doc[field] not in newest or moment > newest[doc[field]]:
+            newest[doc[field]] = moment
+    return newest
+
+
+def stale_keys(source: dict[str, datetime], target: dict[str, datetime]) -> list[str]:
+    """Keys whose source data is newer than the target's, or that the target lacks (sorted)."""
+    return sorted(
+        key for key, moment in source.items() if key not in target or moment > target[key]
+    )
+
+
+def chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive slices of ``values`` with at most ``size`` elements."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def error_as_dict(error: Exception) -> dict[str, str]:
+    """An exception as stored in a failed document: type, machine reason, message."""
+    if isinstance(error, VtcError):
+        return error.as_dict()
+    return {"type": type(error).__name__, "reason": "unexpected", "message": str(error)}
+
+
+def newest(moments: Iterable[datetime]) -> datetime | None:
+    """The latest of ``moments`` (UTC), None when empty."""
+    moments = [as_utc(m) for m in moments]
+    return max(moments) if moments else None

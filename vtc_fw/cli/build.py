@@ -1,0 +1,164 @@
+"""``vtc-fw build``, ``screen``, ``report`` and ``suggest``: the database side of the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vtc_fw.builders import nightly_builders, run_builders
+from vtc_fw.cli import main
+from vtc_fw.db.config import DbConfig
+from vtc_fw.plots import write_report
+from vtc_fw.screening import least_certain, screen
+
+DB_FILE_HELP = "db.json or my_launchpad.yaml (default: $VTC_FW_DB_FILE, ./db.json, embedded)."
+
+
+def _config(db_file: Path | None) -> DbConfig:
+    return DbConfig.load(db_file)
+
+
+def _connected(config: DbConfig, *names: str) -> list[Any]:
+    stores = [
+        config.gridfs_store(name) if name == "model_blobs" else config.store(name) for name in names
+    ]
+    for store in stores:
+        store.connect()
+    return stores
+
+
+@main.command("build")
+@click.option("--db-file", type=click.Path(dir_okay=False, path_type=Path), help=DB_FILE_HELP)
+@click.option("--preset", default="paper", show_default=True, help="FEFF preset of the targets.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the training protocol.")
+@click.option("--n-iter", default=100, show_default=True, help="Draws of the randomized search.")
+@click.option("--n-jobs", default=1, show_default=True, help="Parallel jobs for training.")
+@click.option("--json", "as_json", is_flag=True, help="Print {builder: documents written}.")
+def build_command(
+    db_file: Path | None, preset: str, seed: int, n_iter: int, n_jobs: int, as_json: bool
+) -> None:
+    """Run the nightly builders: tasks → xes, structures → features, → models → predictions."""
+    builders = nightly_builders(
+        _config(db_file), preset=preset, seed=seed, n_iter=n_iter, n_jobs=n_jobs
+    )
+    written = run_builders(builders)
+    if as_json:
+        click.echo(json.dumps(written))
+        return
+    for name, count in written.items():
+        click.echo(f"{name:<20}{count:>8} documents written")
+
+
+@main.command("screen")
+@click.option("--min-sams", type=float, required=True, help="Lowest SAMS (dimensionless).")
+@click.option("--element", "-e", default=None, help="Only this absorbing element.")
+@click.option("--limit", default=20, show_default=True, help="At most this many candidates.")
+@click.option("--include-out-of-domain", is_flag=True, help="Also untrustworthy predictions.")
+@click.option("--db-file", type=click.Path(dir_okay=False, path_type=Path), help=DB_FILE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the candidates as JSON.")
+def screen_command(
+    min_sams: float,
+    element: str | None,
+    limit: int,
+    include_out_of_domain: bool,
+    db_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Records whose SAMS (FEFF, else the newest model's prediction) is at least MIN_SAMS."""
+    predictions, xes, models = _connected(_config(db_file), "predictions", "xes", "models")
+    candidates = screen(
+        predictions,
+        xes,
+        models,
+        min_sams=min_sams,
+        element=element,
+        limit=limit,
+        in_domain_only=not include_out_of_domain,
+    )
+    if as_json:
+        click.echo(json.dumps(candidates, indent=2))
+        return
+    click.echo(f"{len(candidates)} candidates with SAMS >= {min_sams}")
+    for c in candidates:
+        spread = f" ± {c['sams_std']:.3f}" if c.get("sams_std") is not None else ""
+        click.echo(
+            f"{c['record_key']:<40}{c.get('formula') or '':<14}"
+            f"SAMS {c['sams']:.4f}{spread}  ({c['source']})"
+        )
+
+
+@main.command("report")
+@click.option(
+    "--out", "out_dir", default=Path("report"), show_default=True, type=click.Path(path_type=Path)
+)
+@click.option("--model-id", default=None, help="A model (default: the newest successful one).")
+@click.option("--db-file", type=click.Path(dir_okay=False, path_type=Path), help=DB_FILE_HELP)
+def report_command(out_dir: Path, model_id: str | None, db_file: Path | None) -> None:
+    """Write the model's figures (PNG) and metrics table (markdown) to OUT."""
+    models, xes, features = _connected(_config(db_file), "models", "xes", "features")
+    criteria = {"state": "successful", **({"model_id": model_id} if model_id else {})}
+    model = next(iter(models.query(criteria, sort={"last_updated": -1}, limit=1)), None)
+    if model is None:
+        raise click.ClickException("no trained model in the database (run `vtc-fw build`)")
+    xes_rows = list(xes.query({"state": "successful"}, properties=["element", "sams"]))
+    feature_rows = list(
+        features.query({"state": "successful"}, properties=["element", "QAMS", "record_key"])
+    )
+    labelled = {row.get("record_key") for row in xes.query({}, properties=["record_key"])}
+    feature_rows = [row for row in feature_rows if row["record_key"] in labelled] or feature_rows
+    for path in write_report(model, xes_rows, feature_rows, out_dir):
+        click.echo(str(path))
+
+
+@main.command("suggest")
+@click.option("--n", "count", type=int, required=True, help="Records to pick.")
+@click.option("--element", "-e", default=None, help="Only this absorbing element.")
+@click.option("--submit", is_flag=True, help="Add their XES workflows to the LaunchPad.")
+@click.option("--preset", default="paper", show_default=True, help="FEFF preset when submitting.")
+@click.option("--db-file", type=click.Path(dir_okay=False, path_type=Path), help=DB_FILE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the picks as JSON.")
+def suggest_command(
+    count: int,
+    element: str | None,
+    submit: bool,
+    preset: str,
+    db_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Pick the unlabelled records the model is least certain about (largest tree spread)."""
+    config = _config(db_file)
+    predictions, xes, models = _connected(config, "predictions", "xes", "models")
+    picks = least_certain(predictions, xes, models, n=count, element=element)
+    if submit:
+        for pick, fw_id in zip(picks, _submit(config, picks, preset), strict=True):
+            pick["submitted_fw_id"] = fw_id
+    if as_json:
+        click.echo(json.dumps(picks, indent=2))
+        return
+    for pick in picks:
+        submitted = f"  submitted fw {pick['submitted_fw_id']}" if submit else ""
+        click.echo(
+            f"{pick['record_key']:<40}SAMS {pick['sams']:.4f} ± {pick['sams_std']:.4f}{submitted}"
+        )
+
+
+def _submit(config: DbConfig, picks: list[dict[str, Any]], preset: str) -> list[int]:
+    """Add one XES workflow per pick; returns the new Firework ids."""
+    from vtc_fw.workflows import xes_workflow  # FireWorks machinery only when submitting
+
+    (structures,) = _connected(config, "structures")
+    launchpad = config.launchpad()
+    fw_ids = []
+    for pick in picks:
+        document = structures.query_one({"structure_id": pick["structure_id"]})
+        if document is None:
+            raise click.ClickException(f"structure {pick['structure_id']} is not in the database")
+        workflow = xes_workflow(
+            document["structure"], pick["structure_id"], pick["element"], preset
+        )
+        mapping = launchpad.add_wf(workflow)
+        fw_ids.append(min(mapping.values()))
+    return fw_ids

@@ -1,0 +1,137 @@
+"""The ``features`` collection: one document per record, the paper's model inputs.
+
+Built by :class:`vtc_fw.builders.features.FeatureBuilder` from the ``structures`` collection.
+The flat feature fields hold the values at one exponent (``exponent``); ``sweep`` holds the
+exponent-dependent sums at every exponent of the paper's range so that training can choose
+the exponent without featurizing again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from vtc_fw.documents.xes import BuilderMeta, utc_now
+from vtc_fw.features import FEATURE_COLUMNS, FeatureRow, moment_anisotropies
+from vtc_fw.records import Record
+
+
+class FeatureDocument(BaseModel):
+    """Features of one (structure, element) record, or the reason they could not be made."""
+
+    record_key: str = Field(
+        description='Record key "{structure_id}:{element}"; the structure_id '
+        "alone for a structure that gave no record."
+    )
+    structure_id: str = Field(description="Id of the structure in the structures collection.")
+    element: str | None = Field(default=None, description="Absorbing 3d element X.")
+    state: str = Field(default="successful", description='"successful" or "failed".')
+    error: dict[str, str] | None = Field(
+        default=None, description="type, reason and message of the failure (state failed)."
+    )
+    exponent: int | None = Field(
+        default=None, description="Feature exponent n (weights r^-n) of QAMS, DAMS, IAMS below."
+    )
+    QAMS: float | None = Field(
+        default=None, description="Quadrupole anisotropy sum (null: no charges)."
+    )
+    DAMS: float | None = Field(
+        default=None, description="Dipole anisotropy sum (null: no charges)."
+    )
+    IAMS: float | None = Field(default=None, description="Inertia (geometric) anisotropy sum.")
+    density: float | None = Field(default=None, description="Mass density, g/cm³.")
+    spacegroup_norm: float | None = Field(default=None, description="Space-group number / 230.")
+    n_d: float | None = Field(
+        default=None, description="d-electron count Z − q − 18, site average."
+    )
+    en_mean: float | None = Field(
+        default=None, description="Mean Pauling electronegativity of the cluster."
+    )
+    en_std: float | None = Field(
+        default=None, description="Std of Pauling electronegativity of the cluster."
+    )
+    sweep: dict[str, dict[str, float | None]] = Field(
+        default_factory=dict,
+        description='QAMS, DAMS, IAMS at each feature exponent n, keyed by str(n): {"5": {...}}.',
+    )
+    in_domain: bool = Field(default=False, description="Inside the paper's training domain.")
+    domain_notes: list[str] = Field(default_factory=list, description="Why out of domain.")
+    formula: str | None = Field(default=None, description="Reduced formula.")
+    spacegroup: int | None = Field(default=None, description="International space-group number.")
+    oxidation_method: str | None = Field(
+        default=None, description='"bvanalyzer", "oxi_state_guesses" or null (not assigned).'
+    )
+    basis_source: str | None = Field(default=None, description='"quadrupole" or "inertia".')
+    last_updated: datetime = Field(
+        default_factory=utc_now, description="last_updated of the source structure document."
+    )
+    builder_meta: BuilderMeta = Field(description="Provenance of this document.")
+
+    @classmethod
+    def from_record(
+        cls,
+        record: Record,
+        row: FeatureRow,
+        *,
+        sweep_exponents: tuple[int, ...],
+        last_updated: datetime,
+        builder_meta: BuilderMeta,
+    ) -> FeatureDocument:
+        """The document of a featurized record, with the exponent sweep of its moment sums."""
+        clusters = [record.site_clusters[i] for i in record.absorber_indices]
+        sweep = {str(n): moment_anisotropies(clusters, record.basis, n) for n in sweep_exponents}
+        values = {name: getattr(row, name) for name in FEATURE_COLUMNS}
+        return cls(
+            record_key=row.record_key,
+            structure_id=row.structure_id,
+            element=row.element,
+            exponent=row.exponent,
+            sweep=sweep,
+            in_domain=row.in_domain,
+            domain_notes=row.domain_notes,
+            formula=row.formula,
+            spacegroup=row.spacegroup,
+            oxidation_method=row.oxidation_method,
+            basis_source=row.basis_source,
+            last_updated=last_updated,
+            builder_meta=builder_meta,
+            **values,
+        )
+
+    @classmethod
+    def from_error(
+        cls,
+        error: dict[str, str],
+        *,
+        structure_id: str,
+        element: str | None,
+        last_updated: datetime,
+        builder_meta: BuilderMeta,
+    ) -> FeatureDocument:
+        """A failure document: a structure (element None) or a record that was not featurized."""
+        return cls(
+            record_key=f"{structure_id}:{element}" if element else structure_id,
+            structure_id=structure_id,
+            element=element,
+            state="failed",
+            error=error,
+            domain_notes=[error.get("message", "")],
+            last_updated=last_updated,
+            builder_meta=builder_meta,
+        )
+
+    def training_row(self) -> dict[str, Any]:
+        """The row this record contributes to :func:`vtc_fw.ml.train_paper_protocol`
+        (without the target): key, element, in_domain, features and ``QAMS@n`` columns."""
+        row: dict[str, Any] = {
+            "key": self.record_key,
+            "element": self.element,
+            "in_domain": self.in_domain,
+            "exponent": self.exponent,
+        }
+        row.update({name: getattr(self, name) for name in FEATURE_COLUMNS})
+        for exponent, sums in self.sweep.items():
+            row.update({f"{name}@{exponent}": value for name, value in sums.items()})
+        return row

@@ -1,0 +1,44 @@
+"""The ``predictions`` collection: one document per (record, model).
+
+Every model writes its own predictions (key ``"{record_key}:{model_id}"``), so the
+predictions of older models stay queryable next to the newest ones.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from vtc_fw.documents.xes import BuilderMeta, utc_now
+
+
+def prediction_key(record_key: str, model_id: str) -> str:
+    """Key of the prediction of one record by one model."""
+    return f"{record_key}:{model_id}"
+
+
+class PredictionDocument(BaseModel):
+    """Predicted SAMS of one record by one model, with its tree spread and domain flag."""
+
+    prediction_key: str = Field(description='"{record_key}:{model_id}".')
+    record_key: str = Field(description='Record key "{structure_id}:{element}".')
+    structure_id: str = Field(description="Id of the structure in the structures collection.")
+    element: str | None = Field(description="Absorbing 3d element X.")
+    formula: str | None = Field(default=None, description="Reduced formula of the structure.")
+    model_id: str = Field(description="model_id of the model (models collection) that predicted.")
+    model_trained: datetime = Field(description="When that model was trained (newest wins).")
+    exponent: int | None = Field(description="Feature exponent the model's inputs used.")
+    state: str = Field(description='"successful" or "failed" (features missing).')
+    error: str | None = Field(default=None, description="Why no prediction was made.")
+    sams: float | None = Field(default=None, description="Predicted SAMS (mean over trees).")
+    sams_std: float | None = Field(
+        default=None, description="Standard deviation of the trees' SAMS: the model's uncertainty."
+    )
+    in_domain: bool = Field(
+        description="Inside the paper's training domain; false predictions are not to be trusted."
+    )
+    last_updated: datetime = Field(
+        default_factory=utc_now, description="last_updated of the features document used."
+    )
+    builder_meta: BuilderMeta = Field(description="Provenance of this document.")

@@ -1,0 +1,152 @@
+"""The ``xes`` collection: one document per record, the crystal's polarized VtC-XES and SAMS.
+
+Built by :class:`vtc_fw.builders.xes.XesBuilder` from the ``tasks`` of one FEFF preset.
+Also home of :class:`BuilderMeta`, the provenance block every built document carries.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from vtc_fw import __version__
+from vtc_fw.anisotropy import sam_matrix
+
+TRACKED_PACKAGES: tuple[str, ...] = (
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pymatgen",
+    "maggma",
+    "feff10-rs",
+)
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in TRACKED_PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (builders' ``last_updated`` and build dates)."""
+    return datetime.now(UTC)
+
+
+class BuilderMeta(BaseModel):
+    """Provenance of a built document: who built it, when, with which code and settings."""
+
+    builder: str = Field(description="Name of the builder class that wrote the document.")
+    vtc_fw_version: str = Field(default=__version__, description="vtc-fw version.")
+    versions: dict[str, str] = Field(
+        default_factory=_package_versions,
+        description="Versions of Python and of the packages the result depends on.",
+    )
+    build_date: datetime = Field(default_factory=utc_now, description="When it was built (UTC).")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Builder settings that shaped the document."
+    )
+
+
+class XesDocument(BaseModel):
+    """Polarized VtC-XES of one record's crystal along its basis axes, with SAM and SAMS."""
+
+    record_key: str = Field(description='Record key "{structure_id}:{element}".')
+    structure_id: str = Field(description="Id of the structure in the structures collection.")
+    element: str = Field(description="Absorbing 3d element X.")
+    preset: str = Field(description='FEFF preset the spectra were computed with, e.g. "paper".')
+    task_keys: list[str] = Field(description="task_key of every task document considered.")
+    state: str = Field(default="successful", description='"successful" or "failed".')
+    error: str | None = Field(default=None, description="Why no spectra (state failed).")
+    task_key: str | None = Field(default=None, description="task whose spectra are stored.")
+    formula: str | None = Field(default=None, description="Reduced formula of the structure.")
+    energies: list[float] | None = Field(
+        default=None, description="Emission energy grid (eV), FEFF's grid."
+    )
+    mu: list[list[float]] | None = Field(
+        default=None,
+        description="Crystal spectra (3×E) polarized along basis axes 1, 2, 3 (FEFF units).",
+    )
+    sam: list[list[float]] | None = Field(
+        default=None, description="Spectral anisotropy matrix (3×3, dimensionless)."
+    )
+    sams: float | None = Field(
+        default=None, description="SAMS = SAM_12 + SAM_13 + SAM_23 (dimensionless)."
+    )
+    task_sams: float | None = Field(
+        default=None, description="SAMS as written by the task (a consistency check)."
+    )
+    last_updated: datetime = Field(
+        default_factory=utc_now, description="Newest last_updated of the tasks used."
+    )
+    builder_meta: BuilderMeta = Field(description="Provenance of this document.")
+
+    @classmethod
+    def from_tasks(
+        cls, tasks: Sequence[Mapping[str, Any]], *, builder_meta: BuilderMeta
+    ) -> XesDocument:
+        """The document of one record from its task documents (one preset).
+
+        The newest successful task supplies the spectra; SAM and SAMS are recomputed from
+        them with :func:`vtc_fw.anisotropy.sam_matrix`. Without a successful task the
+        document is a failure that quotes the tasks' errors.
+        """
+        successful = [t for t in tasks if t.get("state") == "successful"]
+        if not successful:
+            return cls.from_failed_tasks(tasks, builder_meta=builder_meta)
+        task = max(successful, key=lambda t: t["last_updated"])
+        energies = np.asarray(task["energies"], dtype=float)
+        mu = np.asarray(task["mu"], dtype=float)
+        sam = sam_matrix(energies, mu)
+        return cls(
+            record_key=task["record_key"],
+            structure_id=task["structure_id"],
+            element=task["element"],
+            preset=task["preset"],
+            task_keys=sorted(t["task_key"] for t in tasks),
+            task_key=task["task_key"],
+            formula=task.get("formula"),
+            energies=energies.tolist(),
+            mu=mu.tolist(),
+            sam=sam.tolist(),
+            sams=float(np.triu(sam, k=1).sum()),
+            task_sams=task.get("sams"),
+            last_updated=max(t["last_updated"] for t in tasks),
+            builder_meta=builder_meta,
+        )
+
+    @classmethod
+    def from_failed_tasks(
+        cls, tasks: Sequence[Mapping[str, Any]], *, builder_meta: BuilderMeta
+    ) -> XesDocument:
+        """A failure document for a record none of whose tasks succeeded."""
+        task = tasks[0]
+        errors = "; ".join(_error_text(t.get("error")) for t in tasks)
+        return cls(
+            record_key=task["record_key"],
+            structure_id=task["structure_id"],
+            element=task["element"],
+            preset=task["preset"],
+            task_keys=sorted(t["task_key"] for t in tasks),
+            state="failed",
+            error=f"no successful task among {len(tasks)}: {errors}",
+            formula=task.get("formula"),
+            last_updated=max(t["last_updated"] for t in tasks),
+            builder_meta=builder_meta,
+        )
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, Mapping):
+        return f"{error.get('reason', 'error')}: {error.get('message', '')}"
+    return str(error)

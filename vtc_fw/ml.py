@@ -1,0 +1,543 @@
+"""The paper's random-forest protocol, pure (no database).
+
+One call, :func:`train_paper_protocol`, reproduces science.md "Model": an 80/20 split
+stratified by absorber element; the feature-exponent sweep on the training rows (when the
+table carries per-exponent anisotropy sums); ``RandomizedSearchCV`` over the paper's space
+(100 draws, 5-fold, R²); a refit on all training rows; train/test R² and MAE; permutation
+importances (negative MSE, repeated) divided by that of an added uniform-noise feature;
+per-element test R²; and a balanced variant with equal counts per element.
+
+The input table has one row per record with the columns ``key``, ``element``, ``sams``
+(the target), the :data:`~vtc_fw.features.FEATURE_COLUMNS`, optionally ``in_domain``, and
+optionally sweep columns ``QAMS@n``, ``IAMS@n``, ``DAMS@n`` for each exponent ``n``.
+Rows with a null feature or target, or outside the training domain, are excluded and
+counted, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import mean_absolute_error, r2_score
+from sklearn.model_selection import KFold, RandomizedSearchCV, train_test_split
+
+from vtc_fw.features import FEATURE_COLUMNS, best_exponent
+
+SWEPT_FEATURES: tuple[str, ...] = ("QAMS", "IAMS", "DAMS")
+"""Features whose value depends on the feature exponent n (weights r^-n)."""
+
+NOISE_FEATURE = "noise"
+"""Name of the uniform-noise column added for the noise-normalized importances."""
+
+TEST_FRACTION = 0.2
+PERMUTATION_REPEATS = 10
+
+_SWEEP_COLUMN = re.compile(r"^(QAMS|IAMS|DAMS)@(\d+)$")
+
+
+def paper_search_space() -> dict[str, Any]:
+    """The paper's hyperparameter space (Table 1), as scipy distributions.
+
+    ``randint(a, b)`` draws integers a ≤ k < b (scipy's convention) and ``uniform(0.6, 0.2)``
+    draws from U(0.6, 0.8).
+    """
+    return {
+        "bootstrap": [True],
+        "criterion": ["squared_error"],
+        "max_depth": [6, 8, 10, 12],
+        "max_features": ["sqrt", "log2", 0.3],
+        "max_samples": stats.uniform(0.6, 0.2),
+        "min_samples_leaf": stats.randint(5, 25),
+        "min_samples_split": stats.randint(10, 50),
+        "n_estimators": stats.randint(300, 700),
+    }
+
+
+PAPER_BEST_PARAMS: dict[str, Any] = {
+    "bootstrap": True,
+    "criterion": "squared_error",
+    "max_depth": 12,
+    "max_features": 0.3,
+    "max_samples": 0.6676,
+    "min_samples_leaf": 6,
+    "min_samples_split": 11,
+    "n_estimators": 587,
+}
+"""The paper's best configuration (Table 2), for reference and for quick fits."""
+
+
+@dataclass
+class ExponentSweep:
+    """Correlation of the exponent-dependent features with SAMS on the training rows.
+
+    Attributes:
+        curve: ``{n: {"QAMS_r": r, "IAMS_r": r, "DAMS_r": r, "n_records": count}}``, the
+            format of :func:`vtc_fw.features.exponent_sweep` (r None where undefined).
+        chosen_exponent: The n with the highest mean r of QAMS and IAMS
+            (:func:`vtc_fw.features.best_exponent`).
+    """
+
+    curve: dict[int, dict[str, float | int | None]]
+    chosen_exponent: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (exponents as string keys)."""
+        return {
+            "curve": {str(n): values for n, values in self.curve.items()},
+            "chosen_exponent": self.chosen_exponent,
+        }
+
+
+@dataclass
+class ElementScore:
+    """Test-set scores restricted to one absorber element."""
+
+    element: str
+    n_test: int
+    r2: float | None
+    mae: float
+
+
+@dataclass
+class BalancedResult:
+    """The balanced variant: equal numbers of records per element, best hyperparameters.
+
+    Attributes:
+        n_per_element: Records drawn per element (the smallest element count).
+        elements: Elements included.
+        r2_train, r2_test, mae_train, mae_test: Scores of the refit on the balanced split.
+        per_element: Test scores per element.
+    """
+
+    n_per_element: int
+    elements: list[str]
+    r2_train: float
+    r2_test: float
+    mae_train: float
+    mae_test: float
+    per_element: list[ElementScore]
+
+
+@dataclass
+class ProtocolResult:
+    """Everything the paper's protocol produces.
+
+    Attributes:
+        estimator: The refit random forest (inputs: ``feature_columns``, in that order).
+        feature_columns: Column order the estimator expects.
+        exponent: Feature exponent of the exponent-dependent features used for training.
+        sweep: The exponent sweep, or None when the table had no sweep columns.
+        best_params: Hyperparameters chosen by the randomized search.
+        cv_best_r2: Mean 5-fold CV R² of the chosen configuration.
+        cv_results: Per draw: parameters, mean and std of the CV R².
+        r2_train, r2_test, mae_train, mae_test: Scores of the refit (SAMS units for MAE).
+        importances: Noise-normalized permutation importances per feature (noise = 1).
+        raw_importances: Mean and std of the permutation importance (MSE increase) per
+            feature, noise included.
+        per_element: Test-set scores per element.
+        balanced: The balanced variant, or None when fewer than two elements qualify.
+        train_keys, test_keys: Record keys of the split.
+        test_elements, test_true, test_predicted: Element, target and prediction of the
+            test rows (test_keys order).
+        n_rows: Rows received; excluded: rows left out, by reason.
+        seed, n_iter, cv: The protocol's settings.
+    """
+
+    estimator: RandomForestRegressor
+    feature_columns: list[str]
+    exponent: int | None
+    sweep: ExponentSweep | None
+    best_params: dict[str, Any]
+    cv_best_r2: float
+    cv_results: list[dict[str, Any]]
+    r2_train: float
+    r2_test: float
+    mae_train: float
+    mae_test: float
+    importances: dict[str, float]
+    raw_importances: dict[str, dict[str, float]]
+    per_element: list[ElementScore]
+    balanced: BalancedResult | None
+    train_keys: list[str]
+    test_keys: list[str]
+    test_elements: list[str]
+    test_true: list[float]
+    test_predicted: list[float]
+    n_rows: int
+    excluded: dict[str, int] = field(default_factory=dict)
+    seed: int = 0
+    n_iter: int = 100
+    cv: int = 5
+
+
+def as_table(table: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """A copy of ``table`` as a DataFrame with None turned into NaN in numeric columns."""
+    frame = pd.DataFrame(table).copy()
+    for column in frame.columns:
+        if column in FEATURE_COLUMNS or column == "sams" or _SWEEP_COLUMN.match(column):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame
+
+
+def select_trainable(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Rows usable for training and the count of each excluded kind.
+
+    Exclusion reasons: ``missing_target`` (no SAMS), ``out_of_domain`` (``in_domain`` false),
+    ``null_features`` (any feature column null). Each row is counted under its first reason.
+    """
+    missing_target = frame["sams"].isna()
+    if "in_domain" in frame:
+        out_of_domain = ~frame["in_domain"].fillna(False).astype(bool)
+    else:
+        out_of_domain = pd.Series(False, index=frame.index)
+    null_features = frame[list(FEATURE_COLUMNS)].isna().any(axis=1)
+    excluded = {
+        "missing_target": int(missing_target.sum()),
+        "out_of_domain": int((out_of_domain & ~missing_target).sum()),
+        "null_features": int((null_features & ~out_of_domain & ~missing_target).sum()),
+    }
+    keep = ~(missing_target | out_of_domain | null_features)
+    return frame.loc[keep].reset_index(drop=True), excluded
+
+
+def stratified_split(
+    frame: pd.DataFrame, *, seed: int, test_fraction: float = TEST_FRACTION
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """80/20 split stratified by ``element``.
+
+    Elements with fewer than two rows cannot be stratified; they go to the training side.
+    """
+    counts = frame["element"].value_counts()
+    rare = frame["element"].isin(counts[counts < 2].index)
+    stratifiable = frame.loc[~rare]
+    train, test = train_test_split(
+        stratifiable,
+        test_size=test_fraction,
+        stratify=stratifiable["element"],
+        random_state=seed,
+    )
+    train = pd.concat([train, frame.loc[rare]])
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def sweep_exponents(train: pd.DataFrame) -> ExponentSweep | None:
+    """Pearson r of QAMS/IAMS/DAMS with SAMS at each exponent, on training rows only.
+
+    Returns:
+        The sweep, choosing the n with the highest mean r of QAMS and IAMS; None when the
+        table has no ``QAMS@n``/``IAMS@n`` columns.
+    """
+    exponents = sorted({int(m.group(2)) for c in train.columns if (m := _SWEEP_COLUMN.match(c))})
+    if not exponents:
+        return None
+    curve: dict[int, dict[str, float | int | None]] = {}
+    for n in exponents:
+        curve[n] = {
+            f"{name}_r": _pearson(train.get(f"{name}@{n}"), train["sams"])
+            for name in SWEPT_FEATURES
+        }
+        curve[n]["n_records"] = len(train)
+    return ExponentSweep(curve=curve, chosen_exponent=best_exponent(curve))
+
+
+def _pearson(values: pd.Series | None, target: pd.Series) -> float | None:
+    if values is None:
+        return None
+    both = pd.concat([values, target], axis=1).dropna()
+    if len(both) < 3 or both.iloc[:, 0].std() == 0 or both.iloc[:, 1].std() == 0:
+        return None
+    return float(np.corrcoef(both.iloc[:, 0], both.iloc[:, 1])[0, 1])
+
+
+def at_exponent(frame: pd.DataFrame, exponent: int) -> pd.DataFrame:
+    """``frame`` with QAMS/IAMS/DAMS replaced by their values at ``exponent``."""
+    frame = frame.copy()
+    for name in SWEPT_FEATURES:
+        column = f"{name}@{exponent}"
+        if column in frame:
+            frame[name] = frame[column]
+    frame["exponent"] = exponent
+    return frame
+
+
+def train_paper_protocol(
+    table: pd.DataFrame | Sequence[Mapping[str, Any]],
+    *,
+    seed: int,
+    n_iter: int = 100,
+    cv: int = 5,
+    n_jobs: int | None = None,
+    search_space: Mapping[str, Any] | None = None,
+    permutation_repeats: int = PERMUTATION_REPEATS,
+    balanced: bool = True,
+) -> ProtocolResult:
+    """Train the paper's random forest on a feature table with a SAMS target.
+
+    Args:
+        table: One row per record (see the module docstring for the columns).
+        seed: Seeds the split, the CV folds, the search draws, the forests, the noise
+            feature and the permutations: equal seeds and tables give equal results.
+        n_iter: Hyperparameter draws of the randomized search (paper: 100).
+        cv: Cross-validation folds (paper: 5).
+        n_jobs: Processes for the search, forests and permutations (None: 1).
+        search_space: Override of :func:`paper_search_space` (tests use a cheap one).
+        permutation_repeats: Permutations per feature for the importances.
+        balanced: Also run the balanced-per-element variant.
+
+    Returns:
+        The fitted estimator and every figure of the protocol.
+
+    Raises:
+        ValueError: If fewer than ``2 * cv`` rows remain after exclusions.
+    """
+    frame = as_table(table)
+    usable, excluded = select_trainable(_with_swept_defaults(frame))
+    if len(usable) < 2 * cv:
+        raise ValueError(
+            f"{len(usable)} usable rows, need at least {2 * cv} (excluded: {excluded})"
+        )
+    train, test = stratified_split(usable, seed=seed)
+    sweep = sweep_exponents(train)
+    if sweep is not None:
+        train, test = (
+            at_exponent(train, sweep.chosen_exponent),
+            at_exponent(test, sweep.chosen_exponent),
+        )
+    columns = list(FEATURE_COLUMNS)
+    search = _search(train[columns], train["sams"], seed, n_iter, cv, n_jobs, search_space)
+    estimator = search.best_estimator_
+    train_pred = estimator.predict(train[columns].to_numpy())
+    test_pred = estimator.predict(test[columns].to_numpy())
+    raw = noise_permutation_importances(
+        search.best_params_, train, test, seed=seed, repeats=permutation_repeats, n_jobs=n_jobs
+    )
+    return ProtocolResult(
+        estimator=estimator,
+        feature_columns=columns,
+        exponent=_exponent_of(train, sweep),
+        sweep=sweep,
+        best_params=_plain(search.best_params_),
+        cv_best_r2=float(search.best_score_),
+        cv_results=_cv_table(search.cv_results_),
+        r2_train=float(r2_score(train["sams"], train_pred)),
+        r2_test=float(r2_score(test["sams"], test_pred)),
+        mae_train=float(mean_absolute_error(train["sams"], train_pred)),
+        mae_test=float(mean_absolute_error(test["sams"], test_pred)),
+        importances=normalize_by_noise(raw),
+        raw_importances=raw,
+        per_element=per_element_scores(test["element"], test["sams"], test_pred),
+        balanced=(
+            balanced_variant(usable, search.best_params_, seed=seed, n_jobs=n_jobs)
+            if balanced
+            else None
+        ),
+        train_keys=[str(k) for k in train["key"]],
+        test_keys=[str(k) for k in test["key"]],
+        test_elements=[str(e) for e in test["element"]],
+        test_true=[float(v) for v in test["sams"]],
+        test_predicted=[float(v) for v in test_pred],
+        n_rows=len(frame),
+        excluded=excluded,
+        seed=seed,
+        n_iter=n_iter,
+        cv=cv,
+    )
+
+
+def _with_swept_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fill QAMS/IAMS/DAMS from sweep columns when the table has only those."""
+    frame = frame.copy()
+    for name in SWEPT_FEATURES:
+        if name not in frame:
+            sweep_columns = sorted(c for c in frame.columns if c.startswith(f"{name}@"))
+            frame[name] = frame[sweep_columns[0]] if sweep_columns else np.nan
+    for column in FEATURE_COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan
+    return frame
+
+
+def _exponent_of(train: pd.DataFrame, sweep: ExponentSweep | None) -> int | None:
+    if sweep is not None:
+        return sweep.chosen_exponent
+    if "exponent" in train and train["exponent"].notna().any():
+        return int(train["exponent"].dropna().iloc[0])
+    return None
+
+
+def _search(
+    features: pd.DataFrame,
+    target: pd.Series,
+    seed: int,
+    n_iter: int,
+    cv: int,
+    n_jobs: int | None,
+    search_space: Mapping[str, Any] | None,
+) -> RandomizedSearchCV:
+    search = RandomizedSearchCV(
+        RandomForestRegressor(random_state=seed),
+        param_distributions=dict(search_space or paper_search_space()),
+        n_iter=n_iter,
+        cv=KFold(n_splits=cv, shuffle=True, random_state=seed),
+        scoring="r2",
+        refit=True,
+        random_state=seed,
+        n_jobs=n_jobs,
+    )
+    return search.fit(features.to_numpy(), target.to_numpy())
+
+
+def noise_permutation_importances(
+    params: Mapping[str, Any],
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    *,
+    seed: int,
+    repeats: int = PERMUTATION_REPEATS,
+    n_jobs: int | None = None,
+) -> dict[str, dict[str, float]]:
+    """Permutation importances (increase of the test MSE) with a uniform-noise reference.
+
+    A forest with the chosen hyperparameters is fitted on the training features plus a
+    column of U(0, 1) noise; each column of the test set is permuted ``repeats`` times.
+    The production estimator is not this one, so its predictions never depend on noise.
+
+    Returns:
+        ``{feature: {"mean": ..., "std": ...}}`` including :data:`NOISE_FEATURE`.
+    """
+    rng = np.random.default_rng(seed)
+    columns = [*FEATURE_COLUMNS, NOISE_FEATURE]
+    x_train = np.column_stack([train[list(FEATURE_COLUMNS)], rng.uniform(size=len(train))])
+    x_test = np.column_stack([test[list(FEATURE_COLUMNS)], rng.uniform(size=len(test))])
+    forest = RandomForestRegressor(**params, random_state=seed, n_jobs=n_jobs)
+    forest.fit(x_train, train["sams"].to_numpy())
+    result = permutation_importance(
+        forest,
+        x_test,
+        test["sams"].to_numpy(),
+        scoring="neg_mean_squared_error",
+        n_repeats=repeats,
+        random_state=seed,
+        n_jobs=n_jobs,
+    )
+    return {
+        name: {"mean": float(mean), "std": float(std)}
+        for name, mean, std in zip(
+            columns, result.importances_mean, result.importances_std, strict=True
+        )
+    }
+
+
+def normalize_by_noise(raw: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Each feature's mean importance divided by the noise feature's (paper eq. 15).
+
+    When the noise importance is not positive (permuting noise did not hurt), it is
+    replaced by the smallest positive feature importance's 1e-3 so that ratios stay
+    finite and ordered; the raw values are kept alongside for inspection.
+    """
+    noise = raw[NOISE_FEATURE]["mean"]
+    if noise <= 0:
+        positives = [v["mean"] for v in raw.values() if v["mean"] > 0]
+        noise = 1e-3 * min(positives) if positives else 1.0
+    return {name: float(v["mean"] / noise) for name, v in raw.items() if name != NOISE_FEATURE}
+
+
+def per_element_scores(
+    elements: pd.Series | Sequence[str], true: Sequence[float], predicted: Sequence[float]
+) -> list[ElementScore]:
+    """R² and MAE of the predictions restricted to each element (R² None below 2 rows)."""
+    elements = np.asarray(elements)
+    true, predicted = np.asarray(true, dtype=float), np.asarray(predicted, dtype=float)
+    scores = []
+    for element in sorted(set(elements)):
+        mask = elements == element
+        r2 = float(r2_score(true[mask], predicted[mask])) if mask.sum() >= 2 else None
+        mae = float(mean_absolute_error(true[mask], predicted[mask]))
+        scores.append(ElementScore(element=str(element), n_test=int(mask.sum()), r2=r2, mae=mae))
+    return scores
+
+
+def balanced_variant(
+    usable: pd.DataFrame,
+    params: Mapping[str, Any],
+    *,
+    seed: int,
+    n_jobs: int | None = None,
+    min_per_element: int = 10,
+) -> BalancedResult | None:
+    """Refit with the same hyperparameters on an equal number of records per element.
+
+    Every element with at least ``min_per_element`` rows contributes as many rows as the
+    smallest of them (drawn with ``seed``); the 80/20 split is stratified by element.
+    The exponent is that of the main run (columns already at the chosen n).
+
+    Returns:
+        The balanced scores, or None when fewer than two elements qualify.
+    """
+    counts = usable["element"].value_counts()
+    counts = counts[counts >= min_per_element]
+    if len(counts) < 2:
+        return None
+    n_per_element = int(counts.min())
+    sample = pd.concat(
+        usable[usable["element"] == element].sample(n=n_per_element, random_state=seed)
+        for element in sorted(counts.index)
+    )
+    train, test = stratified_split(sample, seed=seed)
+    columns = list(FEATURE_COLUMNS)
+    forest = RandomForestRegressor(**params, random_state=seed, n_jobs=n_jobs)
+    forest.fit(train[columns].to_numpy(), train["sams"].to_numpy())
+    train_pred = forest.predict(train[columns].to_numpy())
+    test_pred = forest.predict(test[columns].to_numpy())
+    return BalancedResult(
+        n_per_element=n_per_element,
+        elements=sorted(str(e) for e in counts.index),
+        r2_train=float(r2_score(train["sams"], train_pred)),
+        r2_test=float(r2_score(test["sams"], test_pred)),
+        mae_train=float(mean_absolute_error(train["sams"], train_pred)),
+        mae_test=float(mean_absolute_error(test["sams"], test_pred)),
+        per_element=per_element_scores(test["element"], test["sams"], test_pred),
+    )
+
+
+def tree_predictions(estimator: RandomForestRegressor, features: np.ndarray) -> np.ndarray:
+    """Predictions of every tree of a fitted forest, shape (n_trees, n_rows).
+
+    Their mean is the forest's prediction; their standard deviation is the spread used as
+    the model's uncertainty in :mod:`vtc_fw.builders.predict` and for active learning.
+    The trees' low-level ``tree_.predict`` is called on one float32 copy of the input
+    (what ``DecisionTreeRegressor.predict`` does after validating it, once per tree).
+    """
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    return np.stack([tree.tree_.predict(features)[:, 0] for tree in estimator.estimators_])
+
+
+def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Hyperparameters as JSON-ready Python scalars."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+
+
+def _cv_table(cv_results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "params": _plain(params),
+            "mean_r2": float(mean),
+            "std_r2": float(std),
+            "rank": int(rank),
+        }
+        for params, mean, std, rank in zip(
+            cv_results["params"],
+            cv_results["mean_test_score"],
+            cv_results["std_test_score"],
+            cv_results["rank_test_score"],
+            strict=True,
+        )
+    ]

@@ -1,0 +1,196 @@
+"""Figures and the metrics table of a trained model (the paper's Figures 6-9 and Table 3).
+
+Every function takes plain documents (a ``models`` document, rows of ``xes``/``features``)
+and writes a PNG; :func:`write_report` writes them all plus ``metrics.md``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from vtc_fw import THREE_D_METALS
+
+
+def plot_predicted_vs_true(model: Mapping[str, Any], path: Path, target: str = "SAMS") -> Path:
+    """Predicted vs true ``target`` on the test split, coloured by element, with the diagonal."""
+    true = np.asarray(model["test_true"])
+    predicted = np.asarray(model["test_predicted"])
+    elements = np.asarray(model["test_elements"])
+    figure, axes = _figure((5, 5))
+    for element in _ordered(set(elements)):
+        mask = elements == element
+        axes.scatter(true[mask], predicted[mask], s=8, alpha=0.6, label=element)
+    limit = float(max(true.max(initial=0), predicted.max(initial=0))) * 1.05 or 1.0
+    axes.plot([0, limit], [0, limit], "k--", lw=1)
+    axes.set(
+        xlim=(0, limit), ylim=(0, limit), xlabel=f"true {target}", ylabel=f"predicted {target}"
+    )
+    axes.set_title(f"test set: R² {model['r2_test']:.3f}, MAE {model['mae_test']:.4f}")
+    axes.legend(fontsize=7, markerscale=2, ncol=2)
+    return _save(figure, path)
+
+
+def plot_importances(model: Mapping[str, Any], path: Path) -> Path:
+    """Noise-normalized permutation importances (1 = as informative as noise)."""
+    importances = model["importances"]
+    names = sorted(importances, key=importances.get)
+    figure, axes = _figure((5, 3.5))
+    axes.barh(names, [importances[name] for name in names])
+    axes.axvline(1.0, color="k", ls="--", lw=1, label="noise")
+    axes.set(xlabel="permutation importance / noise importance")
+    axes.legend()
+    return _save(figure, path)
+
+
+def plot_per_element_r2(model: Mapping[str, Any], path: Path) -> Path:
+    """Test-set R² per element, for the full model and for the balanced variant."""
+    full = {row["element"]: row["r2"] for row in model["per_element"]}
+    balanced_rows = (model.get("balanced") or {}).get("per_element", [])
+    balanced = {row["element"]: row["r2"] for row in balanced_rows}
+    elements = _ordered(set(full) | set(balanced))
+    positions = np.arange(len(elements))
+    figure, axes = _figure((6, 3.5))
+    axes.bar(positions - 0.2, [_nan(full.get(e)) for e in elements], 0.4, label="all data")
+    if balanced:
+        axes.bar(positions + 0.2, [_nan(balanced.get(e)) for e in elements], 0.4, label="balanced")
+    axes.set_xticks(positions, elements)
+    axes.axhline(0, color="k", lw=0.8)
+    axes.set(ylabel="test R²")
+    axes.legend()
+    return _save(figure, path)
+
+
+def plot_distributions(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    path: Path,
+    labels: Mapping[str, str] | None = None,
+) -> Path:
+    """Box plots of ``columns`` (e.g. sams, QAMS) per element over ``rows``, titled with
+    ``labels[column]`` when given."""
+    figure = Figure(figsize=(5 * len(columns), 3.5))
+    all_axes = figure.subplots(1, len(columns), squeeze=False)
+    for axes, column in zip(all_axes[0], columns, strict=True):
+        by_element: dict[str, list[float]] = defaultdict(list)
+        for row in rows:
+            if row.get(column) is not None and row.get("element"):
+                by_element[row["element"]].append(float(row[column]))
+        elements = _ordered(set(by_element))
+        if elements:
+            axes.boxplot([by_element[e] for e in elements], tick_labels=elements, showfliers=False)
+        label = (labels or {}).get(column, column)
+        axes.set(ylabel=label, title=f"{label} per element")
+    return _save(figure, path)
+
+
+def plot_exponent_sweep(model: Mapping[str, Any], path: Path, target: str = "SAMS") -> Path:
+    """Correlation of QAMS/IAMS/DAMS with the target against the feature exponent n."""
+    curve = model["exponent_sweep"]["curve"]
+    exponents = sorted(int(n) for n in curve)
+    figure, axes = _figure((5, 3.5))
+    for name in ("QAMS", "IAMS", "DAMS"):
+        values = [_nan(curve[str(n)].get(f"{name}_r")) for n in exponents]
+        axes.plot(exponents, values, marker="o", label=name)
+    axes.axvline(model["exponent_sweep"]["chosen_exponent"], color="k", ls="--", lw=1)
+    axes.set(xlabel="feature exponent n", ylabel=f"Pearson r with {target} (training rows)")
+    axes.legend()
+    return _save(figure, path)
+
+
+def metrics_table(model: Mapping[str, Any], target: str = "SAMS") -> str:
+    """The paper's Table 3 (R² and MAE, train/test) and the run's settings, in markdown."""
+    lines = [
+        f"# Model {model['model_id'][:12]} (target: {target})",
+        "",
+        "| metric | training | testing |",
+        "|---|---|---|",
+        f"| R² | {model['r2_train']:.4f} | {model['r2_test']:.4f} |",
+        f"| MAE | {model['mae_train']:.4f} | {model['mae_test']:.4f} |",
+        "",
+        f"- CV R² of the chosen configuration ({model['cv']}-fold, {model['n_iter']} draws): "
+        f"{model['cv_best_r2']:.4f}",
+        f"- feature exponent: {model['exponent']}",
+        f"- best parameters: {model['best_params']}",
+        f"- training / test records: {len(model['train_keys'])} / {len(model['test_keys'])}",
+        f"- excluded: {model['excluded']}",
+        "",
+        "| element | test records | R² | MAE |",
+        "|---|---|---|---|",
+    ]
+    for row in model["per_element"]:
+        r2 = "n/a" if row["r2"] is None else f"{row['r2']:.3f}"
+        lines.append(f"| {row['element']} | {row['n_test']} | {r2} | {row['mae']:.4f} |")
+    balanced = model.get("balanced")
+    if balanced:
+        lines += [
+            "",
+            f"Balanced variant ({balanced['n_per_element']} per element): R² train "
+            f"{balanced['r2_train']:.4f}, test {balanced['r2_test']:.4f}; MAE test "
+            f"{balanced['mae_test']:.4f}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    model: Mapping[str, Any],
+    xes_rows: Sequence[Mapping[str, Any]],
+    feature_rows: Sequence[Mapping[str, Any]],
+    directory: Path,
+    target: str = "SAMS",
+) -> list[Path]:
+    """All figures of a model and ``metrics.md`` in ``directory``.
+
+    Args:
+        model: A ``models`` document.
+        xes_rows: ``xes`` documents (element, sams) for the SAMS distribution.
+        feature_rows: ``features`` documents (element, QAMS) for the QAMS distribution.
+        directory: Created if missing.
+        target: Name of the target on axes and in the table (SAMS unless a stand-in).
+
+    Returns:
+        The files written.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    written = [
+        plot_predicted_vs_true(model, directory / "predicted_vs_true.png", target),
+        plot_importances(model, directory / "importances.png"),
+        plot_per_element_r2(model, directory / "per_element_r2.png"),
+        plot_distributions(
+            xes_rows, ["sams"], directory / "sams_distribution.png", {"sams": target}
+        ),
+        plot_distributions(feature_rows, ["QAMS"], directory / "qams_distribution.png"),
+    ]
+    if model.get("exponent_sweep"):
+        written.append(plot_exponent_sweep(model, directory / "exponent_sweep.png", target))
+    table = directory / "metrics.md"
+    table.write_text(metrics_table(model, target))
+    return [*written, table]
+
+
+def _ordered(elements: set[str]) -> list[str]:
+    """3d metals in periodic-table order, anything else after them alphabetically."""
+    order = {element: i for i, element in enumerate(THREE_D_METALS)}
+    return sorted(elements, key=lambda e: (order.get(e, len(order)), e))
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
+    """A figure with one axes, outside pyplot (no global state, no display backend)."""
+    figure = Figure(figsize=size)
+    return figure, figure.subplots()
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    return path

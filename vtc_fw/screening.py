@@ -1,0 +1,128 @@
+"""Screening and active learning: plain Mongo queries on ``predictions`` and ``xes``.
+
+:func:`screening_query` is the query a user would type in a Mongo shell; :func:`screen`
+merges the newest model's predictions with the FEFF values already computed (a FEFF SAMS
+wins over a prediction); :func:`least_certain` picks the unlabelled records whose
+predictions the trees disagree on most, the next ones worth a FEFF calculation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maggma.core import Store
+
+from vtc_fw.builders.train import latest_model
+
+CANDIDATE_FIELDS = (
+    "record_key",
+    "structure_id",
+    "element",
+    "formula",
+    "sams",
+    "sams_std",
+    "in_domain",
+    "model_id",
+)
+
+
+def screening_query(
+    min_sams: float,
+    *,
+    element: str | None = None,
+    model_id: str | None = None,
+    in_domain_only: bool = True,
+) -> dict[str, Any]:
+    """The Mongo filter of predictions with SAMS ≥ ``min_sams``.
+
+    Args:
+        min_sams: Lowest predicted SAMS (dimensionless).
+        element: Only records of this absorbing element.
+        model_id: Only predictions of this model (the newest one in :func:`screen`).
+        in_domain_only: Leave out records outside the training domain.
+    """
+    query: dict[str, Any] = {"state": "successful", "sams": {"$gte": min_sams}}
+    if element is not None:
+        query["element"] = element
+    if model_id is not None:
+        query["model_id"] = model_id
+    if in_domain_only:
+        query["in_domain"] = True
+    return query
+
+
+def screen(
+    predictions: Store,
+    xes: Store,
+    models: Store,
+    *,
+    min_sams: float,
+    element: str | None = None,
+    limit: int = 20,
+    in_domain_only: bool = True,
+) -> list[dict[str, Any]]:
+    """Records with SAMS ≥ ``min_sams``, highest first.
+
+    A record's SAMS is its FEFF value when the ``xes`` collection has one (``source``
+    ``"feff"``), else the newest model's prediction (``source`` ``"model"``, with the
+    tree spread ``sams_std``).
+
+    Returns:
+        Up to ``limit`` candidates: :data:`CANDIDATE_FIELDS` plus ``source``.
+    """
+    model = latest_model(models)
+    candidates: dict[str, dict[str, Any]] = {}
+    if model is not None:
+        query = screening_query(
+            min_sams, element=element, model_id=model["model_id"], in_domain_only=in_domain_only
+        )
+        for doc in predictions.query(query, properties=list(CANDIDATE_FIELDS)):
+            candidates[doc["record_key"]] = {**_pick(doc), "source": "model"}
+    computed_query = {"state": "successful", "sams": {"$gte": min_sams}}
+    if element is not None:
+        computed_query["element"] = element
+    fields = ["record_key", "structure_id", "element", "formula", "sams", "preset"]
+    for doc in xes.query(computed_query, properties=fields):
+        predicted = candidates.get(doc["record_key"], {})
+        candidates[doc["record_key"]] = {
+            **predicted,
+            **_pick(doc),
+            "sams_predicted": predicted.get("sams"),
+            "source": "feff",
+        }
+    ranked = sorted(candidates.values(), key=lambda c: c["sams"], reverse=True)
+    return ranked[:limit]
+
+
+def least_certain(
+    predictions: Store, xes: Store, models: Store, *, n: int, element: str | None = None
+) -> list[dict[str, Any]]:
+    """The ``n`` in-domain records without a FEFF SAMS whose predictions spread most.
+
+    Returns:
+        Prediction rows (:data:`CANDIDATE_FIELDS`), largest ``sams_std`` first; empty when
+        there is no model yet.
+    """
+    model = latest_model(models)
+    if model is None:
+        return []
+    labelled = set(xes.distinct("record_key", {"state": "successful"}))
+    query: dict[str, Any] = {
+        "model_id": model["model_id"],
+        "state": "successful",
+        "in_domain": True,
+    }
+    if element is not None:
+        query["element"] = element
+    chosen = []
+    cursor = predictions.query(query, properties=list(CANDIDATE_FIELDS), sort={"sams_std": -1})
+    for doc in cursor:
+        if doc["record_key"] not in labelled:
+            chosen.append(_pick(doc))
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+def _pick(doc: dict[str, Any]) -> dict[str, Any]:
+    return {field: doc.get(field) for field in CANDIDATE_FIELDS if field in doc}
