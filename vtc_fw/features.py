@@ -16,7 +16,7 @@ from pymatgen.core import Element
 
 from vtc_fw.clusters import Cluster
 from vtc_fw.records import Record
-from vtc_fw.tensors import anisotropy_sum, dipole_tensor, inertia_tensor, quadrupole_tensor
+from vtc_fw.tensors import anisotropy_sums_by_exponent
 
 FEATURE_COLUMNS: tuple[str, ...] = (
     "QAMS",
@@ -29,6 +29,8 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "en_std",
 )
 """Model inputs, in the paper's order."""
+MOMENT_SUMS: tuple[str, ...] = ("QAMS", "DAMS", "IAMS")
+"""The exponent-dependent features."""
 DEFAULT_FEATURE_EXPONENT = 5
 """Feature exponent used until a sweep on labelled data chooses another."""
 SWEEP_EXPONENTS: tuple[int, ...] = tuple(range(1, 15))
@@ -124,27 +126,32 @@ def moment_anisotropies(
 
     A charge-dependent sum is None if any site lacks charges or has vanishing magnitude.
     """
-    sums: dict[str, list[float | None]] = {"QAMS": [], "DAMS": [], "IAMS": []}
-    for cluster in clusters:
-        coords = cluster.coords[cluster.neighbors]
-        tensor, magnitude = inertia_tensor(coords, exponent)
-        sums["IAMS"].append(anisotropy_sum(basis.T @ tensor @ basis, magnitude))
-        if cluster.charges is None:
-            sums["QAMS"].append(None)
-            sums["DAMS"].append(None)
-            continue
-        charges = cluster.charges[cluster.neighbors]
-        for name, moment in (("QAMS", quadrupole_tensor), ("DAMS", dipole_tensor)):
-            tensor, magnitude = moment(coords, charges, exponent)
-            sums[name].append(anisotropy_sum(basis.T @ tensor @ basis, magnitude))
-    return {name: _mean_or_none(values) for name, values in sums.items()}
+    return _site_averaged_sums(clusters, basis, [exponent])[0]
 
 
-def _mean_or_none(values: list[float | None]) -> float | None:
-    """Mean of the values, or None if any is None."""
-    if any(value is None for value in values):
-        return None
-    return float(np.mean(values))
+def _site_averaged_sums(
+    clusters: list[Cluster], basis: np.ndarray, exponents: list[float]
+) -> list[dict[str, float | None]]:
+    """Per exponent, the site averages of QAMS, DAMS and IAMS (None where undefined)."""
+    per_site = [
+        anisotropy_sums_by_exponent(
+            c.coords[c.neighbors],
+            None if c.charges is None else c.charges[c.neighbors],
+            basis,
+            np.asarray(exponents, dtype=float),
+        )
+        for c in clusters
+    ]
+    averages = {name: np.mean([site[name] for site in per_site], axis=0) for name in MOMENT_SUMS}
+    return [
+        {name: _finite_or_none(averages[name][k]) for name in MOMENT_SUMS}
+        for k in range(len(exponents))
+    ]
+
+
+def _finite_or_none(value: float) -> float | None:
+    """A float, or None for NaN (a charge feature that is undefined)."""
+    return None if np.isnan(value) else float(value)
 
 
 def d_electron_count(clusters: list[Cluster], element: str) -> float | None:
@@ -233,5 +240,7 @@ def moments_by_exponent(
     Stored beside the feature row so that the exponent can be re-chosen on labelled data
     without going back to the structures.
     """
+    exponents = list(exponents)
     clusters = [record.site_clusters[i] for i in record.absorber_indices]
-    return {str(n): moment_anisotropies(clusters, record.basis, n) for n in exponents}
+    sums = _site_averaged_sums(clusters, record.basis, exponents)
+    return {str(n): values for n, values in zip(exponents, sums, strict=True)}

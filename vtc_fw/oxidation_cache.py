@@ -10,6 +10,7 @@ and site count as a guard. Regenerate with ``python -m vtc_fw.oxidation_cache``.
 import argparse
 import gzip
 import json
+from functools import lru_cache
 from importlib import resources
 from multiprocessing import get_context
 from pathlib import Path
@@ -53,6 +54,16 @@ def cached_oxidation(row: dict[str, Any] | None, structure: Any) -> OxidationRes
     if row["formula"] != structure.composition.reduced_formula:
         return None
     return OxidationResult.from_dict(row)
+
+
+@lru_cache(maxsize=1)
+def _shipped_cache() -> dict[str, dict[str, Any]]:
+    return load_cache()
+
+
+def shipped_oxidation(structure_id: str, structure: Any) -> OxidationResult | None:
+    """The shipped states of an OQMD-ICSD structure, or None for any other structure."""
+    return cached_oxidation(_shipped_cache().get(structure_id), structure)
 
 
 def build_cache(output: Path, workers: int = 2) -> int:

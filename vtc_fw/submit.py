@@ -22,6 +22,7 @@ from pymongo.collection import Collection
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.task import TASK_COLLECTION, task_key
 from vtc_fw.errors import VtcError
+from vtc_fw.oxidation_cache import shipped_oxidation
 from vtc_fw.sources import StructureEntry
 from vtc_fw.workflows import XesWorkflowMaker
 
@@ -132,6 +133,8 @@ def structure_document(entry: StructureEntry) -> dict[str, Any]:
     structure = entry.structure
     document["formula"] = None if structure is None else structure.composition.reduced_formula
     document["three_d_metals"] = list(entry.three_d_metals)
+    oxidation = None if structure is None else shipped_oxidation(entry.structure_id, structure)
+    document["oxidation"] = None if oxidation is None else oxidation.as_dict()
     document["last_updated"] = datetime.now(UTC)
     return document
 

@@ -8,10 +8,14 @@ says how many documents each wrote.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import signal
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
 
 from maggma.core import Builder
+from tqdm import tqdm
 
 from vtc_fw.builders.features import FeatureBuilder
 from vtc_fw.builders.predict import PredictionBuilder
@@ -72,8 +76,16 @@ def nightly_builders(
     ]
 
 
-def run_builders(builders: Sequence[Builder]) -> dict[str, int]:
+def run_builders(
+    builders: Sequence[Builder], show_progress: bool = False, processes: int = 1
+) -> dict[str, int]:
     """Run builders one after the other (get_items → process_item → update_targets).
+
+    Args:
+        builders: In dependency order.
+        show_progress: Print a progress bar per builder (items processed) to stderr.
+        processes: Worker processes for builders whose items are independent
+            (``parallel_items = True``: process_item is pure, as maggma requires).
 
     Returns:
         ``{builder class name: documents written}``.
@@ -82,16 +94,53 @@ def run_builders(builders: Sequence[Builder]) -> dict[str, int]:
     for builder in builders:
         builder.connect()
         try:
-            batch: list[Any] = []
-            for item in builder.get_items():
-                batch.append(builder.process_item(item))
-                if len(batch) >= builder.chunk_size:
-                    builder.update_targets(batch)
-                    batch = []
-            builder.update_targets(batch)
+            parallel = processes > 1 and getattr(builder, "parallel_items", False)
+            with _processed(builder, processes if parallel else 1) as results:
+                items = tqdm(
+                    results,
+                    desc=type(builder).__name__,
+                    unit="item",
+                    mininterval=2,
+                    disable=not show_progress,
+                )
+                batch: list[Any] = []
+                for result in items:
+                    batch.append(result)
+                    if len(batch) >= builder.chunk_size:
+                        builder.update_targets(batch)
+                        batch = []
+                builder.update_targets(batch)
         finally:
             builder.finalize()
         name = type(builder).__name__
         written[name] = written.get(name, 0) + getattr(builder, "documents_written", 0)
         logging.getLogger(__name__).info(f"{name}: {written[name]} documents written")
     return written
+
+
+_FORKED_BUILDER: Builder | None = None
+"""The builder that forked workers run ``process_item`` of (inherited, never pickled)."""
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _process_in_worker(item: Any) -> Any:
+    return _FORKED_BUILDER.process_item(item)
+
+
+@contextmanager
+def _processed(builder: Builder, processes: int) -> Iterator[Iterator[Any]]:
+    """``process_item`` of every item, in order, in this process or in forked workers."""
+    global _FORKED_BUILDER
+    if processes <= 1:
+        yield map(builder.process_item, builder.get_items())
+        return
+    _FORKED_BUILDER = builder
+    try:
+        with get_context("fork").Pool(processes, initializer=_ignore_interrupts) as pool:
+            yield pool.imap(_process_in_worker, builder.get_items(), chunksize=16)
+    finally:
+        _FORKED_BUILDER = None

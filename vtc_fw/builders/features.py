@@ -13,6 +13,7 @@ from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.xes import BuilderMeta
 from vtc_fw.errors import StructureError
 from vtc_fw.features import DEFAULT_FEATURE_EXPONENT, SWEEP_EXPONENTS, featurize_record
+from vtc_fw.oxidation import OxidationResult
 from vtc_fw.records import make_records
 
 
@@ -27,13 +28,17 @@ class FeatureBuilder(Builder):
     under its record key. Rebuilding a structure replaces all its documents.
 
     Args:
-        structures: Source store (key ``structure_id``, field ``structure``: pymatgen dict).
+        structures: Source store (key ``structure_id``, field ``structure``: pymatgen dict;
+            optional ``oxidation``: states stored at ingestion, reused instead of recomputed).
         features: Target store (key ``record_key``).
         exponent: Feature exponent of the flat feature fields.
         sweep_exponents: Exponents whose moment sums are stored for the sweep.
         query: Extra filter on the structures.
         chunk_size: Structures per database round trip.
     """
+
+    parallel_items = True
+    """Structures are featurized independently: ``run_builders`` may spread them over processes."""
 
     def __init__(
         self,
@@ -57,7 +62,7 @@ class FeatureBuilder(Builder):
         """Indexes the incremental queries and screening use."""
         self.structures.ensure_index("structure_id")
         self.structures.ensure_index(self.structures.last_updated_field)
-        for field in ("structure_id", "element", "state", "in_domain"):
+        for field in ("record_key", "structure_id", "element", "state", "in_domain"):
             self.features.ensure_index(field)
 
     def get_items(self) -> Iterator[dict[str, Any]]:
@@ -85,7 +90,12 @@ class FeatureBuilder(Builder):
                     f"{structure_id} has no readable structure: {item.get('error')}",
                     reason="unreadable",
                 )
-            records = make_records(Structure.from_dict(item["structure"]), structure_id)
+            stored = item.get("oxidation")
+            records = make_records(
+                Structure.from_dict(item["structure"]),
+                structure_id,
+                oxidation=None if stored is None else OxidationResult.from_dict(stored),
+            )
         except Exception as error:  # any unusable structure becomes a failed document
             failure = FeatureDocument.from_error(
                 error_as_dict(error),

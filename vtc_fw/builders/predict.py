@@ -57,7 +57,8 @@ class PredictionBuilder(Builder):
 
     def ensure_indexes(self) -> None:
         """Indexes of the incremental queries and of screening."""
-        for field in ("record_key", "model_id", "sams", "sams_std", "element", "in_domain"):
+        fields = ("prediction_key", "record_key", "model_id", "sams", "sams_std", "element")
+        for field in (*fields, "in_domain"):
             self.predictions.ensure_index(field)
 
     def get_items(self) -> Iterator[dict[str, Any]]:

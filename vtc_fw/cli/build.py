@@ -35,7 +35,7 @@ def _connected(config: DbConfig, *names: str) -> list[Any]:
 @click.option("--preset", default="paper", show_default=True, help="FEFF preset of the targets.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the training protocol.")
 @click.option("--n-iter", default=100, show_default=True, help="Draws of the randomized search.")
-@click.option("--n-jobs", default=1, show_default=True, help="Parallel jobs for training.")
+@click.option("--n-jobs", default=1, show_default=True, help="Processes (featurizing, training).")
 @click.option("--json", "as_json", is_flag=True, help="Print {builder: documents written}.")
 def build_command(
     db_file: Path | None, preset: str, seed: int, n_iter: int, n_jobs: int, as_json: bool
@@ -44,7 +44,7 @@ def build_command(
     builders = nightly_builders(
         _config(db_file), preset=preset, seed=seed, n_iter=n_iter, n_jobs=n_jobs
     )
-    written = run_builders(builders)
+    written = run_builders(builders, show_progress=not as_json, processes=n_jobs)
     if as_json:
         click.echo(json.dumps(written))
         return

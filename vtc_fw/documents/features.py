@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from vtc_fw.documents.xes import BuilderMeta, utc_now
-from vtc_fw.features import FEATURE_COLUMNS, FeatureRow, moment_anisotropies
+from vtc_fw.features import FEATURE_COLUMNS, FeatureRow, moments_by_exponent
 from vtc_fw.records import Record
 
 
@@ -80,8 +80,7 @@ class FeatureDocument(BaseModel):
         builder_meta: BuilderMeta,
     ) -> FeatureDocument:
         """The document of a featurized record, with the exponent sweep of its moment sums."""
-        clusters = [record.site_clusters[i] for i in record.absorber_indices]
-        sweep = {str(n): moment_anisotropies(clusters, record.basis, n) for n in sweep_exponents}
+        sweep = moments_by_exponent(record, sweep_exponents)
         values = {name: getattr(row, name) for name in FEATURE_COLUMNS}
         return cls(
             record_key=row.record_key,

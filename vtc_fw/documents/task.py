@@ -8,11 +8,9 @@ successful document of the same key.
 
 from __future__ import annotations
 
-import platform
 import socket
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 import numpy as np
@@ -23,33 +21,14 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
 from vtc_fw import __version__
+from vtc_fw.provenance import package_versions
 
 TASK_COLLECTION = "tasks"
-TRACKED_PACKAGES: tuple[str, ...] = (
-    "vtc-fw",
-    "feff10-rs",
-    "pymatgen",
-    "numpy",
-    "spglib",
-    "fireworks",
-    "pymongo",
-)
 
 
 def task_key(record_key: str, preset: str) -> str:
     """The unique key of a task: ``"{structure_id}:{element}:{preset}"``."""
     return f"{record_key}:{preset}"
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and of the packages a task's result depends on."""
-    versions = {"python": platform.python_version()}
-    for package in TRACKED_PACKAGES:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
 
 
 def _utc_now() -> datetime:

@@ -6,10 +6,8 @@ Also home of :class:`BuilderMeta`, the provenance block every built document car
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
@@ -17,25 +15,7 @@ from pydantic import BaseModel, Field
 
 from vtc_fw import __version__
 from vtc_fw.anisotropy import sam_matrix
-
-TRACKED_PACKAGES: tuple[str, ...] = (
-    "numpy",
-    "scipy",
-    "scikit-learn",
-    "pymatgen",
-    "maggma",
-    "feff10-rs",
-)
-
-
-def _package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in TRACKED_PACKAGES:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
+from vtc_fw.provenance import package_versions
 
 
 def utc_now() -> datetime:
@@ -49,7 +29,7 @@ class BuilderMeta(BaseModel):
     builder: str = Field(description="Name of the builder class that wrote the document.")
     vtc_fw_version: str = Field(default=__version__, description="vtc-fw version.")
     versions: dict[str, str] = Field(
-        default_factory=_package_versions,
+        default_factory=package_versions,
         description="Versions of Python and of the packages the result depends on.",
     )
     build_date: datetime = Field(default_factory=utc_now, description="When it was built (UTC).")

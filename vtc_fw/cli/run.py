@@ -1,0 +1,56 @@
+"""``vtc-fw run``: the main job (see :mod:`vtc_fw.main_job`)."""
+
+import json
+from pathlib import Path
+
+import click
+
+from vtc_fw.cli import main
+from vtc_fw.db.config import DbConfig
+from vtc_fw.main_job import DEFAULT_PRESET, MainJobSettings, run_main_job
+
+
+@main.command("run")
+@click.option("--n", "n_new", default=4, show_default=True, help="New structures to run FEFF on.")
+@click.option("--workers", default=2, show_default=True, help="Local rlaunch workers.")
+@click.option("--preset", default=DEFAULT_PRESET, show_default=True, help="FEFF preset.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the sample and the model.")
+@click.option("--n-iter", default=100, show_default=True, help="Randomized-search draws.")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Worker, scratch and report directory (default: $VTC_FW_HOME/run).",
+)
+@click.option(
+    "--db-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="db.json or my_launchpad.yaml (default: $VTC_FW_DB_FILE, ./db.json, embedded).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
+def run_command(
+    n_new: int,
+    workers: int,
+    preset: str,
+    seed: int,
+    n_iter: int,
+    run_dir: Path | None,
+    db_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Compute, train, predict and report on the configured (default: embedded) database.
+
+    Resumable: run it again after Ctrl-C and finished FEFF work is kept.
+    """
+    settings = MainJobSettings(
+        n_new=n_new, workers=workers, preset=preset, seed=seed, n_iter=n_iter
+    )
+    if run_dir is not None:
+        settings.run_dir = run_dir
+    try:
+        summary = run_main_job(DbConfig.load(db_file), settings, echo=click.echo)
+    except KeyboardInterrupt as interrupt:
+        raise SystemExit(130) from interrupt
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))

