@@ -26,7 +26,11 @@ LOCAL_WORKER_NAME = "vtc-fw-local"
 
 
 def worker_files(config: DbConfig, directory: Path, scratch_dir: Path) -> tuple[Path, Path]:
-    """Write ``my_launchpad.yaml``, ``db.json`` and ``my_fworker.yaml`` for local workers."""
+    """Write ``my_launchpad.yaml``, ``db.json`` and ``my_fworker.yaml`` for local workers.
+
+    Paths are made absolute: each worker runs in a directory of its own.
+    """
+    directory, scratch_dir = directory.resolve(), scratch_dir.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     db_file = config.write_db_json(directory / "db.json")
     launchpad_file = config.write_launchpad_yaml(directory / "my_launchpad.yaml")
@@ -41,6 +45,7 @@ def start_workers(
 ) -> list[subprocess.Popen]:
     """Start ``count`` ``rlaunch rapidfire`` workers; each stops when no READY work is left."""
     rlaunch = Path(sys.executable).with_name("rlaunch")
+    launchpad_file, fworker_file = launchpad_file.resolve(), fworker_file.resolve()
     workers = []
     for number in range(count):
         run_dir = directory / f"worker{number}"
