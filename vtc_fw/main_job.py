@@ -60,6 +60,8 @@ class MainJobSettings:
         preset: FEFF preset of the new records (must match the reference data to train).
         seed: Seed of the sample and of the training protocol.
         n_iter: Randomized-search draws (the paper: 100).
+        structures: Store (and predict for) only the first N OQMD-ICSD structures; all when None.
+        reference_dir: Task documents (``*.jsonl.gz``) imported before anything is computed.
         run_dir: Worker directories, FEFF scratch and the report.
     """
 
@@ -68,6 +70,8 @@ class MainJobSettings:
     preset: str = DEFAULT_PRESET
     seed: int = 0
     n_iter: int = 100
+    structures: int | None = None
+    reference_dir: Path = REFERENCE_DATA_DIR
     run_dir: Path = field(default_factory=lambda: vtc_fw_home() / "run")
 
 
@@ -83,10 +87,10 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         yield
 
 
-def import_reference_data(config: DbConfig, echo: Echo) -> dict[str, int]:
-    """Import every committed ``data/*.jsonl.gz`` (idempotent: present tasks are kept)."""
+def import_reference_data(config: DbConfig, directory: Path, echo: Echo) -> dict[str, int]:
+    """Import every ``*.jsonl.gz`` of ``directory`` (idempotent: present tasks are kept)."""
     totals: dict[str, int] = {}
-    for path in sorted(REFERENCE_DATA_DIR.glob("*.jsonl.gz")):
+    for path in sorted(directory.glob("*.jsonl.gz")):
         counts = import_tasks(config, path)
         for outcome, count in counts.items():
             totals[outcome] = totals.get(outcome, 0) + count
@@ -94,19 +98,26 @@ def import_reference_data(config: DbConfig, echo: Echo) -> dict[str, int]:
     return totals
 
 
-def store_oqmd_structures(config: DbConfig, echo: Echo) -> int:
-    """Insert the 3d-TM OQMD-ICSD structures that the ``structures`` collection lacks."""
+def store_oqmd_structures(config: DbConfig, limit: int | None, echo: Echo) -> int:
+    """Insert the 3d-TM OQMD-ICSD structures that the database lacks.
+
+    Those are the first ``limit`` (all when None) and every structure a task refers to, so
+    imported reference records always get features.
+    """
     collection = config.collection("structures")
     collection.create_index("structure_id", unique=True)
     present = set(collection.distinct("structure_id", {"source": "oqmd-icsd"}))
-    if len(present) >= OQMD_3D_STRUCTURES:
+    labelled = set(config.collection("tasks").distinct("structure_id")) - present
+    wanted = OQMD_3D_STRUCTURES if limit is None else min(limit, OQMD_3D_STRUCTURES)
+    if len(present) >= wanted and not labelled:
         echo(f"  all {len(present)} structures already stored")
         return 0
-    written = 0
-    batch: list[UpdateOne] = []
+    written, batch = 0, []
     entries = tqdm(iter_oqmd_icsd(), total=OQMD_3D_STRUCTURES, unit="structure", desc="structures")
-    for entry in entries:
+    for position, entry in enumerate(entries):
         if entry.structure_id in present:
+            continue
+        if position >= wanted and entry.structure_id not in labelled:
             continue
         document = structure_document(entry)
         batch.append(
@@ -216,9 +227,9 @@ def run_main_job(config: DbConfig, settings: MainJobSettings, echo: Echo = print
         echo(f"[1/5] database {config.database!r} at {address}")
         config.ensure_server()
         echo("[2/5] reference dataset")
-        imported = import_reference_data(config, echo)
+        imported = import_reference_data(config, settings.reference_dir, echo)
         echo("[3/5] OQMD-ICSD structures (3d transition metals)")
-        store_oqmd_structures(config, echo)
+        store_oqmd_structures(config, settings.structures, echo)
         echo(f"[4/5] FEFF on {settings.n_new} new structures, preset {settings.preset!r}")
         compute_new_records(config, settings, echo)
         echo("[5/5] builders: xes → features → model → predictions")

@@ -17,6 +17,12 @@ from vtc_fw.main_job import DEFAULT_PRESET, MainJobSettings, run_main_job
 @click.option("--seed", default=0, show_default=True, help="Seed of the sample and the model.")
 @click.option("--n-iter", default=100, show_default=True, help="Randomized-search draws.")
 @click.option(
+    "--structures",
+    type=int,
+    default=None,
+    help="Store and predict for only the first N OQMD-ICSD structures (default: all).",
+)
+@click.option(
     "--run-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,

@@ -1,0 +1,202 @@
+"""Cost and accuracy of the FEFF10 presets on OQMD-ICSD records.
+
+For a seeded, element-balanced sample of records it runs every preset (real FEFF10), caches one
+JSON per (record, preset) and prints: CPU-s per record (median, max) per preset, each preset's
+SAMS error against "paper", the speed-up of sharing the SCF between polarizations and of the
+symmetry routes (versus running FEFF on every absorber site), and optionally a check that the
+"axes", "sigma" and every-site routes agree. Re-running resumes: cached results are reused.
+
+The speed-ups are computed from the measured per-stage seconds of each run: without sharing,
+every polarization would repeat the SCF stages; without symmetry, every equivalent site would
+run its own SCF and three polarizations.
+
+Usage:
+    nice python benchmarks/feff_cost.py --n 20 --presets paper,fast --check-routes 3
+    python benchmarks/feff_cost.py --report-only
+"""
+
+import argparse
+import dataclasses
+import json
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vtc_fw.errors import VtcError
+from vtc_fw.feff import compute_record_spectra
+from vtc_fw.feff.run import SCF_STAGES
+from vtc_fw.records import AbsorberSite, Record, make_records
+from vtc_fw.sources.oqmd import iter_oqmd_icsd
+
+DEFAULT_CACHE = Path(__file__).parent / "results" / "feff_cost"
+
+
+def sample_records(n: int, seed: int, max_sites: int) -> list[Record]:
+    """``n`` records, round-robin over absorber elements, at most ``max_sites`` X sites each."""
+    by_element: dict[str, list[Record]] = defaultdict(list)
+    for entry in iter_oqmd_icsd(limit=8 * n, seed=seed):
+        try:
+            records = make_records(entry)
+        except VtcError:
+            continue
+        for record in records:
+            if len(record.absorber_indices) <= max_sites:
+                by_element[record.element].append(record)
+    chosen: list[Record] = []
+    while len(chosen) < n and any(by_element.values()):
+        for element in sorted(by_element):
+            if by_element[element] and len(chosen) < n:
+                chosen.append(by_element[element].pop(0))
+    return chosen
+
+
+def _cache_path(cache: Path, key: str, label: str) -> Path:
+    return cache / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', key)}__{label}.json"
+
+
+def run_cached(
+    record: Record, preset: str, cache: Path, label: str | None = None, **kwargs
+) -> dict:
+    """Summary of one FEFF run of a record, from the cache or computed and cached."""
+    label = label or preset
+    path = _cache_path(cache, record.key, label)
+    if path.is_file():
+        return json.loads(path.read_text())
+    workdir = cache / "work" / path.stem
+    try:
+        spectra = compute_record_spectra(record, preset, workdir, **kwargs)
+        summary = {
+            "ok": True,
+            "sams": spectra.sams,
+            "cpu_s": spectra.cpu_s,
+            "wall_s": spectra.wall_s,
+            "route": spectra.route,
+            "sites": spectra.sites,
+            "n_absorbers": len(record.absorber_indices),
+            "stages": spectra.stages,
+            "rungs": [a["rung"] for a in spectra.attempts],
+        }
+    except VtcError as error:
+        summary = {"ok": False, "error": error.as_dict()}
+    summary.update(record_key=record.key, preset=preset, label=label)
+    path.write_text(json.dumps(summary, indent=1))
+    archive = workdir.with_suffix(".tar.gz")
+    archive.unlink(missing_ok=True)  # the benchmark keeps figures, not FEFF directories
+    return summary
+
+
+def _split_seconds(site: dict[str, Any]) -> tuple[float, float]:
+    """(SCF stage seconds, polarization stage seconds) of one site."""
+    scf = sum(s for name, s in site["stages"].items() if name in SCF_STAGES and name != "rdinp")
+    return scf, sum(site["stages"].values()) - scf
+
+
+def speedups(summary: dict[str, Any]) -> tuple[float, float]:
+    """(SCF-sharing speed-up, symmetry-route speed-up versus every site) of one run."""
+    shared = unshared = every_site = 0.0
+    for site in summary["sites"]:
+        scf, pol = _split_seconds(site)
+        n_pol = site["n_polarizations"]
+        shared += scf + pol
+        unshared += n_pol * scf + pol
+        every_site += site["multiplicity"] * (scf + 3 * pol / n_pol)
+    return unshared / shared, every_site / shared
+
+
+def check_routes(records: list[Record], preset: str, cache: Path, count: int) -> list[str]:
+    """Compare the "axes", "sigma" and every-site routes on multi-site records."""
+    lines = []
+    multi = [r for r in records if any(s.multiplicity > 1 for s in r.absorber_sites)][:count]
+    for record in multi:
+        every = dataclasses.replace(
+            record,
+            absorber_sites=[AbsorberSite(i, (i,), (np.eye(3),)) for i in record.absorber_indices],
+        )
+        results = {
+            "axes": run_cached(record, preset, cache, f"{preset}-axes", route="axes"),
+            "sigma": run_cached(record, preset, cache, f"{preset}-sigma", route="sigma"),
+            "every": run_cached(every, preset, cache, f"{preset}-every", route="axes"),
+        }
+        if not all(r["ok"] for r in results.values()):
+            lines.append(f"  {record.key}: a route failed")
+            continue
+        values = {name: r["sams"] for name, r in results.items()}
+        spread = max(values.values()) - min(values.values())
+        text = "  ".join(f"{k} {v:.5f}" for k, v in values.items())
+        lines.append(
+            f"  {record.key} ({len(record.absorber_indices)} sites): {text}  Δ {spread:.1e}"
+        )
+    return lines
+
+
+def report(cache: Path, presets: list[str]) -> None:
+    """Print the figures of every cached run."""
+    runs = [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))]
+    by_key = {(r["record_key"], r["label"]): r for r in runs}
+    keys = sorted({r["record_key"] for r in runs if r["label"] in presets})
+    print(f"{len(keys)} records in {cache}")
+    for preset in presets:
+        done = [by_key[k, preset] for k in keys if (k, preset) in by_key]
+        ok = [r for r in done if r["ok"]]
+        if not ok:
+            continue
+        cpu = [r["cpu_s"] for r in ok]
+        factors = np.array([speedups(r) for r in ok])
+        scf_speedup, route_speedup = np.median(factors, axis=0)
+        line = (
+            f"{preset:>6}: {len(ok)}/{len(done)} ok, CPU-s per record"
+            f" median {statistics.median(cpu):.1f} max {max(cpu):.1f};"
+            f" SCF sharing ×{scf_speedup:.2f}, symmetry route ×{route_speedup:.2f} (median)"
+        )
+        errors = [
+            abs(r["sams"] - by_key[r["record_key"], "paper"]["sams"])
+            for r in ok
+            if by_key.get((r["record_key"], "paper"), {}).get("ok")
+        ]
+        if preset != "paper" and errors:
+            within = sum(e <= 0.003 for e in errors)
+            line += (
+                f"; |ΔSAMS| vs paper median {statistics.median(errors):.4f} max {max(errors):.4f}"
+                f" ({within}/{len(errors)} ≤ 0.003)"
+            )
+        print(line)
+    for r in runs:
+        if not r["ok"]:
+            print(f"  failed: {r['record_key']} {r['label']}: {r['error']['reason']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=20, help="number of records")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--max-sites", type=int, default=4, help="skip records with more X sites")
+    parser.add_argument("--presets", default="paper,fast")
+    parser.add_argument("--check-routes", type=int, default=0, help="multi-site records to check")
+    parser.add_argument("--route-preset", default="fast")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    presets = args.presets.split(",")
+    args.cache.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        records = sample_records(args.n, args.seed, args.max_sites)
+        for record in records:
+            for preset in presets:
+                summary = run_cached(record, preset, args.cache)
+                state = (
+                    f"SAMS {summary['sams']:.4f} CPU {summary['cpu_s']:.1f} s"
+                    if summary["ok"]
+                    else summary["error"]["reason"]
+                )
+                print(f"{record.key} {preset}: {state}", flush=True)
+        for line in check_routes(records, args.route_preset, args.cache, args.check_routes):
+            print(line)
+    report(args.cache, presets)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The FEFF10 engine on real FEFF runs (preset "smoke": first coordination shell, no SCF, coarse
+grid, a few seconds per site).
+
+The smoke preset's SAMS is not the science value, but every property checked here (symmetry,
+invariance, agreement of the routes, the dipole form of the response, the failure ladder) must
+hold for any preset.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from vtc_fw.anisotropy import SIX_POLARIZATIONS, common_grid, mu_along, sigma_from_polarizations
+from vtc_fw.distortion import cr2o3_structure, nio_structure
+from vtc_fw.feff import FeffRunError, RecordSpectra, compute_record_spectra
+from vtc_fw.feff.engine import Budget, run_site, site_input
+from vtc_fw.feff.ladder import LADDER
+from vtc_fw.records import AbsorberSite, make_records
+
+pytestmark = pytest.mark.slow
+
+
+def _record(structure, name, element):
+    return make_records(structure, structure_id=name, elements=[element])[0]
+
+
+@pytest.fixture(scope="module")
+def cr2o3():
+    return _record(cr2o3_structure(0.0), "cr2o3", "Cr")
+
+
+@pytest.fixture(scope="module")
+def cr2o3_sigma(cr2o3, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("cr2o3") / "sigma"
+    return compute_record_spectra(cr2o3, "smoke", workdir, route="sigma")
+
+
+def test_cubic_nio_is_isotropic(tmp_path):
+    spectra = compute_record_spectra(
+        _record(nio_structure(0.0), "nio", "Ni"), "smoke", tmp_path / "w"
+    )
+    assert spectra.route == "axes"
+    assert spectra.sams < 1e-3
+    assert spectra.mu.shape == (3, spectra.energies.size)
+    assert spectra.cpu_s > 0 and spectra.stages["fms"] > 0
+    assert spectra.archive.endswith(".tar.gz") and not (tmp_path / "w").exists()
+
+
+def test_rotating_the_structure_leaves_sams_unchanged(tmp_path):
+    structure = nio_structure(5.0)
+    turned = structure.copy()
+    rotation = Rotation.from_euler("zyx", [27, 41, -13], degrees=True).as_matrix()
+    turned.lattice = type(structure.lattice)(structure.lattice.matrix @ rotation.T)
+    plain = compute_record_spectra(_record(structure, "a", "Ni"), "smoke", tmp_path / "a")
+    rotated = compute_record_spectra(_record(turned, "b", "Ni"), "smoke", tmp_path / "b")
+    assert plain.sams > 0.01  # the stretch is seen
+    assert abs(plain.sams - rotated.sams) < 1e-3
+    # tetragonal: the two in-plane axes are equivalent, the anisotropy is all along c
+    assert plain.sam[0, 1] < 1e-3 * plain.sams
+
+
+def test_sigma_route_equals_axes_route_and_every_site(cr2o3, cr2o3_sigma, tmp_path):
+    assert cr2o3.absorber_sites[0].multiplicity == 4
+    axes = compute_record_spectra(cr2o3, "smoke", tmp_path / "axes", route="axes")
+    every_site = dataclasses.replace(
+        cr2o3,
+        absorber_sites=[
+            AbsorberSite(i, (i,), (np.eye(3),)) for i in cr2o3.absorber_sites[0].equivalent_indices
+        ],
+    )
+    brute = compute_record_spectra(every_site, "smoke", tmp_path / "all", route="axes")
+    scale = cr2o3_sigma.mu.max()
+    assert np.abs(axes.mu - cr2o3_sigma.mu).max() < 1e-4 * scale
+    # each site's own FEFF run has its own edge energy, hence grid: compare on a common one
+    _, (mu_brute, mu_sigma) = common_grid(
+        [(brute.energies, brute.mu), (cr2o3_sigma.energies, cr2o3_sigma.mu)]
+    )
+    assert np.abs(mu_brute - mu_sigma).max() < 1e-3 * scale
+    assert abs(brute.sams - cr2o3_sigma.sams) < 1e-3
+
+
+def test_trigonal_cr2o3_in_plane_axes_are_equivalent(cr2o3_sigma):
+    sam = cr2o3_sigma.sam
+    assert sam[0, 1] < 1e-3 * cr2o3_sigma.sams
+    assert cr2o3_sigma.sams > 0.01
+
+
+def test_feff_response_is_a_dipole_tensor(cr2o3, tmp_path):
+    """μ along a seventh direction equals eᵀσe with σ from the six polarizations."""
+    diagonal = np.array([1.0, -2.0, 0.5]) / np.linalg.norm([1.0, -2.0, 0.5])
+    directions = np.vstack([SIX_POLARIZATIONS, diagonal])
+    inputs = site_input(cr2o3, 0, "smoke")
+    _, mu, *_ = run_site(inputs, 0, directions, tmp_path, Budget(None))
+    predicted = mu_along(sigma_from_polarizations(mu[:6]), diagonal)
+    assert np.abs(predicted - mu[6]).max() < 1e-3 * mu.max()
+
+
+def test_failed_feff_climbs_the_ladder_and_records_every_attempt(cr2o3, tmp_path):
+    with pytest.raises(FeffRunError) as failure:
+        compute_record_spectra(cr2o3, "paper", tmp_path / "w", feff_cmd="exit 3")
+    attempts = failure.value.attempts
+    assert [a.rung for a in attempts] == [rung.name for rung in LADDER]
+    assert all(not a.ok and a.reason == "nonzero_exit" for a in attempts)
+    assert attempts[-1].scf is None
+    assert failure.value.as_dict()["reason"] == "feff_ladder_exhausted"
+
+
+def test_feff_writing_no_spectrum_is_detected(cr2o3, tmp_path):
+    with pytest.raises(FeffRunError) as failure:
+        compute_record_spectra(cr2o3, "smoke", tmp_path / "w", feff_cmd="true")
+    assert [a.reason for a in failure.value.attempts] == ["missing_xmu"]
+
+
+def test_timeout_stops_the_record(cr2o3, tmp_path):
+    with pytest.raises(FeffRunError) as failure:
+        compute_record_spectra(cr2o3, "paper", tmp_path / "w", timeout_s=1.0)
+    assert failure.value.reason == "timeout"
+    assert len(failure.value.attempts) == 1
+
+
+def test_record_spectra_round_trip_as_json(cr2o3_sigma):
+    import json
+
+    again = RecordSpectra.from_dict(json.loads(json.dumps(cr2o3_sigma.as_dict())))
+    assert again.sams == cr2o3_sigma.sams
+    assert np.array_equal(again.mu, cr2o3_sigma.mu)

@@ -1,0 +1,79 @@
+"""``vtc-fw run`` end to end on the test server: real FEFF (smoke preset), real rlaunch workers.
+
+The smoke preset is real FEFF10 on a reduced cluster: its SAMS only proves the plumbing.
+"""
+
+import socket
+
+import yaml
+
+from vtc_fw.local_workers import LOCAL_WORKER_NAME, requeue_lost_local_runs, worker_files
+from vtc_fw.main_job import MainJobSettings, run_main_job
+
+
+def test_worker_files_hold_absolute_paths(db_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    launchpad_file, fworker_file = worker_files(
+        db_config,
+        tmp_path.relative_to(tmp_path) / "cfg",
+        tmp_path.relative_to(tmp_path) / "scratch",
+    )
+    assert launchpad_file.is_absolute() and fworker_file.is_absolute()
+    env = yaml.safe_load(fworker_file.read_text())["env"]
+    assert env["db_file"].startswith("/") and env["scratch_dir"].startswith("/")
+
+
+def test_main_job_computes_builds_and_resumes(db_config, tmp_path):
+    messages: list[str] = []
+    settings = MainJobSettings(
+        n_new=2,
+        workers=2,
+        preset="smoke",
+        n_iter=2,
+        structures=20,
+        reference_dir=tmp_path / "no_reference",
+        run_dir=tmp_path / "run",
+    )
+    summary = run_main_job(db_config, settings, echo=messages.append)
+
+    tasks = db_config.collection("tasks")
+    assert tasks.count_documents({"state": "successful", "preset": "smoke"}) >= 2
+    launchpad = db_config.launchpad()
+    assert launchpad.fireworks.count_documents({"state": "COMPLETED"}) >= 2
+    assert db_config.collection("xes").count_documents({"state": "successful"}) >= 2
+    stored = db_config.collection("structures").count_documents({})
+    assert stored >= 20
+    features = db_config.collection("features")
+    assert features.count_documents({}) >= stored
+    assert summary["written"]["FeatureBuilder"] >= stored
+    assert any("[5/5]" in message for message in messages)
+
+    again = run_main_job(
+        db_config,
+        MainJobSettings(
+            n_new=0,
+            workers=1,
+            preset="smoke",
+            n_iter=2,
+            structures=20,
+            reference_dir=tmp_path / "no_reference",
+            run_dir=tmp_path / "run",
+        ),
+        echo=messages.append,
+    )
+    assert again["written"]["FeatureBuilder"] == 0 and again["written"]["XesBuilder"] == 0
+    assert any("no FEFF work queued" in message for message in messages)
+
+
+def test_interrupted_local_runs_are_requeued(launchpad):
+    from fireworks import Firework, ScriptTask
+
+    firework = Firework(ScriptTask.from_str("true"), name="interrupted")
+    launchpad.add_wf(firework)
+    from fireworks import FWorker
+
+    launchpad.checkout_fw(FWorker(name=LOCAL_WORKER_NAME), ".")
+    launchpad.launches.update_many({}, {"$set": {"host": socket.gethostname()}})
+    assert launchpad.fireworks.count_documents({"state": "RUNNING"}) == 1
+    assert requeue_lost_local_runs(launchpad) == [firework.fw_id]
+    assert launchpad.get_fw_by_id(firework.fw_id).state == "READY"
