@@ -350,3 +350,13 @@ def test_dedupe_keeps_polymorphs_sharing_formula_and_space_group():
     entries = list(_oqmd_entries(names).values())
     result = deduplicate(entries)
     assert result.n_merged == 0 and len(result.unique) == 4
+
+
+def test_sample_in_draw_order_is_balanced_in_every_prefix():
+    entries = list(iter_oqmd_icsd(limit=2000))
+    sample = stratified_sample(entries, 40, seed=3, in_draw_order=True)
+    first_ten = {metal for entry in sample[:10] for metal in entry.three_d_metals}
+    assert len(first_ten) == 10
+    assert sorted(e.structure_id for e in sample) == sorted(
+        e.structure_id for e in stratified_sample(entries, 40, seed=3)
+    )

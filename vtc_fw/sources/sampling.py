@@ -21,6 +21,7 @@ def stratified_sample(
     n: int,
     seed: int | None,
     labels: Callable[[Item], Iterable[str]] = _entry_metals,
+    in_draw_order: bool = False,
 ) -> list[Item]:
     """Draw ``n`` items, taking turns over the strata so that scarce elements are not crowded out.
 
@@ -35,9 +36,11 @@ def stratified_sample(
         n: Sample size; the whole population (in input order) when it has at most ``n`` items.
         seed: Seed of numpy's default generator; the same seed gives the same sample.
         labels: The strata an item belongs to; by default the 3d metals of a StructureEntry.
+        in_draw_order: Return the items in the order drawn (strata interleaved), so that any
+            prefix of the sample is balanced too, e.g. for work computed in increments.
 
     Returns:
-        The chosen items, in their input order.
+        The chosen items, in their input order (or draw order).
     """
     if n < 0:
         raise ValueError(f"sample size must be non-negative, got {n}")
@@ -49,13 +52,14 @@ def stratified_sample(
         for label in set(labels(item)) or {""}:
             strata.setdefault(label, []).append(index)
     queues = {label: list(rng.permutation(indices)) for label, indices in sorted(strata.items())}
-    chosen: set[int] = set()
+    chosen: dict[int, None] = {}
     while len(chosen) < n:
         for queue in queues.values():
             while queue and queue[-1] in chosen:
                 queue.pop()
             if queue:
-                chosen.add(int(queue.pop()))
+                chosen[int(queue.pop())] = None
             if len(chosen) == n:
                 break
-    return [items[index] for index in sorted(chosen)]
+    order = list(chosen) if in_draw_order else sorted(chosen)
+    return [items[index] for index in order]
