@@ -1,0 +1,75 @@
+"""Compute the reference dataset (issue E) in resumable increments with vtc-fw's own workflow.
+
+    python scripts/reference_dataset.py submit --db-file DB.json   # queue the sample (idempotent)
+    python scripts/reference_dataset.py work --db-file DB.json     # 2 rlaunch workers, background
+    python scripts/reference_dataset.py export --db-file DB.json   # data/reference_fast.jsonl.gz
+
+Population: OQMD-ICSD 3d-TM structures whose records lie in the paper's domain (oxidation
+states assigned by vtc-fw, no f-electron element) with at most 24 sites (FEFF cost); an
+element-balanced sample of 700 in draw order, so every finished prefix is balanced. Preset
+"fast" (|ΔSAMS| ≤ 0.0023 against "paper" on the Fig. 3 structures), 900 s limit per record
+(a record over it becomes a failed task document). A new session continues with
+``vtc-fw import data/reference_fast.jsonl.gz`` into a fresh database, then ``submit`` (records
+with a successful task are skipped) and ``work``.
+"""
+
+import argparse
+from pathlib import Path
+
+from vtc_fw.db.config import DbConfig
+from vtc_fw.features import F_ELEMENTS
+from vtc_fw.local_workers import start_workers, worker_files
+from vtc_fw.oxidation_cache import shipped_oxidation
+from vtc_fw.sources import StructureEntry, iter_oqmd_icsd, stratified_sample
+from vtc_fw.submit import submit_entries
+from vtc_fw.transfer import export_tasks
+from vtc_fw.workflows import XesWorkflowMaker
+
+OUTPUT = Path(__file__).resolve().parents[1] / "data" / "reference_fast.jsonl.gz"
+SAMPLE_SIZE, SEED, MAX_SITES, PRESET, TIMEOUT_S = 700, 2026, 24, "fast", 900
+
+
+def in_domain(entry: StructureEntry) -> bool:
+    """Ordered, small, no f-electron element, oxidation states assigned and not all zero."""
+    structure = entry.structure
+    if not structure.is_ordered or len(structure) > MAX_SITES:
+        return False
+    if F_ELEMENTS & set(structure.symbol_set):
+        return False
+    oxidation = shipped_oxidation(entry.structure_id, structure)
+    return oxidation is not None and oxidation.charges is not None and any(oxidation.charges)
+
+
+def submit(config: DbConfig) -> None:
+    population = [entry for entry in iter_oqmd_icsd() if in_domain(entry)]
+    entries = stratified_sample(population, SAMPLE_SIZE, seed=SEED, in_draw_order=True)
+    maker = XesWorkflowMaker(preset=PRESET, timeout_s=TIMEOUT_S)
+    print(f"population {len(population)}:", submit_entries(entries, config, maker).summary())
+
+
+def work(config: DbConfig, directory: Path, workers: int) -> None:
+    files = worker_files(config, directory / "config", directory / "scratch")
+    pids = [worker.pid for worker in start_workers(workers, *files, directory / "workers")]
+    print(f"{workers} rlaunch workers started: {pids} (logs in {directory / 'workers'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["submit", "work", "export"])
+    parser.add_argument("--db-file", type=Path, required=True)
+    parser.add_argument("--dir", type=Path, default=Path.cwd(), help="worker directories")
+    parser.add_argument("--workers", type=int, default=2)
+    arguments = parser.parse_args()
+    config = DbConfig.load(arguments.db_file)
+    config.ensure_server()
+    if arguments.step == "submit":
+        submit(config)
+    elif arguments.step == "work":
+        work(config, arguments.dir, arguments.workers)
+    else:
+        count = export_tasks(config, OUTPUT, query={"preset": PRESET})
+        print(f"exported {count} task documents to {OUTPUT}")
+
+
+if __name__ == "__main__":
+    main()
