@@ -77,3 +77,33 @@ def test_interrupted_local_runs_are_requeued(launchpad):
     assert launchpad.fireworks.count_documents({"state": "RUNNING"}) == 1
     assert requeue_lost_local_runs(launchpad) == [firework.fw_id]
     assert launchpad.get_fw_by_id(firework.fw_id).state == "READY"
+
+
+def test_main_job_trains_predicts_and_reports_on_recorded_feff_tasks(db_config, tmp_path):
+    # tests/data/builders_recorded.json.gz: real FEFF (smoke) tasks made by our engine
+    from test_builders import recorded
+
+    data = recorded()
+    for name in ("structures", "tasks"):
+        store = db_config.store(name)
+        store.connect()
+        store.update(data[name])
+        store.close()
+    messages: list[str] = []
+    settings = MainJobSettings(
+        n_new=0,
+        workers=1,
+        preset="smoke",
+        n_iter=2,
+        structures=5,
+        reference_dir=tmp_path / "no_reference",
+        run_dir=tmp_path / "run",
+    )
+    summary = run_main_job(db_config, settings, echo=messages.append)
+    assert summary["model_id"] is not None
+    assert set(summary["metrics"]) == {"r2_train", "r2_test", "mae_train", "mae_test"}
+    assert summary["candidates"] and all("sams" in c for c in summary["candidates"])
+    report = tmp_path / "run" / "report"
+    assert (report / "metrics.md").is_file() and (report / "predicted_vs_true.png").is_file()
+    predictions = db_config.collection("predictions")
+    assert predictions.count_documents({"model_id": summary["model_id"]}) >= len(data["tasks"]) - 1

@@ -192,11 +192,12 @@ def build_and_report(config: DbConfig, settings: MainJobSettings, echo: Echo) ->
     if model is None:
         echo("  no model could be trained yet (too few labelled records)")
         return summary
-    metrics = model.get("metrics", {})
-    summary.update(model_id=model["model_id"], metrics=metrics)
+    metrics = {name: model[name] for name in ("r2_train", "r2_test", "mae_train", "mae_test")}
+    summary.update(model_id=model["model_id"], metrics=metrics, n_records=model["n_records"])
     echo(
-        f"  model {model['model_id']}: "
-        + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+        f"  model {model['model_id'][:12]} on {len(model['train_keys'])} train / "
+        f"{len(model['test_keys'])} test records (exponent n = {model['exponent']}): "
+        + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
     )
     stores = [config.store(name) for name in ("predictions", "xes", "models")]
     for store in stores:

@@ -9,12 +9,15 @@ from vtc_fw.plots import write_report
 
 
 def latest_model(config: DbConfig, model_id: str | None = None) -> dict[str, Any] | None:
-    """The newest successful ``models`` document (or the one with ``model_id``)."""
+    """The whole newest successful ``models`` document (or the one with ``model_id``)."""
     models = config.store("models")
     models.connect()
     try:
         if model_id is None:
-            return newest_model_in(models)
+            newest = newest_model_in(models)
+            if newest is None:
+                return None
+            model_id = newest["model_id"]
         return models.query_one({"model_id": model_id, "state": "successful"})
     finally:
         models.close()

@@ -11,7 +11,7 @@ import click
 from vtc_fw.builders import nightly_builders, run_builders
 from vtc_fw.cli import main
 from vtc_fw.db.config import DbConfig
-from vtc_fw.plots import write_report
+from vtc_fw.reporting import latest_model, write_model_report
 from vtc_fw.screening import least_certain, screen
 
 DB_FILE_HELP = "db.json or my_launchpad.yaml (default: $VTC_FW_DB_FILE, ./db.json, embedded)."
@@ -98,18 +98,11 @@ def screen_command(
 @click.option("--db-file", type=click.Path(dir_okay=False, path_type=Path), help=DB_FILE_HELP)
 def report_command(out_dir: Path, model_id: str | None, db_file: Path | None) -> None:
     """Write the model's figures (PNG) and metrics table (markdown) to OUT."""
-    models, xes, features = _connected(_config(db_file), "models", "xes", "features")
-    criteria = {"state": "successful", **({"model_id": model_id} if model_id else {})}
-    model = next(iter(models.query(criteria, sort={"last_updated": -1}, limit=1)), None)
+    config = _config(db_file)
+    model = latest_model(config, model_id)
     if model is None:
         raise click.ClickException("no trained model in the database (run `vtc-fw build`)")
-    xes_rows = list(xes.query({"state": "successful"}, properties=["element", "sams"]))
-    feature_rows = list(
-        features.query({"state": "successful"}, properties=["element", "QAMS", "record_key"])
-    )
-    labelled = {row.get("record_key") for row in xes.query({}, properties=["record_key"])}
-    feature_rows = [row for row in feature_rows if row["record_key"] in labelled] or feature_rows
-    for path in write_report(model, xes_rows, feature_rows, out_dir):
+    for path in write_model_report(config, out_dir, model):
         click.echo(str(path))
 
 

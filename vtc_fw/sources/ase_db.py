@@ -76,10 +76,16 @@ def _entry_from_row(row: AtomsRow, stem: str, path: Path) -> StructureEntry:
         "unique_id": row.unique_id,
         "key_value_pairs": json_safe(row.key_value_pairs),
     }
-    structure_id = f"{SOURCE}:{stem}:{row.id}"
+    return entry_from_row(row, f"{SOURCE}:{stem}:{row.id}", SOURCE, provenance)
+
+
+def entry_from_row(
+    row: AtomsRow, structure_id: str, source: str, provenance: dict[str, Any]
+) -> StructureEntry:
+    """The entry of one row: its structure and summary, or the reason it cannot be read."""
     try:
         structure = structure_from_row(row)
     except StructureError as error:
-        return StructureEntry(structure_id, None, SOURCE, provenance, error=str(error))
+        return StructureEntry(structure_id, None, source, provenance, error=str(error))
     provenance.update(structure_summary(structure))
-    return StructureEntry(structure_id, structure, SOURCE, provenance)
+    return StructureEntry(structure_id, structure, source, provenance)

@@ -19,9 +19,9 @@ from ase.db.row import AtomsRow
 from pymatgen.core import Element
 
 from vtc_fw import THREE_D_METALS
-from vtc_fw.errors import SourceUnavailableError, StructureError
-from vtc_fw.sources.ase_db import open_ase_db, structure_from_row
-from vtc_fw.sources.entry import StructureEntry, json_safe, structure_summary
+from vtc_fw.errors import SourceUnavailableError
+from vtc_fw.sources.ase_db import entry_from_row, open_ase_db
+from vtc_fw.sources.entry import StructureEntry, json_safe
 from vtc_fw.sources.sampling import stratified_sample
 
 SOURCE = "oqmd-icsd"
@@ -132,9 +132,4 @@ def _entry_from_row(
         "licence": OQMD_LICENCE,
         "credit": OQMD_CREDIT,
     }
-    try:
-        structure = structure_from_row(row)
-    except StructureError as error:
-        return StructureEntry(structure_id, None, SOURCE, provenance, error=str(error))
-    provenance.update(structure_summary(structure))
-    return StructureEntry(structure_id, structure, SOURCE, provenance)
+    return entry_from_row(row, structure_id, SOURCE, provenance)
