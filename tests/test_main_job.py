@@ -3,10 +3,13 @@
 The smoke preset is real FEFF10 on a reduced cluster: its SAMS only proves the plumbing.
 """
 
+import json
 import socket
 
 import yaml
+from click.testing import CliRunner
 
+from vtc_fw.cli import main
 from vtc_fw.local_workers import LOCAL_WORKER_NAME, requeue_lost_local_runs, worker_files
 from vtc_fw.main_job import MainJobSettings, run_main_job
 
@@ -48,21 +51,15 @@ def test_main_job_computes_builds_and_resumes(db_config, tmp_path):
     assert summary["written"]["FeatureBuilder"] >= stored
     assert any("[5/5]" in message for message in messages)
 
-    again = run_main_job(
-        db_config,
-        MainJobSettings(
-            n_new=0,
-            workers=1,
-            preset="smoke",
-            n_iter=2,
-            structures=20,
-            reference_dir=tmp_path / "no_reference",
-            run_dir=tmp_path / "run",
-        ),
-        echo=messages.append,
-    )
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    options = ["--n", "0", "--workers", "1", "--preset", "smoke", "--n-iter", "2"]
+    options += ["--structures", "20", "--run-dir", str(tmp_path / "run"), "--json"]
+    options += ["--reference-dir", str(tmp_path / "no_reference")]
+    result = CliRunner().invoke(main, ["run", *options, "--db-file", str(db_file)])
+    assert result.exit_code == 0, result.output
+    assert "no FEFF work queued" in result.output
+    again = json.loads(result.stdout[result.stdout.index("{\n") :])
     assert again["written"]["FeatureBuilder"] == 0 and again["written"]["XesBuilder"] == 0
-    assert any("no FEFF work queued" in message for message in messages)
 
 
 def test_interrupted_local_runs_are_requeued(launchpad):

@@ -23,6 +23,12 @@ from vtc_fw.main_job import DEFAULT_PRESET, MainJobSettings, run_main_job
     help="Store and predict for only the first N OQMD-ICSD structures (default: all).",
 )
 @click.option(
+    "--reference-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Task documents (*.jsonl.gz) to import first (default: the checkout's data/).",
+)
+@click.option(
     "--run-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -41,6 +47,8 @@ def run_command(
     preset: str,
     seed: int,
     n_iter: int,
+    structures: int | None,
+    reference_dir: Path | None,
     run_dir: Path | None,
     db_file: Path | None,
     as_json: bool,
@@ -50,10 +58,12 @@ def run_command(
     Resumable: run it again after Ctrl-C and finished FEFF work is kept.
     """
     settings = MainJobSettings(
-        n_new=n_new, workers=workers, preset=preset, seed=seed, n_iter=n_iter
+        n_new=n_new, workers=workers, preset=preset, seed=seed, n_iter=n_iter, structures=structures
     )
     if run_dir is not None:
         settings.run_dir = run_dir
+    if reference_dir is not None:
+        settings.reference_dir = reference_dir
     try:
         summary = run_main_job(DbConfig.load(db_file), settings, echo=click.echo)
     except KeyboardInterrupt as interrupt:
