@@ -20,10 +20,9 @@ import argparse
 from pathlib import Path
 
 from vtc_fw.db.config import DbConfig
-from vtc_fw.features import F_ELEMENTS
 from vtc_fw.local_workers import start_workers, worker_files
-from vtc_fw.oxidation_cache import shipped_oxidation
-from vtc_fw.sources import StructureEntry, iter_oqmd_icsd, stratified_sample
+from vtc_fw.main_job import worth_computing
+from vtc_fw.sources import iter_oqmd_icsd, stratified_sample
 from vtc_fw.submit import submit_entries
 from vtc_fw.transfer import export_tasks
 from vtc_fw.workflows import XesWorkflowMaker
@@ -32,19 +31,8 @@ OUTPUT_DIR = Path(__file__).resolve().parents[1] / "data"
 SAMPLE_SIZE, SEED, MAX_SITES, PRESET, TIMEOUT_S = 700, 2026, 24, "paper", 1800
 
 
-def in_domain(entry: StructureEntry) -> bool:
-    """Ordered, small, no f-electron element, oxidation states assigned and not all zero."""
-    structure = entry.structure
-    if not structure.is_ordered or len(structure) > MAX_SITES:
-        return False
-    if F_ELEMENTS & set(structure.symbol_set):
-        return False
-    oxidation = shipped_oxidation(entry.structure_id, structure)
-    return oxidation is not None and oxidation.charges is not None and any(oxidation.charges)
-
-
 def submit(config: DbConfig) -> None:
-    population = [entry for entry in iter_oqmd_icsd() if in_domain(entry)]
+    population = [entry for entry in iter_oqmd_icsd() if worth_computing(entry, MAX_SITES)]
     entries = stratified_sample(population, SAMPLE_SIZE, seed=SEED, in_draw_order=True)
     maker = XesWorkflowMaker(preset=PRESET, timeout_s=TIMEOUT_S)
     print(f"population {len(population)}:", submit_entries(entries, config, maker).summary())

@@ -104,3 +104,20 @@ def test_main_job_trains_predicts_and_reports_on_recorded_feff_tasks(db_config, 
     assert (report / "metrics.md").is_file() and (report / "predicted_vs_true.png").is_file()
     predictions = db_config.collection("predictions")
     assert predictions.count_documents({"model_id": summary["model_id"]}) >= len(data["tasks"]) - 1
+
+
+def test_only_in_domain_affordable_structures_are_worth_computing():
+    from vtc_fw.main_job import worth_computing
+    from vtc_fw.sources import iter_oqmd_icsd
+
+    by_id = {}
+    for entry in iter_oqmd_icsd(limit=3000):
+        by_id[entry.structure_id] = entry
+    chosen = [e for e in by_id.values() if worth_computing(e)]
+    assert chosen and len(chosen) < len(by_id)
+    f_element = next(e for e in by_id.values() if "Ce" in e.structure.symbol_set)
+    assert not worth_computing(f_element, max_sites=None)
+    big = next(e for e in by_id.values() if len(e.structure) > 24)
+    assert not worth_computing(big)
+    for entry in chosen:
+        assert len(entry.structure) <= 24 and entry.structure.is_ordered

