@@ -306,13 +306,19 @@ def test_prediction_of_a_record_with_null_features_is_a_failure(stores):
 # --- end to end on the test server, through the CLI ------------------------------------------
 
 
-def test_cli_build_twice_then_screen_report_suggest(db_config, launchpad, tmp_path):
+def store_recorded(db_config) -> dict:
+    """Put the recorded structures and FEFF tasks into the test database; returns them."""
     data = recorded()
     for name in ("structures", "tasks"):
         store = db_config.store(name)
         store.connect()
         store.update(data[name])
         store.close()
+    return data
+
+
+def test_cli_build_twice_then_screen_report_suggest(db_config, launchpad, tmp_path):
+    store_recorded(db_config)
     db_file = db_config.write_db_json(tmp_path / "db.json")
     runner = CliRunner()
     build = ["build", "--json", "--db-file", str(db_file), "--preset", "smoke", "--n-iter", "1"]

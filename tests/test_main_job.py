@@ -78,14 +78,9 @@ def test_interrupted_local_runs_are_requeued(launchpad):
 
 def test_main_job_trains_predicts_and_reports_on_recorded_feff_tasks(db_config, tmp_path):
     # tests/data/builders_recorded.json.gz: real FEFF (smoke) tasks made by our engine
-    from test_builders import recorded
+    from test_builders import store_recorded
 
-    data = recorded()
-    for name in ("structures", "tasks"):
-        store = db_config.store(name)
-        store.connect()
-        store.update(data[name])
-        store.close()
+    data = store_recorded(db_config)
     messages: list[str] = []
     settings = MainJobSettings(
         n_new=0,
