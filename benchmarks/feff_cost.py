@@ -11,13 +11,14 @@ every polarization would repeat the SCF stages; without symmetry, every equivale
 run its own SCF and three polarizations.
 
 Usage:
-    nice python benchmarks/feff_cost.py --n 20 --presets paper,fast --check-routes 3
+    nice python benchmarks/feff_cost.py --n 20 --presets paper,fast --check-routes 3 --processes 2
     python benchmarks/feff_cost.py --report-only
 """
 
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import re
 import statistics
 from collections import defaultdict
@@ -87,6 +88,11 @@ def run_cached(
     archive = workdir.with_suffix(".tar.gz")
     archive.unlink(missing_ok=True)  # the benchmark keeps figures, not FEFF directories
     return summary
+
+
+def _run_job(job: tuple[Record, str, Path]) -> dict:
+    """:func:`run_cached` of one (record, preset, cache) for a process pool."""
+    return run_cached(*job)
 
 
 def _split_seconds(site: dict[str, Any]) -> tuple[float, float]:
@@ -178,21 +184,22 @@ def main() -> None:
     parser.add_argument("--check-routes", type=int, default=0, help="multi-site records to check")
     parser.add_argument("--route-preset", default="fast")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--processes", type=int, default=1, help="FEFF runs at once")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     presets = args.presets.split(",")
     args.cache.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         records = sample_records(args.n, args.seed, args.max_sites)
-        for record in records:
-            for preset in presets:
-                summary = run_cached(record, preset, args.cache)
+        jobs = [(record, preset, args.cache) for record in records for preset in presets]
+        with multiprocessing.Pool(args.processes) as pool:
+            for summary in pool.imap_unordered(_run_job, jobs):
                 state = (
                     f"SAMS {summary['sams']:.4f} CPU {summary['cpu_s']:.1f} s"
                     if summary["ok"]
                     else summary["error"]["reason"]
                 )
-                print(f"{record.key} {preset}: {state}", flush=True)
+                print(f"{summary['record_key']} {summary['label']}: {state}", flush=True)
         for line in check_routes(records, args.route_preset, args.cache, args.check_routes):
             print(line)
     report(args.cache, presets)

@@ -149,6 +149,22 @@ def test_xes_process_item_recomputes_the_tasks_sams(stores):
     assert failed["sams"] is None
 
 
+def test_spectra_without_scf_are_flagged_and_not_trained_on(stores):
+    task = stores["tasks"].query_one({"task_key": "test:CoO-c3pct:Co:smoke"})
+    task["sites"][0]["rung"] = "no_scf"
+    stores["tasks"].update([task])
+    run_builders([xes_builder(stores), feature_builder(stores)])
+    flagged = stores["xes"].query_one({"record_key": "test:CoO-c3pct:Co"})
+    assert flagged["state"] == "successful" and flagged["self_consistent"] is False
+    assert flagged["rungs"] == ["no_scf"]
+    assert stores["xes"].count({"self_consistent": True}) == 11
+    (item,) = train_builder(stores).get_items()
+    model = train_builder(stores).process_item(item)["model"]
+    assert model["excluded"]["no_scf"] == 1
+    assert "test:CoO-c3pct:Co" not in model["train_keys"] + model["test_keys"]
+    assert len(model["train_keys"]) + len(model["test_keys"]) == 11
+
+
 def test_xes_update_targets_then_nothing_is_stale_until_a_task_changes(stores):
     builder = xes_builder(stores)
     builder.update_targets([builder.process_item(item) for item in builder.get_items()])

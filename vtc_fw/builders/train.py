@@ -133,7 +133,9 @@ class TrainBuilder(Builder):
         yield {
             "features": list(self.features.query()),
             "xes": list(
-                self.xes.query(properties=["record_key", "state", "sams", "preset", "error"])
+                self.xes.query(
+                    properties=["record_key", "state", "sams", "preset", "error", "self_consistent"]
+                )
             ),
             "sources_last_updated": newest_source,
         }
@@ -197,10 +199,11 @@ def training_table(
 
     Returns:
         The labelled rows (features, sweep columns and ``sams``), the counts of records left
-        out before the protocol (``failed_tasks``: xes failed; ``no_features``: labelled
+        out before the protocol (``failed_tasks``: xes failed; ``no_scf``: a site's spectra
+        came without SCF, see ``XesDocument.self_consistent``; ``no_features``: labelled
         but without successful features), and the preset of the targets.
     """
-    target = {doc["record_key"]: doc for doc in xes}
+    target = {doc["record_key"]: doc for doc in xes if doc.get("self_consistent") is not False}
     featurized = {doc["record_key"]: doc for doc in features if doc.get("state") == "successful"}
     rows = []
     for key, document in featurized.items():
@@ -209,9 +212,10 @@ def training_table(
             continue
         row = FeatureDocument.model_validate(document).training_row()
         rows.append({**row, "sams": xes_doc["sams"]})
-    labelled = [doc["record_key"] for doc in xes if doc.get("state") == "successful"]
+    labelled = [key for key, doc in target.items() if doc.get("state") == "successful"]
     excluded = {
         "failed_tasks": sum(1 for doc in xes if doc.get("state") != "successful"),
+        "no_scf": sum(1 for doc in xes if doc.get("self_consistent") is False),
         "no_features": sum(1 for key in labelled if key not in featurized),
     }
     presets = sorted({doc["preset"] for doc in xes if doc.get("preset")})

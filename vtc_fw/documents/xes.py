@@ -17,6 +17,9 @@ from vtc_fw import __version__
 from vtc_fw.anisotropy import sam_matrix
 from vtc_fw.provenance import package_versions
 
+NO_SCF_RUNG = "no_scf"
+"""Ladder rung that drops the SCF (see :mod:`vtc_fw.feff.ladder`)."""
+
 
 def utc_now() -> datetime:
     """The current time in UTC (builders' ``last_updated`` and build dates)."""
@@ -66,6 +69,17 @@ class XesDocument(BaseModel):
     task_sams: float | None = Field(
         default=None, description="SAMS as written by the task (a consistency check)."
     )
+    rungs: list[str] = Field(
+        default_factory=list,
+        description="FEFF retry-ladder rung that gave each inequivalent site's spectra "
+        '("preset", "lower_mixing", "lowest_mixing", "no_scf").',
+    )
+    self_consistent: bool | None = Field(
+        default=None,
+        description="Whether every site's potentials came from an SCF (no site on the "
+        '"no_scf" rung). False marks spectra of overlapped atomic potentials: not the '
+        "method's target, so they are not trained on.",
+    )
     last_updated: datetime = Field(
         default_factory=utc_now, description="Newest last_updated of the tasks used."
     )
@@ -88,6 +102,7 @@ class XesDocument(BaseModel):
         energies = np.asarray(task["energies"], dtype=float)
         mu = np.asarray(task["mu"], dtype=float)
         sam = sam_matrix(energies, mu)
+        rungs = [str(site.get("rung")) for site in task.get("sites") or []]
         return cls(
             record_key=task["record_key"],
             structure_id=task["structure_id"],
@@ -101,6 +116,8 @@ class XesDocument(BaseModel):
             sam=sam.tolist(),
             sams=float(np.triu(sam, k=1).sum()),
             task_sams=task.get("sams"),
+            rungs=rungs,
+            self_consistent=bool(rungs) and NO_SCF_RUNG not in rungs,
             last_updated=max(t["last_updated"] for t in tasks),
             builder_meta=builder_meta,
         )
