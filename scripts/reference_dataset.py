@@ -3,6 +3,7 @@
     python scripts/reference_dataset.py submit --db-file DB.json   # queue the sample (idempotent)
     python scripts/reference_dataset.py work --db-file DB.json     # 2 rlaunch workers, background
     python scripts/reference_dataset.py export --db-file DB.json   # data/reference_PRESET.jsonl.gz
+    python scripts/reference_dataset.py requeue --db-file DB.json  # after workers were killed
 
 Population: OQMD-ICSD 3d-TM structures whose records lie in the paper's domain (oxidation
 states assigned by vtc-fw, no f-electron element) with at most 24 sites (FEFF cost); an
@@ -20,7 +21,7 @@ import argparse
 from pathlib import Path
 
 from vtc_fw.db.config import DbConfig
-from vtc_fw.local_workers import start_workers, worker_files
+from vtc_fw.local_workers import requeue_lost_local_runs, start_workers, worker_files
 from vtc_fw.main_job import worth_computing
 from vtc_fw.sources import iter_oqmd_icsd, stratified_sample
 from vtc_fw.submit import submit_entries
@@ -46,7 +47,7 @@ def work(config: DbConfig, directory: Path, workers: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["submit", "work", "export"])
+    parser.add_argument("step", choices=["submit", "work", "export", "requeue"])
     parser.add_argument("--db-file", type=Path, required=True)
     parser.add_argument("--dir", type=Path, default=Path.cwd(), help="worker directories")
     parser.add_argument("--workers", type=int, default=2)
@@ -57,6 +58,8 @@ def main() -> None:
         submit(config)
     elif arguments.step == "work":
         work(config, arguments.dir, arguments.workers)
+    elif arguments.step == "requeue":  # only while none of this machine's workers runs
+        print("put back to READY:", requeue_lost_local_runs(config.launchpad()))
     else:
         output = OUTPUT_DIR / f"reference_{PRESET}.jsonl.gz"
         count = export_tasks(config, output, query={"preset": PRESET})

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import mean_absolute_error, r2_score
@@ -299,7 +300,7 @@ def train_paper_protocol(
         ValueError: If fewer than ``2 * cv`` rows remain after exclusions.
     """
     frame = as_table(table)
-    usable, excluded = select_trainable(_with_swept_defaults(frame))
+    usable, excluded = select_trainable(with_swept_defaults(frame))
     if len(usable) < 2 * cv:
         raise ValueError(
             f"{len(usable)} usable rows, need at least {2 * cv} (excluded: {excluded})"
@@ -324,7 +325,7 @@ def train_paper_protocol(
         feature_columns=columns,
         exponent=_exponent_of(train, sweep),
         sweep=sweep,
-        best_params=_plain(search.best_params_),
+        best_params=plain_params(search.best_params_),
         cv_best_r2=float(search.best_score_),
         cv_results=_cv_table(search.cv_results_),
         r2_train=float(r2_score(train["sams"], train_pred)),
@@ -352,7 +353,7 @@ def train_paper_protocol(
     )
 
 
-def _with_swept_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+def with_swept_defaults(frame: pd.DataFrame) -> pd.DataFrame:
     """Fill QAMS/IAMS/DAMS from sweep columns when the table has only those."""
     frame = frame.copy()
     for name in SWEPT_FEATURES:
@@ -382,9 +383,32 @@ def _search(
     n_jobs: int | None,
     search_space: Mapping[str, Any] | None,
 ) -> RandomizedSearchCV:
+    forest = RandomForestRegressor(random_state=seed)
+    space = search_space or paper_search_space()
+    return randomized_search(
+        forest, space, features, target, seed=seed, n_iter=n_iter, cv=cv, n_jobs=n_jobs
+    )
+
+
+def randomized_search(
+    estimator: BaseEstimator,
+    space: Mapping[str, Any],
+    features: pd.DataFrame,
+    target: pd.Series,
+    *,
+    seed: int,
+    n_iter: int,
+    cv: int,
+    n_jobs: int | None = None,
+) -> RandomizedSearchCV:
+    """The paper's search for any estimator: ``n_iter`` draws, R², shuffled seeded K-fold, refit.
+
+    Returns:
+        The fitted search (``best_estimator_`` refitted on all the given rows).
+    """
     search = RandomizedSearchCV(
-        RandomForestRegressor(random_state=seed),
-        param_distributions=dict(search_space or paper_search_space()),
+        clone(estimator),
+        param_distributions=dict(space),
         n_iter=n_iter,
         cv=KFold(n_splits=cv, shuffle=True, random_state=seed),
         scoring="r2",
@@ -392,7 +416,7 @@ def _search(
         random_state=seed,
         n_jobs=n_jobs,
     )
-    return search.fit(features.to_numpy(), target.to_numpy())
+    return search.fit(features.to_numpy(), np.asarray(target, dtype=float))
 
 
 def noise_permutation_importances(
@@ -520,7 +544,7 @@ def tree_predictions(estimator: RandomForestRegressor, features: np.ndarray) -> 
     return np.stack([tree.tree_.predict(features)[:, 0] for tree in estimator.estimators_])
 
 
-def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
+def plain_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Hyperparameters as JSON-ready Python scalars."""
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
 
@@ -528,7 +552,7 @@ def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
 def _cv_table(cv_results: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [
         {
-            "params": _plain(params),
+            "params": plain_params(params),
             "mean_r2": float(mean),
             "std_r2": float(std),
             "rank": int(rank),

@@ -64,8 +64,8 @@ def screen(
     """Records with SAMS ≥ ``min_sams``, highest first.
 
     A record's SAMS is its FEFF value when the ``xes`` collection has one (``source``
-    ``"feff"``), else the newest model's prediction (``source`` ``"model"``, with the
-    tree spread ``sams_std``).
+    ``"feff"``; spectra computed without SCF do not count), else the newest model's
+    prediction (``source`` ``"model"``, with the tree spread ``sams_std``).
 
     Returns:
         Up to ``limit`` candidates: :data:`CANDIDATE_FIELDS` plus ``source``.
@@ -78,7 +78,11 @@ def screen(
         )
         for doc in predictions.query(query, properties=list(CANDIDATE_FIELDS)):
             candidates[doc["record_key"]] = {**_pick(doc), "source": "model"}
-    computed_query = {"state": "successful", "sams": {"$gte": min_sams}}
+    computed_query = {
+        "state": "successful",
+        "self_consistent": {"$ne": False},
+        "sams": {"$gte": min_sams},
+    }
     if element is not None:
         computed_query["element"] = element
     fields = ["record_key", "structure_id", "element", "formula", "sams", "preset"]

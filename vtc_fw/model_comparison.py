@@ -1,0 +1,393 @@
+"""The paper's random forest against other models on the same split (pure, no database).
+
+:func:`compare_models` reproduces the paper's protocol (:mod:`vtc_fw.ml`) and then tries to
+beat it on the identical data: the same usable rows (:func:`~vtc_fw.ml.select_trainable`),
+the same 80/20 element-stratified split (:func:`~vtc_fw.ml.stratified_split`), the same
+exponent sweep on the training rows and the same randomized search (``n_iter`` draws,
+``cv``-fold R², every seed equal to ``seed``). Variants:
+
+* ``paper``: random forest on the 8 paper features at the chosen exponent, paper space
+  (its scores equal those of :func:`~vtc_fw.ml.train_paper_protocol` with the same seed).
+* ``rf_all_exponents``: random forest, paper space, on the 5 exponent-free paper features
+  plus QAMS/DAMS/IAMS at every exponent of the table (the forest picks its own exponents).
+* ``gbr``: ``HistGradientBoostingRegressor`` on the paper features at the chosen exponent,
+  searched over :func:`gbr_search_space`.
+* ``gbr_all_exponents``: the same model on the extended features of ``rf_all_exponents``.
+
+The ``*_all_exponents`` variants are left out when the table has no sweep columns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+from scipy import stats
+from sklearn.base import RegressorMixin
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.metrics import mean_absolute_error, r2_score
+from sklearn.model_selection import RandomizedSearchCV
+from threadpoolctl import threadpool_limits
+
+from vtc_fw.features import FEATURE_COLUMNS
+from vtc_fw.ml import (
+    SWEPT_FEATURES,
+    ElementScore,
+    ExponentSweep,
+    as_table,
+    at_exponent,
+    paper_search_space,
+    per_element_scores,
+    plain_params,
+    randomized_search,
+    select_trainable,
+    stratified_split,
+    sweep_exponents,
+    with_swept_defaults,
+)
+
+logger = logging.getLogger(__name__)
+
+RANDOM_FOREST = "random_forest"
+GRADIENT_BOOSTING = "gradient_boosting"
+VARIANTS: dict[str, tuple[str, bool]] = {
+    "paper": (RANDOM_FOREST, False),
+    "rf_all_exponents": (RANDOM_FOREST, True),
+    "gbr": (GRADIENT_BOOSTING, False),
+    "gbr_all_exponents": (GRADIENT_BOOSTING, True),
+}
+"""Variant name → (model family, uses every sweep column), in the order they are run."""
+
+EXPONENT_FREE_FEATURES: tuple[str, ...] = tuple(
+    name for name in FEATURE_COLUMNS if name not in SWEPT_FEATURES
+)
+"""The paper features that do not depend on the feature exponent."""
+
+
+def gbr_search_space() -> dict[str, Any]:
+    """Search space of ``HistGradientBoostingRegressor`` for a few hundred records.
+
+    Shallow-to-medium trees, strong leaf and L2 regularization, a log-uniform learning rate
+    and up to 600 boosting iterations (no early stopping, so ``max_iter`` is what is fitted).
+    """
+    return {
+        "learning_rate": stats.loguniform(0.01, 0.3),
+        "max_depth": [None, 2, 3, 4, 6],
+        "max_leaf_nodes": [7, 15, 31, 63],
+        "min_samples_leaf": stats.randint(5, 41),
+        "l2_regularization": stats.loguniform(1e-3, 10.0),
+        "max_iter": stats.randint(50, 601),
+    }
+
+
+def default_search_spaces() -> dict[str, dict[str, Any]]:
+    """The space of each model family: the paper's for forests, :func:`gbr_search_space`."""
+    return {RANDOM_FOREST: paper_search_space(), GRADIENT_BOOSTING: gbr_search_space()}
+
+
+@dataclass
+class VariantResult:
+    """One model variant, refit on all training rows with its best hyperparameters.
+
+    Attributes:
+        name: Variant name (a key of :data:`VARIANTS`).
+        model: Estimator class name.
+        feature_columns: Input columns, in the estimator's order.
+        best_params: Hyperparameters chosen by the randomized search.
+        cv_r2_mean, cv_r2_std: Mean and std over the folds of the CV R² of the chosen draw
+            (training rows only; the best of ``n_iter`` draws, hence optimistic).
+        r2_train, r2_test, mae_train, mae_test: Scores of the refit.
+        per_element: Test-set scores per element.
+        test_predicted: Predictions for the test rows (``ComparisonResult.test_keys`` order).
+        estimator: The refit estimator (not part of :meth:`as_dict`).
+    """
+
+    name: str
+    model: str
+    feature_columns: list[str]
+    best_params: dict[str, Any]
+    cv_r2_mean: float
+    cv_r2_std: float
+    r2_train: float
+    r2_test: float
+    mae_train: float
+    mae_test: float
+    per_element: list[ElementScore]
+    test_predicted: list[float]
+    estimator: Any = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, without the estimator."""
+        return {k: v for k, v in asdict(self).items() if k != "estimator"}
+
+
+@dataclass
+class ComparisonResult:
+    """Every variant on one split.
+
+    Attributes:
+        variants: The variants, in the order of :data:`VARIANTS`.
+        exponent: Exponent chosen by the sweep on the training rows (None without sweep).
+        sweep: The exponent sweep, or None when the table had no sweep columns.
+        train_keys, test_keys: Record keys of the split shared by every variant.
+        test_elements, test_true: Element and target of the test rows.
+        n_rows: Rows received; excluded: rows left out, by reason (as in ``select_trainable``).
+        seed, n_iter, cv: Settings shared by every search.
+    """
+
+    variants: list[VariantResult]
+    exponent: int | None
+    sweep: ExponentSweep | None
+    train_keys: list[str]
+    test_keys: list[str]
+    test_elements: list[str]
+    test_true: list[float]
+    n_rows: int
+    excluded: dict[str, int]
+    seed: int
+    n_iter: int
+    cv: int
+
+    def variant(self, name: str) -> VariantResult:
+        """The variant called ``name``.
+
+        Raises:
+            KeyError: No variant of that name was run.
+        """
+        for result in self.variants:
+            if result.name == name:
+                return result
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (estimators left out)."""
+        return {
+            "variants": [v.as_dict() for v in self.variants],
+            "exponent": self.exponent,
+            "sweep": None if self.sweep is None else self.sweep.as_dict(),
+            "train_keys": self.train_keys,
+            "test_keys": self.test_keys,
+            "test_elements": self.test_elements,
+            "test_true": self.test_true,
+            "n_rows": self.n_rows,
+            "excluded": self.excluded,
+            "seed": self.seed,
+            "n_iter": self.n_iter,
+            "cv": self.cv,
+        }
+
+    def to_markdown(self) -> str:
+        """A Markdown table of the variants with a one-line caption."""
+        header = (
+            "| variant | features | n_train | n_test | R² train | R² test | MAE test "
+            f"| {self.cv}-fold CV R² (train) |"
+        )
+        lines = [header, "|" + " --- |" * 8]
+        n_train, n_test = len(self.train_keys), len(self.test_keys)
+        for v in self.variants:
+            lines.append(
+                f"| {v.name} | {describe_features(v.feature_columns)} | {n_train} | {n_test} "
+                f"| {v.r2_train:.3f} | {v.r2_test:.3f} | {v.mae_test:.4f} "
+                f"| {v.cv_r2_mean:.3f} ± {v.cv_r2_std:.3f} |"
+            )
+        caption = (
+            f"Same element-stratified split for every variant (seed {self.seed}); exponent "
+            f"n = {self.exponent} chosen on the training rows; {self.n_iter} draws per search; "
+            f"CV R² of the best draw (optimistic). Rows: {self.n_rows}, excluded: "
+            f"{_format_counts(self.excluded)}."
+        )
+        return "\n".join([*lines, "", caption])
+
+
+def describe_features(columns: Sequence[str]) -> str:
+    """Short description of a feature list.
+
+    Sweep columns are summarized, e.g. ``5 + QAMS/IAMS/DAMS@1–14 (47)``; the paper's 8
+    features are ``paper 8``; any other list is written out.
+    """
+    sweep = [c for c in columns if "@" in c]
+    if not sweep:
+        return "paper 8" if list(columns) == list(FEATURE_COLUMNS) else ", ".join(columns)
+    names = "/".join(dict.fromkeys(c.split("@")[0] for c in sweep))
+    exponents = sorted({int(c.split("@")[1]) for c in sweep})
+    return f"{len(columns) - len(sweep)} + {names}@{exponents[0]}–{exponents[-1]} ({len(columns)})"
+
+
+def _format_counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def compare_models(
+    table: pd.DataFrame | Sequence[Mapping[str, Any]],
+    *,
+    seed: int,
+    n_iter: int = 100,
+    cv: int = 5,
+    n_jobs: int | None = None,
+    search_spaces: Mapping[str, Mapping[str, Any]] | None = None,
+) -> ComparisonResult:
+    """Fit the paper's forest and the other variants on one split and score them alike.
+
+    Args:
+        table: One row per record, as for :func:`~vtc_fw.ml.train_paper_protocol`.
+        seed: Seeds the split, the CV folds, the search draws and the estimators.
+        n_iter: Hyperparameter draws of every randomized search (paper: 100).
+        cv: Cross-validation folds of every search (paper: 5).
+        n_jobs: Processes for the searches (None: 1).
+        search_spaces: Overrides by model family, ``"random_forest"`` (default: the paper's
+            space) and/or ``"gradient_boosting"`` (default: :func:`gbr_search_space`).
+
+    Returns:
+        The variants' scores on the shared split.
+
+    Raises:
+        ValueError: Fewer than ``2 * cv`` usable rows, or an unknown search-space family.
+    """
+    spaces = _search_spaces(search_spaces)
+    frame = as_table(table)
+    usable, excluded = select_trainable(with_swept_defaults(frame))
+    if len(usable) < 2 * cv:
+        raise ValueError(
+            f"{len(usable)} usable rows, need at least {2 * cv} (excluded: {excluded})"
+        )
+    train, test = stratified_split(usable, seed=seed)
+    sweep = sweep_exponents(train)
+    if sweep is not None:
+        train = at_exponent(train, sweep.chosen_exponent)
+        test = at_exponent(test, sweep.chosen_exponent)
+    exponent = None if sweep is None else sweep.chosen_exponent
+    logger.info("%d usable rows of %d, exponent %s", len(usable), len(frame), exponent)
+    settings = {"seed": seed, "n_iter": n_iter, "cv": cv, "n_jobs": n_jobs}
+    variants = [
+        fit_variant(name, train, test, space=spaces[family], **settings)
+        for name, (family, _) in VARIANTS.items()
+        if feature_columns(name, train) is not None
+    ]
+    return ComparisonResult(
+        variants=variants,
+        exponent=exponent,
+        sweep=sweep,
+        train_keys=[str(k) for k in train["key"]],
+        test_keys=[str(k) for k in test["key"]],
+        test_elements=[str(e) for e in test["element"]],
+        test_true=[float(v) for v in test["sams"]],
+        n_rows=len(frame),
+        excluded=excluded,
+        seed=seed,
+        n_iter=n_iter,
+        cv=cv,
+    )
+
+
+def _search_spaces(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
+    spaces = default_search_spaces()
+    unknown = set(overrides or {}) - set(spaces)
+    if unknown:
+        raise ValueError(f"unknown model families {sorted(unknown)}; known: {sorted(spaces)}")
+    return {**spaces, **{family: dict(space) for family, space in (overrides or {}).items()}}
+
+
+def feature_columns(variant: str, frame: pd.DataFrame) -> list[str] | None:
+    """Input columns of a variant for a table, or None when the table cannot provide them.
+
+    The paper variants use :data:`~vtc_fw.features.FEATURE_COLUMNS`; the ``*_all_exponents``
+    variants the exponent-free paper features followed by every ``QAMS@n``, ``IAMS@n`` and
+    ``DAMS@n`` column (by feature, then ascending n), None when there is none.
+    """
+    _, all_exponents = VARIANTS[variant]
+    if not all_exponents:
+        return list(FEATURE_COLUMNS)
+    sweep = [
+        f"{name}@{n}"
+        for name in SWEPT_FEATURES
+        for n in sorted(int(c.split("@")[1]) for c in frame.columns if c.startswith(f"{name}@"))
+    ]
+    return [*EXPONENT_FREE_FEATURES, *sweep] if sweep else None
+
+
+def make_estimator(family: str, seed: int) -> RegressorMixin:
+    """The unfitted estimator of a model family, seeded."""
+    if family == RANDOM_FOREST:
+        return RandomForestRegressor(random_state=seed)
+    return HistGradientBoostingRegressor(early_stopping=False, random_state=seed)
+
+
+def fit_variant(
+    name: str,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    *,
+    space: Mapping[str, Any],
+    seed: int,
+    n_iter: int,
+    cv: int,
+    n_jobs: int | None = None,
+) -> VariantResult:
+    """Search, refit and score one variant on a given split.
+
+    OpenMP (the threads of ``HistGradientBoostingRegressor``) is limited to one thread per
+    process: on tables of a few hundred rows its threads cost more than they save, 20-fold
+    on a loaded machine. Parallelism comes from ``n_jobs`` (the search's processes).
+
+    Args:
+        name: A key of :data:`VARIANTS`.
+        train, test: The split, swept columns already at the chosen exponent.
+        space: Hyperparameter space of the variant's model family.
+        seed, n_iter, cv, n_jobs: As in :func:`compare_models`.
+
+    Returns:
+        The variant's search outcome and scores.
+
+    Raises:
+        ValueError: An ``*_all_exponents`` variant on a table without sweep columns.
+    """
+    family, _ = VARIANTS[name]
+    columns = feature_columns(name, train)
+    if columns is None:
+        raise ValueError(f"variant {name} needs QAMS@n/IAMS@n/DAMS@n columns; the table has none")
+    logger.info("%s: searching %d draws over %d features", name, n_iter, len(columns))
+    with threadpool_limits(limits=1, user_api="openmp"):
+        search = randomized_search(
+            make_estimator(family, seed),
+            space,
+            train[columns],
+            train["sams"],
+            seed=seed,
+            n_iter=n_iter,
+            cv=cv,
+            n_jobs=n_jobs,
+        )
+        result = scored(name, search, columns, train, test)
+    logger.info("%s: test R² %.3f, CV R² %.3f", name, result.r2_test, result.cv_r2_mean)
+    return result
+
+
+def scored(
+    name: str,
+    search: RandomizedSearchCV,
+    columns: list[str],
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+) -> VariantResult:
+    """The scores of a fitted search's refit estimator on the training and test rows."""
+    estimator = search.best_estimator_
+    train_pred = estimator.predict(train[columns].to_numpy())
+    test_pred = estimator.predict(test[columns].to_numpy())
+    return VariantResult(
+        name=name,
+        model=type(estimator).__name__,
+        feature_columns=columns,
+        best_params=plain_params(search.best_params_),
+        cv_r2_mean=float(search.best_score_),
+        cv_r2_std=float(search.cv_results_["std_test_score"][search.best_index_]),
+        r2_train=float(r2_score(train["sams"], train_pred)),
+        r2_test=float(r2_score(test["sams"], test_pred)),
+        mae_train=float(mean_absolute_error(train["sams"], train_pred)),
+        mae_test=float(mean_absolute_error(test["sams"], test_pred)),
+        per_element=per_element_scores(test["element"], test["sams"], test_pred),
+        test_predicted=[float(v) for v in test_pred],
+        estimator=estimator,
+    )
