@@ -12,6 +12,7 @@ run its own SCF and three polarizations.
 
 Usage:
     nice python benchmarks/feff_cost.py --n 20 --presets paper,fast --check-routes 3 --processes 2
+    python benchmarks/feff_cost.py --n 5 --variant scf07='{"scf": {"radius": 0.7}}'
     python benchmarks/feff_cost.py --report-only
 """
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from vtc_fw.errors import VtcError
 from vtc_fw.feff import compute_record_spectra
+from vtc_fw.feff.inputs import preset_settings
 from vtc_fw.feff.run import SCF_STAGES
 from vtc_fw.records import AbsorberSite, Record, make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
@@ -60,9 +62,9 @@ def _cache_path(cache: Path, key: str, label: str) -> Path:
 
 
 def run_cached(
-    record: Record, preset: str, cache: Path, label: str | None = None, **kwargs
+    record: Record, preset: str | dict, cache: Path, label: str | None = None, **kwargs
 ) -> dict:
-    """Summary of one FEFF run of a record, from the cache or computed and cached."""
+    """Summary of one FEFF run of a record (preset name or settings), cached under ``label``."""
     label = label or preset
     path = _cache_path(cache, record.key, label)
     if path.is_file():
@@ -90,9 +92,19 @@ def run_cached(
     return summary
 
 
-def _run_job(job: tuple[Record, str, Path]) -> dict:
-    """:func:`run_cached` of one (record, preset, cache) for a process pool."""
+def _run_job(job: tuple[Record, str | dict, Path, str]) -> dict:
+    """:func:`run_cached` of one (record, preset, cache, label) for a process pool."""
     return run_cached(*job)
+
+
+def variant_settings(text: str) -> tuple[str, dict]:
+    """``NAME=JSON`` → (NAME, "paper" with the JSON's keys replaced; dict values merged)."""
+    name, _, overrides = text.partition("=")
+    settings = preset_settings("paper")
+    for key, value in json.loads(overrides).items():
+        merge = isinstance(value, dict) and isinstance(settings.get(key), dict)
+        settings[key] = {**settings[key], **value} if merge else value
+    return name, settings
 
 
 def _split_seconds(site: dict[str, Any]) -> tuple[float, float]:
@@ -184,14 +196,22 @@ def main() -> None:
     parser.add_argument("--check-routes", type=int, default=0, help="multi-site records to check")
     parser.add_argument("--route-preset", default="fast")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help='NAME=JSON: "paper" with these settings, e.g. grid04=\'{"xes": [-25, 5, 0.4]}\'',
+    )
     parser.add_argument("--processes", type=int, default=1, help="FEFF runs at once")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
-    presets = args.presets.split(",")
+    settings = dict(variant_settings(text) for text in args.variant)
+    settings.update((name, name) for name in args.presets.split(","))
+    presets = list(settings)
     args.cache.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         records = sample_records(args.n, args.seed, args.max_sites)
-        jobs = [(record, preset, args.cache) for record in records for preset in presets]
+        jobs = [(r, settings[p], args.cache, p) for r in records for p in presets]
         with multiprocessing.Pool(args.processes) as pool:
             for summary in pool.imap_unordered(_run_job, jobs):
                 state = (
