@@ -2,7 +2,7 @@
 
     python scripts/reference_dataset.py submit --db-file DB.json   # queue the sample (idempotent)
     python scripts/reference_dataset.py work --db-file DB.json     # 2 rlaunch workers, background
-    python scripts/reference_dataset.py export --db-file DB.json   # data/reference_PRESET.jsonl.gz
+    python scripts/reference_dataset.py export --db-file DB.json   # successful tasks → data/
     python scripts/reference_dataset.py requeue --db-file DB.json  # after workers were killed
 
 Population: OQMD-ICSD 3d-TM structures whose records lie in the paper's domain (oxidation
@@ -62,7 +62,7 @@ def main() -> None:
         print("put back to READY:", requeue_lost_local_runs(config.launchpad()))
     else:
         output = OUTPUT_DIR / f"reference_{PRESET}.jsonl.gz"
-        count = export_tasks(config, output, query={"preset": PRESET})
+        count = export_tasks(config, output, query={"preset": PRESET, "state": "successful"})
         print(f"exported {count} task documents to {output}")
 
 
