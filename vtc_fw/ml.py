@@ -16,6 +16,7 @@ counted, never dropped silently.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -215,14 +216,18 @@ def stratified_split(
     """80/20 split stratified by ``element``.
 
     Elements with fewer than two rows cannot be stratified; they go to the training side.
+    A table too small to give every element a test row (test rows < elements) is split
+    without stratification, still 80/20.
     """
     counts = frame["element"].value_counts()
     rare = frame["element"].isin(counts[counts < 2].index)
     stratifiable = frame.loc[~rare]
+    n_test = math.ceil(test_fraction * len(stratifiable))
+    by_element = n_test >= stratifiable["element"].nunique()
     train, test = train_test_split(
         stratifiable,
         test_size=test_fraction,
-        stratify=stratifiable["element"],
+        stratify=stratifiable["element"] if by_element else None,
         random_state=seed,
     )
     train = pd.concat([train, frame.loc[rare]])
