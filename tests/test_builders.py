@@ -266,6 +266,16 @@ def test_train_counts_failed_tasks_and_stores_a_verifiable_blob(stores):
     assert list(builder.get_items()) == []
 
 
+def test_training_is_skipped_only_after_a_successful_model_of_the_same_data(stores):
+    run_builders([xes_builder(stores), feature_builder(stores)])
+    later = datetime.now(UTC) + timedelta(hours=1)
+    attempt = {"sources_last_updated": later, "last_updated": later}
+    stores["models"].update([{**attempt, "model_id": "failed-1", "state": "failed"}])
+    assert len(list(train_builder(stores).get_items())) == 1
+    stores["models"].update([{**attempt, "model_id": "m-1", "state": "successful"}])
+    assert list(train_builder(stores).get_items()) == []
+
+
 def test_training_is_reproducible(stores):
     run_builders([xes_builder(stores), feature_builder(stores)])
     models = [train_builder(stores).process_item(next(iter(train_builder(stores).get_items())))]

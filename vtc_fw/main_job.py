@@ -215,7 +215,11 @@ def build_and_report(config: DbConfig, settings: MainJobSettings, echo: Echo) ->
     model = latest_model(config)
     summary: dict[str, Any] = {"written": written, "model_id": None}
     if model is None:
-        echo("  no model could be trained yet (too few labelled records)")
+        failed = config.collection("models").find_one(
+            {"state": "failed"}, sort=[("last_updated", -1)], projection={"error": 1}
+        )
+        reason = failed["error"]["message"] if failed else "no labelled records"
+        echo(f"  no model could be trained: {reason}")
         return summary
     metrics = {name: model[name] for name in ("r2_train", "r2_test", "mae_train", "mae_test")}
     summary.update(model_id=model["model_id"], metrics=metrics, n_records=model["n_records"])

@@ -62,7 +62,8 @@ class TrainBuilder(Builder):
     successful ``xes`` documents. Records whose tasks failed, whose features failed or are
     null, or that lie outside the training domain are left out and counted in the model
     document. Nothing is trained when no features or xes document is newer than the last
-    training attempt. A failed training attempt is stored as a ``state="failed"`` document.
+    successful model. A failed training attempt is stored as a ``state="failed"`` document
+    and tried again on the next build (a fix of the code, not of the data, may cure it).
 
     Args:
         features: Source store of feature documents (key ``record_key``).
@@ -118,15 +119,18 @@ class TrainBuilder(Builder):
         if newest_source is None or self.xes.count({"state": "successful"}) == 0:
             self.logger.info("no labelled data: nothing to train")
             return
-        last_attempt = next(
+        last_model = next(
             iter(
                 self.models.query(
-                    properties=["sources_last_updated"], sort={"last_updated": -1}, limit=1
+                    {"state": "successful"},
+                    properties=["sources_last_updated"],
+                    sort={"last_updated": -1},
+                    limit=1,
                 )
             ),
             None,
         )
-        if last_attempt and as_utc(last_attempt["sources_last_updated"]) >= newest_source:
+        if last_model and as_utc(last_model["sources_last_updated"]) >= newest_source:
             self.logger.info("no new features or xes since the last model: skipping training")
             return
         self.total = 1
