@@ -151,6 +151,11 @@ def check_routes(records: list[Record], preset: str, cache: Path, count: int) ->
     return lines
 
 
+def _self_consistent(summary: dict | None) -> bool:
+    """A successful run none of whose sites fell back to the ladder's no-SCF rung."""
+    return bool(summary and summary["ok"] and "no_scf" not in summary["rungs"])
+
+
 def report(cache: Path, presets: list[str]) -> None:
     """Print the figures of every cached run."""
     runs = [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))]
@@ -173,7 +178,7 @@ def report(cache: Path, presets: list[str]) -> None:
         errors = [
             abs(r["sams"] - by_key[r["record_key"], "paper"]["sams"])
             for r in ok
-            if by_key.get((r["record_key"], "paper"), {}).get("ok")
+            if _self_consistent(by_key.get((r["record_key"], "paper")))
         ]
         if preset != "paper" and errors:
             within = sum(e <= 0.003 for e in errors)
@@ -185,6 +190,8 @@ def report(cache: Path, presets: list[str]) -> None:
     for r in runs:
         if not r["ok"]:
             print(f"  failed: {r['record_key']} {r['label']}: {r['error']['reason']}")
+        elif not _self_consistent(r):
+            print(f"  no SCF on a site (not compared): {r['record_key']} {r['label']}")
 
 
 def main() -> None:
