@@ -274,6 +274,49 @@ def at_exponent(frame: pd.DataFrame, exponent: int) -> pd.DataFrame:
     return frame
 
 
+@dataclass
+class TrainingSplit:
+    """The usable rows of a table split 80/20, at the exponent the training rows choose.
+
+    Attributes:
+        n_rows: Rows of the input table.
+        usable: Rows left after :func:`select_trainable` (all exponents kept).
+        excluded: Counts of the rows left out, by reason.
+        train: Training rows (QAMS/IAMS/DAMS at the chosen exponent when swept).
+        test: Test rows, likewise.
+        sweep: The exponent sweep on the training rows, or None without sweep columns.
+    """
+
+    n_rows: int
+    usable: pd.DataFrame
+    excluded: dict[str, int]
+    train: pd.DataFrame
+    test: pd.DataFrame
+    sweep: ExponentSweep | None
+
+
+def split_for_training(
+    table: pd.DataFrame | Sequence[Mapping[str, Any]], *, seed: int, cv: int
+) -> TrainingSplit:
+    """Exclusions, the element-stratified split and the exponent sweep every model shares.
+
+    Raises:
+        ValueError: If fewer than ``2 * cv`` rows remain after exclusions.
+    """
+    frame = as_table(table)
+    usable, excluded = select_trainable(_with_swept_defaults(frame))
+    if len(usable) < 2 * cv:
+        raise ValueError(
+            f"{len(usable)} usable rows, need at least {2 * cv} (excluded: {excluded})"
+        )
+    train, test = stratified_split(usable, seed=seed)
+    sweep = sweep_exponents(train)
+    if sweep is not None:
+        train = at_exponent(train, sweep.chosen_exponent)
+        test = at_exponent(test, sweep.chosen_exponent)
+    return TrainingSplit(len(frame), usable, excluded, train, test, sweep)
+
+
 def train_paper_protocol(
     table: pd.DataFrame | Sequence[Mapping[str, Any]],
     *,
@@ -304,19 +347,8 @@ def train_paper_protocol(
     Raises:
         ValueError: If fewer than ``2 * cv`` rows remain after exclusions.
     """
-    frame = as_table(table)
-    usable, excluded = select_trainable(with_swept_defaults(frame))
-    if len(usable) < 2 * cv:
-        raise ValueError(
-            f"{len(usable)} usable rows, need at least {2 * cv} (excluded: {excluded})"
-        )
-    train, test = stratified_split(usable, seed=seed)
-    sweep = sweep_exponents(train)
-    if sweep is not None:
-        train, test = (
-            at_exponent(train, sweep.chosen_exponent),
-            at_exponent(test, sweep.chosen_exponent),
-        )
+    split = split_for_training(table, seed=seed, cv=cv)
+    train, test, sweep = split.train, split.test, split.sweep
     columns = list(FEATURE_COLUMNS)
     search = _search(train[columns], train["sams"], seed, n_iter, cv, n_jobs, search_space)
     estimator = search.best_estimator_
@@ -341,7 +373,7 @@ def train_paper_protocol(
         raw_importances=raw,
         per_element=per_element_scores(test["element"], test["sams"], test_pred),
         balanced=(
-            balanced_variant(usable, search.best_params_, seed=seed, n_jobs=n_jobs)
+            balanced_variant(split.usable, search.best_params_, seed=seed, n_jobs=n_jobs)
             if balanced
             else None
         ),
@@ -350,15 +382,15 @@ def train_paper_protocol(
         test_elements=[str(e) for e in test["element"]],
         test_true=[float(v) for v in test["sams"]],
         test_predicted=[float(v) for v in test_pred],
-        n_rows=len(frame),
-        excluded=excluded,
+        n_rows=split.n_rows,
+        excluded=split.excluded,
         seed=seed,
         n_iter=n_iter,
         cv=cv,
     )
 
 
-def with_swept_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+def _with_swept_defaults(frame: pd.DataFrame) -> pd.DataFrame:
     """Fill QAMS/IAMS/DAMS from sweep columns when the table has only those."""
     frame = frame.copy()
     for name in SWEPT_FEATURES:

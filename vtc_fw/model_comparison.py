@@ -37,16 +37,11 @@ from vtc_fw.ml import (
     SWEPT_FEATURES,
     ElementScore,
     ExponentSweep,
-    as_table,
-    at_exponent,
     paper_search_space,
     per_element_scores,
     plain_params,
     randomized_search,
-    select_trainable,
-    stratified_split,
-    sweep_exponents,
-    with_swept_defaults,
+    split_for_training,
 )
 
 logger = logging.getLogger(__name__)
@@ -247,19 +242,10 @@ def compare_models(
         ValueError: Fewer than ``2 * cv`` usable rows, or an unknown search-space family.
     """
     spaces = _search_spaces(search_spaces)
-    frame = as_table(table)
-    usable, excluded = select_trainable(with_swept_defaults(frame))
-    if len(usable) < 2 * cv:
-        raise ValueError(
-            f"{len(usable)} usable rows, need at least {2 * cv} (excluded: {excluded})"
-        )
-    train, test = stratified_split(usable, seed=seed)
-    sweep = sweep_exponents(train)
-    if sweep is not None:
-        train = at_exponent(train, sweep.chosen_exponent)
-        test = at_exponent(test, sweep.chosen_exponent)
+    split = split_for_training(table, seed=seed, cv=cv)
+    train, test, sweep = split.train, split.test, split.sweep
     exponent = None if sweep is None else sweep.chosen_exponent
-    logger.info("%d usable rows of %d, exponent %s", len(usable), len(frame), exponent)
+    logger.info("%d usable rows of %d, exponent %s", len(split.usable), split.n_rows, exponent)
     settings = {"seed": seed, "n_iter": n_iter, "cv": cv, "n_jobs": n_jobs}
     variants = [
         fit_variant(name, train, test, space=spaces[family], **settings)
@@ -274,8 +260,8 @@ def compare_models(
         test_keys=[str(k) for k in test["key"]],
         test_elements=[str(e) for e in test["element"]],
         test_true=[float(v) for v in test["sams"]],
-        n_rows=len(frame),
-        excluded=excluded,
+        n_rows=split.n_rows,
+        excluded=split.excluded,
         seed=seed,
         n_iter=n_iter,
         cv=cv,
