@@ -405,3 +405,14 @@ def test_nightly_builders_are_mrun_serializable(db_config):
     for builder in builders:
         clone = type(builder).from_dict(builder.as_dict())
         assert clone.as_dict() == builder.as_dict()
+
+
+def test_query_by_keys_returns_every_match_across_in_batches():
+    from vtc_fw.builders.incremental import IN_QUERY_BATCH, query_by_keys
+
+    store = MemoryStore(key="k")
+    store.connect()
+    store.update([{"k": i, "even": i % 2 == 0} for i in range(2 * IN_QUERY_BATCH + 7)])
+    wanted = list(range(0, 2 * IN_QUERY_BATCH + 7, 3))
+    found = [doc["k"] for doc in query_by_keys(store, "k", wanted, {"even": True})]
+    assert sorted(found) == [k for k in wanted if k % 2 == 0]

@@ -78,3 +78,29 @@ def test_no_model_no_predictions_screened():
     empty = {name: memory_store(name, key) for name, key in [("p", "k"), ("x", "k"), ("m", "k")]}
     assert screen(empty["p"], empty["x"], empty["m"], min_sams=0.0) == []
     assert least_certain(empty["p"], empty["x"], empty["m"], n=3) == []
+
+
+def test_repeated_rows_of_one_entry_are_listed_once():
+    from vtc_fw.screening import collapse_repeated_rows
+
+    def row(structure_id, sams):
+        return {
+            "record_key": f"{structure_id}:Mn",
+            "structure_id": structure_id,
+            "element": "Mn",
+            "sams": sams,
+        }
+
+    ranked = [
+        row("oqmd-icsd:1-2-AMnO3", 0.3),
+        row("oqmd-icsd:1-2-AMnO3#9", 0.3),
+        row("oqmd-icsd:1-2-AMnO3#11", 0.25),
+        row("oqmd-icsd:3-4-BMnO3", 0.3),
+    ]
+    kept = collapse_repeated_rows(ranked)
+    assert [c["structure_id"] for c in kept] == [
+        "oqmd-icsd:1-2-AMnO3",
+        "oqmd-icsd:1-2-AMnO3#11",
+        "oqmd-icsd:3-4-BMnO3",
+    ]
+    assert kept[0]["repeated_as"] == ["oqmd-icsd:1-2-AMnO3#9:Mn"]

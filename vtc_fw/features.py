@@ -9,10 +9,12 @@ d-electron count Z − q − 18 and the mean and spread of Pauling electronegati
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
-from pymatgen.core import Element
+from pymatgen.core import Element, Structure
+from pymatgen.core.units import Length, Mass
 
 from vtc_fw.clusters import Cluster
 from vtc_fw.records import Record
@@ -35,6 +37,8 @@ DEFAULT_FEATURE_EXPONENT = 5
 """Feature exponent used until a sweep on labelled data chooses another."""
 SWEEP_EXPONENTS: tuple[int, ...] = tuple(range(1, 15))
 """The paper's exponent search range."""
+GRAMS_PER_DALTON = float(Mass(1.0, "amu").to("g"))
+CUBIC_CM_PER_CUBIC_ANGSTROM = float(Length(1.0, "ang").to("cm") ** 3)
 F_ELEMENTS: frozenset[str] = frozenset(
     {
         *("Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu"),
@@ -103,7 +107,7 @@ def featurize_record(record: Record, exponent: int = DEFAULT_FEATURE_EXPONENT) -
         QAMS=moments["QAMS"],
         DAMS=moments["DAMS"],
         IAMS=moments["IAMS"],
-        density=float(record.structure.density),
+        density=mass_density(record.structure),
         spacegroup_norm=record.spacegroup / 230.0,
         n_d=d_electron_count(clusters, record.element),
         en_mean=float(np.mean([_electronegativity_stats(c)[0] for c in clusters])),
@@ -162,12 +166,30 @@ def d_electron_count(clusters: list[Cluster], element: str) -> float | None:
     return float(np.mean([atomic_number - cluster.charges[0] - 18 for cluster in clusters]))
 
 
+@cache
+def pauling_electronegativity(symbol: str) -> float:
+    """Pauling electronegativity of an element (NaN where it has none, e.g. noble gases)."""
+    return float(Element(symbol).X)
+
+
+@cache
+def _atomic_mass(symbol: str) -> float:
+    """Standard atomic mass, u."""
+    return float(Element(symbol).atomic_mass)
+
+
+def mass_density(structure: Structure) -> float:
+    """Mass density, g/cm³ (pymatgen's ``Structure.density`` without its unit objects)."""
+    mass = sum(_atomic_mass(site.specie.symbol) for site in structure)
+    return mass * GRAMS_PER_DALTON / (structure.volume * CUBIC_CM_PER_CUBIC_ANGSTROM)
+
+
 def _electronegativity_stats(cluster: Cluster) -> tuple[float, float]:
     """Mean and population standard deviation of Pauling electronegativity over the cluster.
 
     Elements without a Pauling value (noble gases) are left out.
     """
-    values = np.array([Element(symbol).X for symbol in cluster.species], dtype=float)
+    values = np.array([pauling_electronegativity(symbol) for symbol in cluster.species])
     values = values[np.isfinite(values)]
     return float(values.mean()), float(values.std())
 

@@ -39,6 +39,7 @@ from vtc_fw.reporting import latest_model, write_model_report
 from vtc_fw.screening import screen
 from vtc_fw.sources import StructureEntry, iter_oqmd_icsd, stratified_sample
 from vtc_fw.submit import structure_document, submit_entries
+from vtc_fw.timing import StepTimes
 from vtc_fw.transfer import import_tasks
 from vtc_fw.workflows import XesWorkflowMaker
 
@@ -51,6 +52,14 @@ MAX_SITES = 24
 DEFAULT_PRESET = "paper"
 """FEFF preset of the reference dataset, and so of new records by default ("fast" is not within
 0.003 of it on general records: benchmarks/feff_cost.py)."""
+
+BUILDER_STEPS = {
+    "XesBuilder": "xes",
+    "FeatureBuilder": "features",
+    "TrainBuilder": "model",
+    "PredictionBuilder": "predictions",
+}
+"""Step names of the builders in the closing time summary."""
 
 Echo = Callable[[str], None]
 
@@ -70,7 +79,7 @@ class MainJobSettings:
         run_dir: Worker directories, FEFF scratch and the report.
     """
 
-    n_new: int = 4
+    n_new: int = 2
     workers: int = 2
     preset: str = DEFAULT_PRESET
     seed: int = 0
@@ -201,8 +210,10 @@ def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo)
         bar.close()
 
 
-def build_and_report(config: DbConfig, settings: MainJobSettings, echo: Echo) -> dict[str, Any]:
-    """Run the builders and print the model metrics and the top candidates."""
+def build_and_report(
+    config: DbConfig, settings: MainJobSettings, echo: Echo, times: StepTimes
+) -> dict[str, Any]:
+    """Run the builders, then :func:`report`; each is timed in ``times``."""
     builders = nightly_builders(
         config,
         preset=settings.preset,
@@ -210,10 +221,20 @@ def build_and_report(config: DbConfig, settings: MainJobSettings, echo: Echo) ->
         n_iter=settings.n_iter,
         n_jobs=settings.workers,
     )
-    written = run_builders(builders, show_progress=True, processes=settings.workers)
+    written: dict[str, int] = {}
+    for builder in builders:
+        with times.step(BUILDER_STEPS.get(type(builder).__name__, type(builder).__name__)):
+            written |= run_builders([builder], show_progress=True, processes=settings.workers)
     echo(f"  documents written: {written}")
+    with times.step("report"):
+        summary = report(config, settings, echo)
+    return {"written": written, **summary}
+
+
+def report(config: DbConfig, settings: MainJobSettings, echo: Echo) -> dict[str, Any]:
+    """Print the newest model's metrics and the top candidates; write figures and tables."""
     model = latest_model(config)
-    summary: dict[str, Any] = {"written": written, "model_id": None}
+    summary: dict[str, Any] = {"model_id": None}
     if model is None:
         failed = config.collection("models").find_one(
             {"state": "failed"}, sort=[("last_updated", -1)], projection={"error": 1}
@@ -251,19 +272,26 @@ def build_and_report(config: DbConfig, settings: MainJobSettings, echo: Echo) ->
 
 
 def run_main_job(config: DbConfig, settings: MainJobSettings, echo: Echo = print) -> dict[str, Any]:
-    """Run the six steps of the module docstring; returns a summary."""
+    """Run the six steps of the module docstring; returns a summary (with step times)."""
+    times = StepTimes()
     with run_lock(settings.run_dir):
         address = config.uri or f"{config.host}:{config.port}"
         echo(f"[1/5] database {config.database!r} at {address}")
-        config.ensure_server()
+        with times.step("database"):
+            config.ensure_server()
         echo("[2/5] reference dataset")
-        imported = import_reference_data(config, settings.reference_dir, echo)
+        with times.step("import"):
+            imported = import_reference_data(config, settings.reference_dir, echo)
         echo("[3/5] OQMD-ICSD structures (3d transition metals)")
-        store_oqmd_structures(config, settings.structures, echo)
+        with times.step("structures"):
+            store_oqmd_structures(config, settings.structures, echo)
         echo(f"[4/5] FEFF on {settings.n_new} new structures, preset {settings.preset!r}")
-        compute_new_records(config, settings, echo)
+        with times.step("FEFF"):
+            compute_new_records(config, settings, echo)
         echo("[5/5] builders: xes → features → model → predictions")
-        summary = build_and_report(config, settings, echo)
+        summary = build_and_report(config, settings, echo, times)
+    echo(f"time: {times.summary()}")
+    summary["times"] = times.as_dict()
     summary["imported"] = imported
     summary["host"] = socket.gethostname()
     return summary

@@ -138,7 +138,8 @@ def make_records(
     """
     structure, structure_id = _unwrap(structure, structure_id)
     structure = _validated(structure, structure_id)
-    present = [x for x in THREE_D_METALS if x in structure.symbol_set]
+    symbols = set(structure.symbol_set)
+    present = [x for x in THREE_D_METALS if x in symbols]
     chosen = [x for x in present if elements is None or x in elements]
     if not chosen:
         raise StructureError(

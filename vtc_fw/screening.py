@@ -95,7 +95,25 @@ def screen(
             "source": "feff",
         }
     ranked = sorted(candidates.values(), key=lambda c: c["sams"], reverse=True)
-    return ranked[:limit]
+    return collapse_repeated_rows(ranked)[:limit]
+
+
+def collapse_repeated_rows(ranked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep one candidate per source entry that a dataset lists more than once.
+
+    OQMD-ICSD holds some entries in several rows; vtc-fw ids the later ones
+    ``"{name}#{row id}"``. Rows of one name whose records have the same SAMS (to 1e-9) are one
+    candidate, listed once with the other ids under ``"repeated_as"``; rows that differ stay.
+    """
+    kept: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for candidate in ranked:
+        name = str(candidate.get("structure_id") or candidate["record_key"]).split("#")[0]
+        key = (name, candidate.get("element") or "", round(candidate["sams"] * 1e9))
+        if key in kept:
+            kept[key].setdefault("repeated_as", []).append(candidate["record_key"])
+        else:
+            kept[key] = candidate
+    return list(kept.values())
 
 
 def least_certain(

@@ -8,7 +8,15 @@ from typing import Any
 from maggma.core import Builder, Store
 from pymatgen.core import Structure
 
-from vtc_fw.builders.incremental import as_utc, chunks, error_as_dict, newest_by, stale_keys
+from vtc_fw.builders.incremental import (
+    IN_QUERY_BATCH,
+    as_utc,
+    chunks,
+    error_as_dict,
+    newest_by,
+    query_by_keys,
+    stale_keys,
+)
 from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.xes import BuilderMeta
 from vtc_fw.errors import StructureError
@@ -34,7 +42,7 @@ class FeatureBuilder(Builder):
         exponent: Feature exponent of the flat feature fields.
         sweep_exponents: Exponents whose moment sums are stored for the sweep.
         query: Extra filter on the structures.
-        chunk_size: Structures per database round trip.
+        chunk_size: Structures whose documents are written per database round trip.
     """
 
     parallel_items = True
@@ -73,8 +81,7 @@ class FeatureBuilder(Builder):
         keys = stale_keys(source, target)
         self.logger.info(f"{len(keys)} new or changed structures")
         self.total = len(keys)
-        for chunk in chunks(keys, self.chunk_size):
-            yield from self.structures.query({"structure_id": {"$in": chunk}})
+        yield from query_by_keys(self.structures, "structure_id", keys)
 
     def process_item(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         """Feature documents of every record of one structure (pure, no database)."""
@@ -132,6 +139,7 @@ class FeatureBuilder(Builder):
         if not documents:
             return
         structure_ids = sorted({document["structure_id"] for document in documents})
-        self.features.remove_docs({"structure_id": {"$in": structure_ids}})
+        for batch in chunks(structure_ids, IN_QUERY_BATCH):
+            self.features.remove_docs({"structure_id": {"$in": batch}})
         self.features.update(documents, key="record_key")
         self.documents_written += len(documents)

@@ -51,6 +51,20 @@ def chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
         yield values[start : start + size]
 
 
+IN_QUERY_BATCH = 200
+"""Most values in one ``$in`` query. secantusdb's ``$in`` cost grows faster than linearly
+(features by record_key on 13,302 documents: 100 keys 0.08 s, 1,000 keys 2 s, 5,000 keys
+55 s), while MongoDB does not mind either way."""
+
+
+def query_by_keys(
+    store: Store, field: str, keys: list[Any], criteria: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Documents of ``store`` whose ``field`` is one of ``keys``, in ``$in`` batches."""
+    for batch in chunks(keys, IN_QUERY_BATCH):
+        yield from store.query({**(criteria or {}), field: {"$in": batch}})
+
+
 def error_as_dict(error: Exception) -> dict[str, str]:
     """An exception as stored in a failed document: type, machine reason, message."""
     if isinstance(error, VtcError):

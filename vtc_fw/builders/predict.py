@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from maggma.core import Builder, Store
 
-from vtc_fw.builders.incremental import as_utc, chunks, newest_by, stale_keys
+from vtc_fw.builders.incremental import as_utc, chunks, newest_by, query_by_keys, stale_keys
 from vtc_fw.builders.train import latest_model, load_estimator
 from vtc_fw.documents.prediction import PredictionDocument, prediction_key
 from vtc_fw.documents.xes import BuilderMeta
@@ -77,7 +77,7 @@ class PredictionBuilder(Builder):
         estimator = load_estimator(self.model_blobs, model["model_id"])
         self.total = len(keys)
         for chunk in chunks(keys, self.chunk_size):
-            documents = list(self.features.query({"record_key": {"$in": chunk}}))
+            documents = list(query_by_keys(self.features, "record_key", chunk))
             yield {"model": model, "estimator": estimator, "features": documents}
 
     def process_item(self, item: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from maggma.core import Builder, Store
 
-from vtc_fw.builders.incremental import as_utc, chunks, newest_by, stale_keys
+from vtc_fw.builders.incremental import as_utc, chunks, newest_by, query_by_keys, stale_keys
 from vtc_fw.documents.xes import BuilderMeta, XesDocument
 
 
@@ -63,7 +63,7 @@ class XesBuilder(Builder):
         self.total = len(keys)
         for chunk in chunks(keys, self.chunk_size):
             grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for task in self.tasks.query({**criteria, "record_key": {"$in": chunk}}):
+            for task in query_by_keys(self.tasks, "record_key", chunk, criteria):
                 grouped[task["record_key"]].append(task)
             yield from grouped.values()
 

@@ -11,7 +11,7 @@ from vtc_fw.main_job import DEFAULT_PRESET, MainJobSettings, run_main_job
 
 
 @main.command("run")
-@click.option("--n", "n_new", default=4, show_default=True, help="New structures to run FEFF on.")
+@click.option("--n", "n_new", default=2, show_default=True, help="New structures to run FEFF on.")
 @click.option("--workers", default=2, show_default=True, help="Local rlaunch workers.")
 @click.option("--preset", default=DEFAULT_PRESET, show_default=True, help="FEFF preset.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the sample and the model.")
