@@ -5,6 +5,10 @@
     python scripts/reference_dataset.py export --db-file DB.json   # successful tasks → data/
     python scripts/reference_dataset.py requeue --db-file DB.json  # after workers were killed
 
+DB.json of the dataset database on this machine, a second embedded server that every step starts
+when it is down: ``{"host": "127.0.0.1", "port": 27018, "database": "vtc_reference",
+"embedded_home": "/root/vtc_dataset"}``.
+
 Population: OQMD-ICSD 3d-TM structures whose records lie in the paper's domain (oxidation
 states assigned by vtc-fw, no f-electron element) with at most 24 sites (FEFF cost); an
 element-balanced sample of 700 in draw order, so every finished prefix is balanced. Preset

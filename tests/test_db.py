@@ -211,3 +211,19 @@ def test_cli_db_start_status_stop_use_vtc_fw_home(tmp_path, monkeypatch):
     remote = str(DbConfig(host="db.example.org").write_db_json(tmp_path / "remote.json"))
     refused = runner.invoke(main, ["db", "start", "--db-file", remote])
     assert refused.exit_code != 0 and "not the embedded default" in refused.output
+
+
+def test_db_json_with_embedded_home_makes_a_second_embedded_server(tmp_path):
+    db_file = tmp_path / "db.json"
+    settings = {"host": "127.0.0.1", "port": free_port(), "embedded_home": str(tmp_path / "h")}
+    db_file.write_text(json.dumps(settings))
+    config = DbConfig.from_file(db_file)
+    assert config.is_local_default and config.embedded_home == tmp_path / "h"
+    assert DbConfig.from_db_json(config.as_db_json()) == config
+    runner = CliRunner()
+    started = runner.invoke(main, ["db", "start", "--db-file", str(db_file)])
+    assert started.exit_code == 0, started.output
+    assert f"127.0.0.1:{settings['port']}" in started.output
+    assert (tmp_path / "h" / f"secantus-{settings['port']}").is_dir()
+    stopped = runner.invoke(main, ["db", "stop", "--db-file", str(db_file)])
+    assert "stopped" in stopped.output

@@ -8,8 +8,9 @@ Resolution order of :meth:`DbConfig.load`:
 4. the embedded default: ``127.0.0.1:27017``, database ``vtc_fw``.
 
 The FireWorks collections and vtc-fw's collections live in the same database. When the
-configured server is the local default and nothing answers, the embedded ``secantusd-py``
-server is started (see :mod:`vtc_fw.db.embedded`); any other server is used as configured.
+configured server is the local default (or a local one whose db.json names an
+``embedded_home``) and nothing answers, the embedded ``secantusd-py`` server is started (see
+:mod:`vtc_fw.db.embedded`); any other server is used as configured.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class DbConfig:
         password: Password for authentication, if any.
         auth_source: Authentication database (default: ``database``).
         uri: A full MongoDB connection string (``host_uri`` in db.json); wins over host/port.
-        embedded_home: Data directory root of the embedded server (default ``VTC_FW_HOME``).
+        embedded_home: Data directory root of the embedded server (default ``VTC_FW_HOME``);
+            ``embedded_home`` in db.json. Set, it makes a local server on any port embedded.
     """
 
     host: str = DEFAULT_HOST
@@ -119,6 +121,11 @@ class DbConfig:
             password=settings.get("admin_password") or settings.get("password"),
             auth_source=settings.get("authsource") or settings.get("auth_source"),
             uri=settings.get("host_uri"),
+            embedded_home=(
+                Path(settings["embedded_home"]).expanduser()
+                if settings.get("embedded_home")
+                else None
+            ),
         )
 
     @classmethod
@@ -141,11 +148,12 @@ class DbConfig:
 
     @property
     def is_local_default(self) -> bool:
-        """Whether this is the embedded default address (local host, default port, no auth)."""
+        """Whether vtc-fw runs this server itself: a local host without authentication, on the
+        default port or with an explicit ``embedded_home`` (a second embedded server)."""
         return (
             self.uri is None
             and self.host in LOCAL_HOSTS
-            and self.port == DEFAULT_PORT
+            and (self.port == DEFAULT_PORT or self.embedded_home is not None)
             and self.username is None
         )
 
@@ -244,6 +252,8 @@ class DbConfig:
             settings |= {"admin_user": self.username, "admin_password": self.password}
         if self.auth_source is not None:
             settings["authsource"] = self.auth_source
+        if self.embedded_home is not None:
+            settings["embedded_home"] = str(self.embedded_home)
         return settings
 
     def as_launchpad_dict(self) -> dict[str, Any]:
