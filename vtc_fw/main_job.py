@@ -223,7 +223,7 @@ def build_and_report(
     )
     written: dict[str, int] = {}
     for builder in builders:
-        with times.step(BUILDER_STEPS.get(type(builder).__name__, type(builder).__name__)):
+        with times.step(BUILDER_STEPS[type(builder).__name__]):
             written |= run_builders([builder], show_progress=True, processes=settings.workers)
     echo(f"  documents written: {written}")
     with times.step("report"):

@@ -13,6 +13,7 @@ from typing import Any
 from maggma.core import Store
 
 from vtc_fw.builders.train import latest_model
+from vtc_fw.sources.oqmd import first_row_id
 
 CANDIDATE_FIELDS = (
     "record_key",
@@ -102,12 +103,13 @@ def collapse_repeated_rows(ranked: list[dict[str, Any]]) -> list[dict[str, Any]]
     """Keep one candidate per source entry that a dataset lists more than once.
 
     OQMD-ICSD holds some entries in several rows; vtc-fw ids the later ones
-    ``"{name}#{row id}"``. Rows of one name whose records have the same SAMS (to 1e-9) are one
-    candidate, listed once with the other ids under ``"repeated_as"``; rows that differ stay.
+    ``"{name}#{row id}"`` (:func:`vtc_fw.sources.oqmd.first_row_id` undoes that). Rows of one
+    name whose records have the same SAMS (to 1e-9) are one candidate, listed once with the
+    other ids under ``"repeated_as"``; rows that differ stay.
     """
     kept: dict[tuple[str, str, int], dict[str, Any]] = {}
     for candidate in ranked:
-        name = str(candidate.get("structure_id") or candidate["record_key"]).split("#")[0]
+        name = first_row_id(str(candidate.get("structure_id") or candidate["record_key"]))
         key = (name, candidate.get("element") or "", round(candidate["sams"] * 1e9))
         if key in kept:
             kept[key].setdefault("repeated_as", []).append(candidate["record_key"])

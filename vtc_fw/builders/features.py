@@ -9,12 +9,11 @@ from maggma.core import Builder, Store
 from pymatgen.core import Structure
 
 from vtc_fw.builders.incremental import (
-    IN_QUERY_BATCH,
     as_utc,
-    chunks,
     error_as_dict,
     newest_by,
     query_by_keys,
+    remove_by_keys,
     stale_keys,
 )
 from vtc_fw.documents.features import FeatureDocument
@@ -139,7 +138,6 @@ class FeatureBuilder(Builder):
         if not documents:
             return
         structure_ids = sorted({document["structure_id"] for document in documents})
-        for batch in chunks(structure_ids, IN_QUERY_BATCH):
-            self.features.remove_docs({"structure_id": {"$in": batch}})
+        remove_by_keys(self.features, "structure_id", structure_ids)
         self.features.update(documents, key="record_key")
         self.documents_written += len(documents)

@@ -65,6 +65,12 @@ def query_by_keys(
         yield from store.query({**(criteria or {}), field: {"$in": batch}})
 
 
+def remove_by_keys(store: Store, field: str, keys: list[Any]) -> None:
+    """Delete the documents of ``store`` whose ``field`` is one of ``keys``, in ``$in`` batches."""
+    for batch in chunks(keys, IN_QUERY_BATCH):
+        store.remove_docs({field: {"$in": batch}})
+
+
 def error_as_dict(error: Exception) -> dict[str, str]:
     """An exception as stored in a failed document: type, machine reason, message."""
     if isinstance(error, VtcError):

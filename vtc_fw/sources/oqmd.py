@@ -25,6 +25,8 @@ from vtc_fw.sources.entry import StructureEntry, json_safe
 from vtc_fw.sources.sampling import stratified_sample
 
 SOURCE = "oqmd-icsd"
+REPEAT_MARK = "#"
+"""Separates an OQMD name from the row id in the ids of its repeated rows."""
 OQMD_LICENCE = "CC-BY-4.0"
 OQMD_CREDIT = (
     "Open Quantum Materials Database (oqmd.org), CC-BY-4.0: J. E. Saal et al., JOM 65, 1501 "
@@ -108,8 +110,13 @@ def _select_rows(
         name = row.get("name", str(row.id))
         seen_names[name] += 1
         if wanted is None or not wanted.isdisjoint(row.numbers.tolist()):
-            suffix = "" if seen_names[name] == 1 else f"#{row.id}"
+            suffix = "" if seen_names[name] == 1 else f"{REPEAT_MARK}{row.id}"
             yield row, f"{SOURCE}:{name}{suffix}"
+
+
+def first_row_id(structure_id: str) -> str:
+    """The id of the first row of an OQMD name, given the id of any of its rows."""
+    return structure_id.split(REPEAT_MARK, 1)[0]
 
 
 def _strata(wanted: frozenset[int] | None) -> Callable[[AtomsRow], set[str]]:
