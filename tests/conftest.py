@@ -13,8 +13,10 @@ import socket
 import uuid
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 from fireworks import LaunchPad
+from oqmd_table import band_gap_table
 
 from vtc_fw.db.config import DbConfig
 from vtc_fw.db.embedded import EmbeddedServer
@@ -65,3 +67,13 @@ def launchpad(db_config: DbConfig) -> LaunchPad:
     launchpad = db_config.launchpad()
     launchpad.reset("", require_password=False)
     return launchpad
+
+
+@pytest.fixture(scope="session")
+def table() -> pd.DataFrame:
+    """Real features of the first 150 OQMD-ICSD structures; target = band gap (not SAMS).
+
+    Built once per session (test_ml and test_model_comparison share it): tests copy it
+    before changing it.
+    """
+    return band_gap_table()

@@ -244,6 +244,10 @@ def test_train_counts_failed_tasks_and_stores_a_verifiable_blob(stores):
     assert model["excluded"]["failed_tasks"] == 1
     assert len(model["train_keys"]) + len(model["test_keys"]) == 12
     assert {"Ni", "Co"} == set(model["test_elements"])
+    # out-of-fold scores cover every training record, per element
+    oof = {row["element"]: row["n_test"] for row in model["per_element_oof"]}
+    assert set(oof) == {"Ni", "Co"} and sum(oof.values()) == len(model["train_keys"])
+    assert isinstance(model["r2_oof"], float) and model["mae_oof"] >= 0
     builder.update_targets([output])
     # the stored estimator reproduces the test predictions of the model document
     estimator = load_estimator(stores["model_blobs"], model["model_id"])
@@ -379,7 +383,8 @@ def test_cli_build_twice_then_screen_report_suggest(db_config, launchpad, tmp_pa
         "per_element_r2.png",
         "metrics.md",
     } <= written
-    assert "| R² |" in (tmp_path / "report" / "metrics.md").read_text()
+    metrics = (tmp_path / "report" / "metrics.md").read_text()
+    assert "| R² |" in metrics and "| out-of-fold records |" in metrics
 
     suggested = runner.invoke(main, ["suggest", "--n", "3", "--json", "--db-file", str(db_file)])
     picks = json.loads(suggested.stdout)

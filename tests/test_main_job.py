@@ -118,3 +118,28 @@ def test_only_in_domain_affordable_structures_are_worth_computing():
     assert not worth_computing(big)
     for entry in chosen:
         assert len(entry.structure) <= 24 and entry.structure.is_ordered
+
+
+def test_quick_structures_have_one_feff_site():
+    from vtc_fw.main_job import QUICK_MAX_SITES, quick_to_compute, worth_computing
+    from vtc_fw.records import inequivalent_site_count, make_records
+    from vtc_fw.sources import iter_oqmd_icsd
+
+    entries = [e for e in iter_oqmd_icsd(limit=1500) if worth_computing(e, QUICK_MAX_SITES)]
+    quick = [e for e in entries if quick_to_compute(e)]
+    assert quick and len(quick) < len(entries)
+    for entry in quick[:5]:
+        (record,) = make_records(entry)
+        assert len(record.absorber_sites) == 1
+    several = next(
+        e
+        for e in entries
+        if len(e.three_d_metals) == 1
+        and len(e.structure.symbol_set) <= 3
+        and inequivalent_site_count(e.structure, e.three_d_metals[0]) > 1
+    )
+    (record,) = make_records(several)
+    assert len(record.absorber_sites) == inequivalent_site_count(
+        several.structure, several.three_d_metals[0]
+    )
+    assert not quick_to_compute(several)

@@ -9,14 +9,20 @@ tiny (few trees, two draws) so that the module takes seconds.
 
 from __future__ import annotations
 
-import warnings
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
+from oqmd_table import SWEEP
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.metrics import mean_absolute_error, r2_score
+from sklearn.model_selection import KFold, cross_val_predict
 
 from vtc_fw.builders.train import serialize_estimator
-from vtc_fw.features import FEATURE_COLUMNS, featurize_record, moment_anisotropies
+from vtc_fw.documents.model import ModelDocument
+from vtc_fw.documents.xes import BuilderMeta
+from vtc_fw.features import FEATURE_COLUMNS
 from vtc_fw.ml import (
     NOISE_FEATURE,
     PAPER_BEST_PARAMS,
@@ -26,8 +32,7 @@ from vtc_fw.ml import (
     train_paper_protocol,
     tree_predictions,
 )
-from vtc_fw.records import make_records
-from vtc_fw.sources.oqmd import iter_oqmd_icsd
+from vtc_fw.plots import metrics_table, plot_per_element_r2
 
 TINY_SPACE = {
     "n_estimators": [15],
@@ -38,36 +43,6 @@ TINY_SPACE = {
     "max_samples": [0.7],
     "bootstrap": [True],
 }
-SWEEP = (2, 5, 9)
-
-
-def _oqmd_rows(limit: int) -> list[dict]:
-    rows = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for entry in iter_oqmd_icsd(limit=limit):
-            try:
-                records = make_records(entry.structure, entry.structure_id)
-            except Exception:
-                continue
-            for record in records:
-                row = featurize_record(record).as_dict()
-                clusters = [record.site_clusters[i] for i in record.absorber_indices]
-                for n in SWEEP:
-                    sums = moment_anisotropies(clusters, record.basis, n)
-                    row.update({f"{name}@{n}": value for name, value in sums.items()})
-                row["key"] = row.pop("record_key")
-                row["bandgap"] = entry.provenance["bandgap"]
-                rows.append(row)
-    return rows
-
-
-@pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    """Real feature rows of the first 150 OQMD-ICSD structures; target = band gap (not SAMS)."""
-    frame = pd.DataFrame(_oqmd_rows(150))
-    frame["sams"] = frame["bandgap"]
-    return frame
 
 
 def _train(frame: pd.DataFrame, seed: int = 3, **options):
@@ -141,6 +116,58 @@ def test_metrics_agree_with_the_estimator(table):
     per_tree = tree_predictions(result.estimator, test_rows.to_numpy())
     assert per_tree.shape == (15, len(result.test_keys))
     assert np.allclose(per_tree.mean(axis=0), result.test_predicted)
+
+
+def test_out_of_fold_scores_cover_the_training_rows_on_the_search_folds(table):
+    result = _train(table, balanced=False)
+    train = at_exponent(table, result.exponent).set_index("key").loc[result.train_keys]
+    # the per-element out-of-fold scores partition the training set
+    assert sum(score.n_test for score in result.per_element_oof) == len(result.train_keys)
+    counts = train["element"].value_counts().to_dict()
+    assert {score.element: score.n_test for score in result.per_element_oof} == counts
+    assert all(isinstance(s.r2, float) for s in result.per_element_oof if s.n_test >= 2)
+    # recomputed independently: the chosen forest on shuffled 3-fold splits seeded like _train
+    features, target = train[list(FEATURE_COLUMNS)].to_numpy(), train["sams"].to_numpy()
+    folds = KFold(n_splits=3, shuffle=True, random_state=3)
+    forest = RandomForestRegressor(**result.best_params, random_state=3)
+    predicted = cross_val_predict(forest, features, target, cv=folds)
+    assert result.r2_oof == pytest.approx(r2_score(target, predicted))
+    assert result.mae_oof == pytest.approx(mean_absolute_error(target, predicted))
+    # these folds are the search's: their mean R² is the chosen configuration's CV score
+    fold_r2 = [r2_score(target[i], predicted[i]) for _, i in folds.split(features)]
+    assert result.cv_best_r2 == pytest.approx(np.mean(fold_r2))
+
+
+def test_model_document_round_trips_and_reports_out_of_fold_scores(table, tmp_path):
+    result = _train(table, balanced=False)
+    document = ModelDocument.from_result(
+        result,
+        model_id="0" * 64,
+        preset=None,
+        excluded={},
+        sources_last_updated=datetime.now(UTC),
+        builder_meta=BuilderMeta(builder="test"),
+    )
+    dumped = document.model_dump()
+    assert ModelDocument.model_validate(dumped) == document
+    assert (dumped["r2_oof"], dumped["mae_oof"]) == (result.r2_oof, result.mae_oof)
+    report = metrics_table(dumped)
+    assert f"{result.r2_oof:.4f} / {result.mae_oof:.4f}" in report
+    rows = {line.split(" | ")[0][2:]: line for line in report.splitlines() if line[:2] == "| "}
+    for score in result.per_element_oof:
+        cells = [cell.strip() for cell in rows[score.element].strip("|").split("|")]
+        assert cells[4:] == [
+            str(score.n_test),
+            "n/a" if score.r2 is None else f"{score.r2:.3f}",
+            f"{score.mae:.4f}",
+        ]
+    plot_per_element_r2(dumped, tmp_path / "per_element_r2.png")
+    # a document written before the out-of-fold scores existed loads, plots and reports
+    old = {key: value for key, value in dumped.items() if not key.endswith("_oof")}
+    loaded = ModelDocument.model_validate(old)
+    assert loaded.per_element_oof == [] and loaded.r2_oof is None and loaded.mae_oof is None
+    assert "out-of-fold" not in metrics_table(old)
+    assert plot_per_element_r2(old, tmp_path / "old.png").stat().st_size > 0
 
 
 def test_balanced_variant_draws_equal_counts(table):

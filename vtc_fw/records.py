@@ -158,6 +158,22 @@ def make_records(
     ]
 
 
+def inequivalent_site_count(structure: Structure, element: str, symprec: float = SYMPREC) -> int:
+    """Number of symmetry-inequivalent ``element`` sites: FEFF runs once per such site.
+
+    Raises:
+        StructureError: If the symmetry analysis fails.
+    """
+    dataset = _symmetry_dataset(structure, symprec, structure.composition.reduced_formula)
+    return len(
+        {
+            int(dataset.equivalent_atoms[i])
+            for i, site in enumerate(structure)
+            if site.specie.symbol == element
+        }
+    )
+
+
 def _unwrap(structure: Any, structure_id: str | None) -> tuple[Structure, str]:
     """Accept a Structure or a StructureEntry; refuse entries that failed to load."""
     if hasattr(structure, "structure_id"):

@@ -7,11 +7,18 @@ import click
 
 from vtc_fw.cli import main
 from vtc_fw.db.config import DbConfig
-from vtc_fw.main_job import DEFAULT_PRESET, MainJobSettings, run_main_job
+from vtc_fw.main_job import DEFAULT_PRESET, SAMPLES, MainJobSettings, run_main_job
 
 
 @main.command("run")
 @click.option("--n", "n_new", default=2, show_default=True, help="New structures to run FEFF on.")
+@click.option(
+    "--sample",
+    type=click.Choice(SAMPLES),
+    default="quick",
+    show_default=True,
+    help="quick: one FEFF site per new structure (~10 min run); broad: the reference population.",
+)
 @click.option("--workers", default=2, show_default=True, help="Local rlaunch workers.")
 @click.option("--preset", default=DEFAULT_PRESET, show_default=True, help="FEFF preset.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the sample and the model.")
@@ -43,6 +50,7 @@ from vtc_fw.main_job import DEFAULT_PRESET, MainJobSettings, run_main_job
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
 def run_command(
     n_new: int,
+    sample: str,
     workers: int,
     preset: str,
     seed: int,
@@ -58,7 +66,13 @@ def run_command(
     Resumable: run it again after Ctrl-C and finished FEFF work is kept.
     """
     settings = MainJobSettings(
-        n_new=n_new, workers=workers, preset=preset, seed=seed, n_iter=n_iter, structures=structures
+        n_new=n_new,
+        sample=sample,
+        workers=workers,
+        preset=preset,
+        seed=seed,
+        n_iter=n_iter,
+        structures=structures,
     )
     if run_dir is not None:
         settings.run_dir = run_dir

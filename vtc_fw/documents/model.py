@@ -18,10 +18,12 @@ from vtc_fw.ml import ProtocolResult
 
 
 class ElementMetrics(BaseModel):
-    """Test-set scores restricted to one absorber element."""
+    """Scores restricted to one absorber element (test set, or out-of-fold on training)."""
 
     element: str = Field(description="Absorbing 3d element.")
-    n_test: int = Field(description="Test records of this element.")
+    n_test: int = Field(
+        description="Records of this element scored (training records for out-of-fold scores)."
+    )
     r2: float | None = Field(description="R² on them (null below 2 records).")
     mae: float = Field(description="Mean absolute error of SAMS on them.")
 
@@ -67,6 +69,20 @@ class ModelDocument(BaseModel):
         description="Mean and std of the test-MSE increase on permutation, noise included."
     )
     per_element: list[ElementMetrics] = Field(description="Test-set scores per element.")
+    per_element_oof: list[ElementMetrics] = Field(
+        default_factory=list,
+        description=(
+            "Scores per element of the cv-fold out-of-fold predictions on the training records "
+            "with the chosen hyperparameters; the hyperparameters were chosen on these same "
+            "folds, so slightly optimistic (empty in models trained before it existed)."
+        ),
+    )
+    r2_oof: float | None = Field(
+        default=None, description="R² of those out-of-fold predictions on all training records."
+    )
+    mae_oof: float | None = Field(
+        default=None, description="MAE of those out-of-fold predictions on all training records."
+    )
     balanced: BalancedMetrics | None = Field(description="Balanced-per-element variant.")
     train_keys: list[str] = Field(description="Record keys of the training split.")
     test_keys: list[str] = Field(description="Record keys of the test split.")
@@ -115,6 +131,9 @@ class ModelDocument(BaseModel):
             importances=result.importances,
             raw_importances=result.raw_importances,
             per_element=[ElementMetrics(**asdict(s)) for s in result.per_element],
+            per_element_oof=[ElementMetrics(**asdict(s)) for s in result.per_element_oof],
+            r2_oof=result.r2_oof,
+            mae_oof=result.mae_oof,
             balanced=(
                 BalancedMetrics(**asdict(result.balanced)) if result.balanced is not None else None
             ),
