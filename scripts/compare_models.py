@@ -1,11 +1,12 @@
 """Compare the paper's random forest with other models on the same split of the labelled data.
 
     python scripts/compare_models.py --db-file DB.json [--seed 0] [--n-iter 100] [--cv 5]
-        [--jobs 1] [--json OUT.json] [--markdown OUT.md]
+        [--cv-repeats 10] [--jobs 1] [--json OUT.json] [--markdown OUT.md]
 
 Reads the ``features`` and ``xes`` collections (as ``TrainBuilder`` does), joins them with
 ``training_table`` and runs :func:`vtc_fw.model_comparison.compare_models`; prints the
-Markdown table on stdout, progress on stderr.
+Markdown tables (the split, then the paired repeated CV; ``--cv-repeats 0`` skips it) on
+stdout, progress on stderr.
 """
 
 import argparse
@@ -39,9 +40,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-iter", type=int, default=100)
     parser.add_argument("--cv", type=int, default=5)
+    parser.add_argument(
+        "--cv-repeats", type=int, default=10, help="repeats of the paired CV (0: skip it)"
+    )
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write every figure here")
-    parser.add_argument("--markdown", type=Path, help="write the table here")
+    parser.add_argument("--markdown", type=Path, help="write the tables here")
     arguments = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s")
     logging.getLogger("vtc_fw.model_comparison").setLevel(logging.INFO)
@@ -50,7 +54,12 @@ def main(argv: list[str] | None = None) -> None:
     table, excluded, preset = training_table(*load_documents(config))
     print(f"{len(table)} labelled rows (preset {preset}), left out: {excluded}", file=sys.stderr)
     result = compare_models(
-        table, seed=arguments.seed, n_iter=arguments.n_iter, cv=arguments.cv, n_jobs=arguments.jobs
+        table,
+        seed=arguments.seed,
+        n_iter=arguments.n_iter,
+        cv=arguments.cv,
+        n_jobs=arguments.jobs,
+        cv_repeats=arguments.cv_repeats,
     )
     markdown = result.to_markdown()
     print(markdown)

@@ -11,7 +11,8 @@ Two real tables, as in the rest of the suite:
   ``tests/test_builders.py`` (stretched NiO and CoO, preset "smoke", real SAMS) put into the
   test database and turned into ``xes`` and ``features`` documents by the builders.
 
-Searches are tiny (few trees, few boosting iterations, two draws) so the module takes seconds.
+Searches are tiny (few trees, few boosting iterations, two draws) and the paired repeated CV
+has two repeats, so the module takes seconds.
 """
 
 from __future__ import annotations
@@ -24,17 +25,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from oqmd_table import SWEEP
+from scipy import stats
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.model_selection import RepeatedKFold, cross_val_score
 from test_builders import store_recorded
 from test_ml import TINY_SPACE
 
 from vtc_fw import model_comparison
 from vtc_fw.builders import FeatureBuilder, XesBuilder, run_builders
 from vtc_fw.features import FEATURE_COLUMNS
-from vtc_fw.ml import SWEPT_FEATURES, at_exponent, train_paper_protocol
+from vtc_fw.ml import SWEPT_FEATURES, at_exponent, split_for_training, train_paper_protocol
 from vtc_fw.model_comparison import (
     EXPONENT_FREE_FEATURES,
     VARIANTS,
     compare_models,
+    corrected_paired_t,
     describe_features,
 )
 
@@ -52,7 +57,7 @@ SWEEP_COLUMNS = [f"{name}@{n}" for name in SWEPT_FEATURES for n in SWEEP]
 
 
 def compare(frame: pd.DataFrame, seed: int = 3, **options):
-    settings = {"n_iter": 2, "cv": 3, "search_spaces": TINY_SPACES}
+    settings = {"n_iter": 2, "cv": 3, "search_spaces": TINY_SPACES, "cv_repeats": 2}
     return compare_models(frame, seed=seed, **{**settings, **options})
 
 
@@ -102,19 +107,25 @@ def test_extended_variants_get_every_sweep_column(result):
 
 def test_extended_forest_sees_exponents_the_sweep_did_not_choose(table):
     """Target = IAMS@2 − IAMS@9 (a stated function of real sweep columns, not SAMS): no single
-    exponent carries it, every exponent together does, so only the extended variants fit it."""
+    exponent carries it, every exponent together does, so only the extended variants fit it.
+    Paired repeated CV sees both gains; with 6 folds and a 15-tree forest that misses a fold,
+    only the boosting one passes the conservative corrected t-test."""
     frame = table.copy()
     frame["sams"] = frame["IAMS@2"] - frame["IAMS@9"]
     result = compare(frame)
     paper, extended = result.variant("paper"), result.variant("rf_all_exponents")
     assert extended.r2_test > paper.r2_test + 0.1
     assert result.variant("gbr_all_exponents").r2_test > result.variant("gbr").r2_test + 0.1
+    paired = {score.name: score for score in result.repeated_cv}
+    assert paired["rf_all_exponents"].diff_mean > 0.1
+    assert paired["gbr_all_exponents"].diff_mean > 0.3
+    assert paired["gbr_all_exponents"].p_value < 0.05
 
 
 def test_equal_seeds_equal_results_other_seed_other_split(table, result):
     again = compare(table)
     assert again.as_dict() == result.as_dict()
-    other = compare(table, seed=4)
+    other = compare(table, seed=4, cv_repeats=0)
     assert other.test_keys != result.test_keys
 
 
@@ -122,7 +133,59 @@ def test_without_sweep_columns_only_the_paper_feature_variants_run(table):
     frame = table.drop(columns=SWEEP_COLUMNS)
     result = compare(frame)
     assert [v.name for v in result.variants] == ["paper", "gbr"]
+    assert [score.name for score in result.repeated_cv] == ["paper", "gbr"]
     assert result.exponent is None and result.sweep is None
+
+
+def _independent_fold_r2(table, result, name, estimator):
+    """The variant's fold R² recomputed from the table, outside vtc_fw.model_comparison."""
+    rows = at_exponent(split_for_training(table, seed=3, cv=3).usable, result.exponent)
+    assert len(rows) == len(result.train_keys) + len(result.test_keys)
+    variant = result.variant(name)
+    estimator.set_params(**variant.best_params)
+    splitter = RepeatedKFold(n_splits=3, n_repeats=2, random_state=3)
+    features, target = rows[variant.feature_columns].to_numpy(), rows["sams"].to_numpy()
+    return cross_val_score(estimator, features, target, cv=splitter, scoring="r2")
+
+
+def test_repeated_cv_pairs_every_variant_on_the_same_folds(table, result):
+    assert result.cv_repeats == 2
+    assert [score.name for score in result.repeated_cv] == list(VARIANTS)
+    paper, *others = result.repeated_cv
+    assert paper.diff_mean == 0 and paper.diff_se is None and paper.p_value is None
+    paper_r2 = np.array(paper.fold_r2)
+    for score in result.repeated_cv:
+        r2 = np.array(score.fold_r2)
+        assert len(r2) == 3 * 2  # J = cv × repeats
+        assert (score.r2_mean, score.r2_std) == pytest.approx((r2.mean(), r2.std()))
+    for score in others:
+        d = np.array(score.fold_r2) - paper_r2
+        se = np.sqrt((1 / 6 + 1 / (3 - 1)) * d.var(ddof=1))
+        assert score.diff_mean == pytest.approx(d.mean())
+        assert score.diff_se == pytest.approx(se)
+        assert score.p_value == pytest.approx(2 * stats.t.sf(abs(d.mean()) / se, df=5))
+    forest = RandomForestRegressor(random_state=3)
+    assert np.allclose(_independent_fold_r2(table, result, "paper", forest), paper.fold_r2)
+    boosting = HistGradientBoostingRegressor(early_stopping=False, random_state=3)
+    assert np.allclose(
+        _independent_fold_r2(table, result, "gbr_all_exponents", boosting),
+        result.repeated_cv[3].fold_r2,
+    )
+
+
+def test_zero_repeats_skip_the_paired_cv(table):
+    result = compare(table.drop(columns=SWEEP_COLUMNS), cv_repeats=0)
+    assert result.repeated_cv == [] and result.as_dict()["repeated_cv"] == []
+    assert "R² mean ± std" not in result.to_markdown()
+
+
+def test_corrected_paired_t_by_hand():
+    # J = 4, cv = 2: var(d, ddof=1) = 0.02 / 3, se = sqrt((1/4 + 1) · 0.02/3), t ≈ 1.0954
+    se, p = corrected_paired_t(np.array([0.1, 0.2, 0.0, 0.1]), cv=2)
+    assert se == pytest.approx(0.0912871)
+    assert p == pytest.approx(0.353387, abs=1e-6)
+    assert corrected_paired_t(np.zeros(4), cv=2) == (0.0, 1.0)
+    assert corrected_paired_t(np.full(4, 0.1), cv=2) == (0.0, 0.0)
 
 
 def test_bad_inputs_are_refused(table):
@@ -141,9 +204,17 @@ def test_markdown_and_json(result):
     paper = result.variant("paper")
     assert f"| paper | paper 8 | {len(result.train_keys)} | {len(result.test_keys)} |" in markdown
     assert f"{paper.r2_test:.3f}" in markdown
+    n_usable = len(result.train_keys) + len(result.test_keys)
+    assert f"Paired repeated CV over all {n_usable} usable rows (2 × 3-fold" in markdown
+    paired = lines[lines.index("| variant | R² mean ± std | Δ vs paper ± se | p |") :]
+    assert paired[1] == "|" + " --- |" * 4
+    assert [line.split(" | ")[0] for line in paired[2:]] == [f"| {name}" for name in VARIANTS]
+    assert paired[2].endswith(" | 0 | – |")
     document = json.loads(json.dumps(result.as_dict()))
     assert [v["name"] for v in document["variants"]] == list(VARIANTS)
     assert "estimator" not in document["variants"][0]
+    assert document["cv_repeats"] == 2
+    assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [6] * 4
 
 
 def _script():
@@ -164,8 +235,8 @@ def test_script_on_recorded_feff_tasks(db_config, tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(model_comparison, "default_search_spaces", lambda: dict(TINY_SPACES))
     db_file = db_config.write_db_json(tmp_path / "db.json")
     out_json, out_md = tmp_path / "out.json", tmp_path / "out.md"
-    options = ["--n-iter", "1", "--cv", "2", "--json", str(out_json), "--markdown", str(out_md)]
-    _script().main(["--db-file", str(db_file), "--seed", "1", *options])
+    options = ["--n-iter", "1", "--cv", "2", "--cv-repeats", "2", "--json", str(out_json)]
+    _script().main(["--db-file", str(db_file), "--seed", "1", *options, "--markdown", str(out_md)])
     captured = capsys.readouterr()
     assert captured.out.strip() == out_md.read_text().strip()
     assert "12 labelled rows (preset smoke)" in captured.err
@@ -175,3 +246,6 @@ def test_script_on_recorded_feff_tasks(db_config, tmp_path, monkeypatch, capsys)
     assert len(document["train_keys"]) + len(document["test_keys"]) == 12
     assert [v["name"] for v in document["variants"]] == list(VARIANTS)
     assert all(len(v["test_predicted"]) == len(document["test_keys"]) for v in document["variants"])
+    assert document["cv_repeats"] == 2
+    assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [2 * 2] * 4
+    assert "Paired repeated CV over all 12 usable rows (2 × 2-fold" in captured.out

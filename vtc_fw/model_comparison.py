@@ -15,6 +15,11 @@ exponent sweep on the training rows and the same randomized search (``n_iter`` d
 * ``gbr_all_exponents``: the same model on the extended features of ``rf_all_exponents``.
 
 The ``*_all_exponents`` variants are left out when the table has no sweep columns.
+
+A test split of a few dozen rows cannot tell such variants apart, so each variant's chosen
+configuration is then also scored by paired repeated K-fold over all usable rows
+(``cv_repeats`` × ``cv`` folds, the same folds for every variant), with the difference to
+``paper`` tested by the Nadeau–Bengio corrected resampled t-test (:class:`PairedScore`).
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.base import RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.metrics import mean_absolute_error, r2_score
-from sklearn.model_selection import RandomizedSearchCV
+from sklearn.model_selection import RandomizedSearchCV, RepeatedKFold, cross_val_score
 from threadpoolctl import threadpool_limits
 
 from vtc_fw.features import FEATURE_COLUMNS
@@ -37,6 +43,8 @@ from vtc_fw.ml import (
     SWEPT_FEATURES,
     ElementScore,
     ExponentSweep,
+    TrainingSplit,
+    at_exponent,
     paper_search_space,
     per_element_scores,
     plain_params,
@@ -120,6 +128,41 @@ class VariantResult:
 
 
 @dataclass
+class PairedScore:
+    """One variant's chosen configuration scored by paired repeated K-fold on all usable rows.
+
+    A fresh estimator with the variant's ``best_params`` is fitted and scored (R²) on every
+    fold of one ``RepeatedKFold`` (``cv`` folds × ``cv_repeats`` repeats, seeded), the same
+    folds for every variant, so the fold scores are paired. The difference to ``paper`` is
+    tested with the corrected resampled t-test of Nadeau & Bengio (2003, "Inference for the
+    generalization error", Machine Learning 52: 239–281): with ``d`` the J per-fold differences,
+    ``se = sqrt((1/J + n_test/n_train) · var(d, ddof=1))``, ``n_test/n_train = 1/(cv − 1)``,
+    and ``t = mean(d) / se`` on J − 1 degrees of freedom. The correction accounts for the
+    overlap of the training rows between folds, which makes the naive t-test far too
+    confident.
+
+    The hyperparameters were chosen by the search on the training rows of the split, which are
+    among the rows here, so the absolute R² is optimistic; the paired differences are the point.
+
+    Attributes:
+        name: Variant name (a key of :data:`VARIANTS`).
+        fold_r2: R² on each fold, in the splitter's order (J = ``cv`` × ``cv_repeats``).
+        r2_mean, r2_std: Mean and std (ddof 0, as the search's CV std) of ``fold_r2``.
+        diff_mean: Mean over the folds of this variant's R² minus ``paper``'s (0 for ``paper``).
+        diff_se: Corrected standard error of ``diff_mean`` (None for ``paper``).
+        p_value: Two-sided p-value of the corrected t statistic (None for ``paper``).
+    """
+
+    name: str
+    fold_r2: list[float]
+    r2_mean: float
+    r2_std: float
+    diff_mean: float
+    diff_se: float | None
+    p_value: float | None
+
+
+@dataclass
 class ComparisonResult:
     """Every variant on one split.
 
@@ -131,6 +174,9 @@ class ComparisonResult:
         test_elements, test_true: Element and target of the test rows.
         n_rows: Rows received; excluded: rows left out, by reason (as in ``select_trainable``).
         seed, n_iter, cv: Settings shared by every search.
+        repeated_cv: Paired repeated K-fold scores, in the order of ``variants`` (empty when
+            ``cv_repeats`` is 0).
+        cv_repeats: Repeats of the ``cv``-fold split in ``repeated_cv``.
     """
 
     variants: list[VariantResult]
@@ -145,6 +191,8 @@ class ComparisonResult:
     seed: int
     n_iter: int
     cv: int
+    repeated_cv: list[PairedScore]
+    cv_repeats: int
 
     def variant(self, name: str) -> VariantResult:
         """The variant called ``name``.
@@ -172,10 +220,12 @@ class ComparisonResult:
             "seed": self.seed,
             "n_iter": self.n_iter,
             "cv": self.cv,
+            "repeated_cv": [asdict(score) for score in self.repeated_cv],
+            "cv_repeats": self.cv_repeats,
         }
 
     def to_markdown(self) -> str:
-        """A Markdown table of the variants with a one-line caption."""
+        """A Markdown table of the variants with a one-line caption, then the repeated CV."""
         header = (
             "| variant | features | n_train | n_test | R² train | R² test | MAE test "
             f"| {self.cv}-fold CV R² (train) |"
@@ -194,7 +244,30 @@ class ComparisonResult:
             f"CV R² of the best draw (optimistic). Rows: {self.n_rows}, excluded: "
             f"{_format_counts(self.excluded)}."
         )
-        return "\n".join([*lines, "", caption])
+        return "\n".join([*lines, "", caption, *self._repeated_cv_markdown()])
+
+    def _repeated_cv_markdown(self) -> list[str]:
+        if not self.repeated_cv:
+            return []
+        n_usable = len(self.train_keys) + len(self.test_keys)
+        caption = (
+            f"Paired repeated CV over all {n_usable} usable rows ({self.cv_repeats} × "
+            f"{self.cv}-fold, the same folds for every variant, seed {self.seed}); each "
+            "variant's hyperparameters were chosen on the training rows, so R² is optimistic; "
+            "Δ vs paper: mean paired difference, Nadeau–Bengio corrected se and t-test p."
+        )
+        lines = ["| variant | R² mean ± std | Δ vs paper ± se | p |", "|" + " --- |" * 4]
+        lines += [_paired_row(score) for score in self.repeated_cv]
+        return ["", caption, "", *lines]
+
+
+def _paired_row(score: PairedScore) -> str:
+    if score.diff_se is None or score.p_value is None:
+        return f"| {score.name} | {score.r2_mean:.3f} ± {score.r2_std:.3f} | 0 | – |"
+    return (
+        f"| {score.name} | {score.r2_mean:.3f} ± {score.r2_std:.3f} "
+        f"| {score.diff_mean:+.3f} ± {score.diff_se:.3f} | {score.p_value:.3g} |"
+    )
 
 
 def describe_features(columns: Sequence[str]) -> str:
@@ -223,8 +296,12 @@ def compare_models(
     cv: int = 5,
     n_jobs: int | None = None,
     search_spaces: Mapping[str, Mapping[str, Any]] | None = None,
+    cv_repeats: int = 10,
 ) -> ComparisonResult:
     """Fit the paper's forest and the other variants on one split and score them alike.
+
+    Then score every variant's chosen configuration by paired repeated K-fold over all usable
+    rows (:func:`paired_repeated_cv`).
 
     Args:
         table: One row per record, as for :func:`~vtc_fw.ml.train_paper_protocol`.
@@ -234,9 +311,10 @@ def compare_models(
         n_jobs: Processes for the searches (None: 1).
         search_spaces: Overrides by model family, ``"random_forest"`` (default: the paper's
             space) and/or ``"gradient_boosting"`` (default: :func:`gbr_search_space`).
+        cv_repeats: Repeats of the ``cv``-fold split of the paired comparison (0: skip it).
 
     Returns:
-        The variants' scores on the shared split.
+        The variants' scores on the shared split and by repeated CV.
 
     Raises:
         ValueError: Fewer than ``2 * cv`` usable rows, or an unknown search-space family.
@@ -252,6 +330,9 @@ def compare_models(
         for name, (family, _) in VARIANTS.items()
         if feature_columns(name, train) is not None
     ]
+    repeated = paired_repeated_cv(
+        variants, usable_rows(split), seed=seed, cv=cv, repeats=cv_repeats, n_jobs=n_jobs
+    )
     return ComparisonResult(
         variants=variants,
         exponent=exponent,
@@ -265,6 +346,8 @@ def compare_models(
         seed=seed,
         n_iter=n_iter,
         cv=cv,
+        repeated_cv=repeated,
+        cv_repeats=cv_repeats,
     )
 
 
@@ -377,3 +460,92 @@ def scored(
         test_predicted=[float(v) for v in test_pred],
         estimator=estimator,
     )
+
+
+def usable_rows(split: TrainingSplit) -> pd.DataFrame:
+    """All usable rows of a split, swept columns at the chosen exponent when there is a sweep."""
+    if split.sweep is None:
+        return split.usable
+    return at_exponent(split.usable, split.sweep.chosen_exponent)
+
+
+def paired_repeated_cv(
+    variants: Sequence[VariantResult],
+    rows: pd.DataFrame,
+    *,
+    seed: int,
+    cv: int,
+    repeats: int,
+    n_jobs: int | None = None,
+) -> list[PairedScore]:
+    """Every variant's chosen configuration on the same repeated K-fold of ``rows``.
+
+    Args:
+        variants: Fitted variants, ``paper`` among them.
+        rows: The rows to cross-validate on (:func:`usable_rows`).
+        seed: Seeds the folds and the estimators.
+        cv, repeats: Folds per repeat and repeats (0: no comparison, empty list).
+        n_jobs: Processes for ``cross_val_score`` (None: 1).
+
+    Returns:
+        One :class:`PairedScore` per variant, in the order of ``variants``.
+    """
+    if repeats == 0:
+        return []
+    splitter = RepeatedKFold(n_splits=cv, n_repeats=repeats, random_state=seed)
+    folds = {v.name: fold_scores(v, rows, splitter, seed=seed, n_jobs=n_jobs) for v in variants}
+    return [paired_score(name, r2, folds["paper"], cv=cv) for name, r2 in folds.items()]
+
+
+def fold_scores(
+    variant: VariantResult,
+    rows: pd.DataFrame,
+    splitter: RepeatedKFold,
+    *,
+    seed: int,
+    n_jobs: int | None = None,
+) -> np.ndarray:
+    """R² on every fold of ``splitter`` of a fresh estimator with the variant's best params.
+
+    OpenMP is limited to one thread as in :func:`fit_variant`.
+    """
+    family, _ = VARIANTS[variant.name]
+    estimator = make_estimator(family, seed).set_params(**variant.best_params)
+    features = rows[variant.feature_columns].to_numpy()
+    target = rows["sams"].to_numpy(dtype=float)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return cross_val_score(
+            estimator, features, target, cv=splitter, scoring="r2", n_jobs=n_jobs
+        )
+
+
+def paired_score(name: str, r2: np.ndarray, paper_r2: np.ndarray, *, cv: int) -> PairedScore:
+    """Summary of one variant's fold scores and their corrected paired test against ``paper``."""
+    se, p_value = (None, None) if name == "paper" else corrected_paired_t(r2 - paper_r2, cv=cv)
+    return PairedScore(
+        name=name,
+        fold_r2=[float(v) for v in r2],
+        r2_mean=float(r2.mean()),
+        r2_std=float(r2.std()),
+        diff_mean=float((r2 - paper_r2).mean()),
+        diff_se=se,
+        p_value=p_value,
+    )
+
+
+def corrected_paired_t(differences: np.ndarray, *, cv: int) -> tuple[float, float]:
+    """Nadeau–Bengio corrected standard error and two-sided p-value of paired fold differences.
+
+    Args:
+        differences: Per-fold score differences over J = ``cv`` × repeats folds.
+        cv: Folds per repeat; each fold's test/train size ratio is ``1 / (cv − 1)``.
+
+    Returns:
+        ``(se, p)``; when every difference is equal (se 0), p is 1 for a zero mean, else 0.
+    """
+    n_folds = len(differences)
+    se = float(np.sqrt((1 / n_folds + 1 / (cv - 1)) * differences.var(ddof=1)))
+    mean = float(differences.mean())
+    if se == 0:
+        return se, float(mean == 0)
+    return se, float(2 * stats.t.sf(abs(mean / se), df=n_folds - 1))
