@@ -95,6 +95,8 @@ def test_main_job_trains_predicts_and_reports_on_recorded_feff_tasks(db_config, 
     assert summary["model_id"] is not None
     assert set(summary["metrics"]) == {"r2_train", "r2_test", "mae_train", "mae_test"}
     assert summary["candidates"] and all("sams" in c for c in summary["candidates"])
+    assert any(m.startswith("  out-of-fold on the training records: R² ") for m in messages)
+    assert any("the paper (Materials Project" in m and "r2_test 0.7935" in m for m in messages)
     steps = {"FEFF", "features", "model", "predictions", "report"}
     assert steps <= set(summary["times"]) and messages[-1].startswith("time: database")
     report = tmp_path / "run" / "report"

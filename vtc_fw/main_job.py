@@ -35,6 +35,7 @@ from vtc_fw.local_workers import (
     wait_for_workers,
     worker_files,
 )
+from vtc_fw.ml import PAPER_METRICS
 from vtc_fw.oxidation_cache import shipped_oxidation
 from vtc_fw.records import inequivalent_site_count
 from vtc_fw.reporting import latest_model, write_model_report
@@ -287,6 +288,15 @@ def report(config: DbConfig, settings: MainJobSettings, echo: Echo) -> dict[str,
         f"  model {model['model_id'][:12]} on {len(model['train_keys'])} train / "
         f"{len(model['test_keys'])} test records (exponent n = {model['exponent']}): "
         + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    )
+    if model.get("r2_oof") is not None:
+        echo(
+            f"  out-of-fold on the training records: R² {model['r2_oof']:.4f}, "
+            f"MAE {model['mae_oof']:.4f}"
+        )
+    echo(
+        "  the paper (Materials Project, ~11,500 records): "
+        + ", ".join(f"{name} {value:.4f}" for name, value in PAPER_METRICS.items())
     )
     stores = [config.store(name) for name in ("predictions", "xes", "models")]
     for store in stores:
