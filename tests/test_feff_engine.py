@@ -7,6 +7,7 @@ hold for any preset.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -126,3 +127,19 @@ def test_record_spectra_round_trip_as_json(cr2o3_sigma):
     again = RecordSpectra.from_dict(json.loads(json.dumps(cr2o3_sigma.as_dict())))
     assert again.sams == cr2o3_sigma.sams
     assert np.array_equal(again.mu, cr2o3_sigma.mu)
+
+
+def test_feff_processes_get_the_malloc_pad_and_the_users_tunables_win(tmp_path, monkeypatch):
+    from vtc_fw.feff.run import MALLOC_TUNABLES, SCF_STAGES, run_stages
+
+    inputs = site_input(_record(nio_structure(0.0), "nio", "Ni"), 0, "smoke")
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    run_stages(inputs, tmp_path / "a", SCF_STAGES, feff_cmd="env > env.txt")
+    assert f"GLIBC_TUNABLES={MALLOC_TUNABLES}\n" in (tmp_path / "a" / "env.txt").read_text()
+    user = "glibc.malloc.top_pad=0:glibc.malloc.arena_max=2"
+    monkeypatch.setenv("GLIBC_TUNABLES", user)
+    run_stages(inputs, tmp_path / "b", SCF_STAGES, feff_cmd="env > env.txt")
+    assert f"GLIBC_TUNABLES={user}\n" in (tmp_path / "b" / "env.txt").read_text()
+    run_stages(inputs, tmp_path / "c", SCF_STAGES, feff_cmd="env > env.txt", malloc_tunables="")
+    assert f"GLIBC_TUNABLES={user}\n" in (tmp_path / "c" / "env.txt").read_text()
+    assert os.environ["GLIBC_TUNABLES"] == user

@@ -24,6 +24,14 @@ SCF_STAGES: tuple[str, ...] = ("rdinp", "atomic", "pot", "screen")
 """Stages whose output depends on the site but not on the polarization."""
 POLARIZATION_STAGES: tuple[str, ...] = ("rdinp", "xsph", "fms", "mkgtr", "path", "genfmt", "ff2x")
 """Stages run once per polarization on a copy of the SCF directory."""
+MALLOC_TUNABLES = "glibc.malloc.top_pad=67108864"
+"""glibc allocator setting of the FEFF processes: keep 64 MiB free at the top of each arena.
+
+The SCF of some records frees and re-allocates a 25 MiB block thousands of times; by default
+glibc hands it back to the kernel on every free (``madvise``) and faults it in again on every
+reuse, which costs up to a fifth of the stage's CPU time in the kernel (Sc5NCl8:Sc, site 10:
+11 M page faults, 23 of 134 CPU-s). With the pad the outputs are bit-identical and that time is
+gone (``benchmarks/feff_malloc.py``)."""
 FEFF_LOG = "feff.stdout"
 """File in the work directory that receives FEFF's terminal output."""
 CONTROL_SCF = "1 0 0 0 0 0"
@@ -66,6 +74,7 @@ def run_stages(
     stages: tuple[str, ...],
     feff_cmd: str | None = None,
     timeout_s: float | None = None,
+    malloc_tunables: str = MALLOC_TUNABLES,
 ) -> FeffCall:
     """Write ``feff.inp`` into ``directory`` and run the given stages there.
 
@@ -76,6 +85,8 @@ def run_stages(
         feff_cmd: External FEFF command run with ``directory`` as working directory; None runs
             the ``feff10`` package in-process.
         timeout_s: Wall-clock limit of this call, s (None: no limit).
+        malloc_tunables: glibc tunables added to ``GLIBC_TUNABLES`` of the FEFF processes
+            ("" leaves the environment as it is).
 
     Raises:
         FeffError: ``timeout`` or ``nonzero_exit`` (with FEFF's message).
@@ -83,15 +94,42 @@ def run_stages(
     directory.mkdir(parents=True, exist_ok=True)
     raise_stack_limit()
     cpu_before, start = _children_cpu_s(), time.perf_counter()
-    if feff_cmd is None:
-        stage_seconds = _run_in_process(inputs, directory, stages, timeout_s)
-    else:
-        stage_seconds = _run_external(inputs, directory, stages, feff_cmd, timeout_s)
+    with feff_environment(malloc_tunables):
+        if feff_cmd is None:
+            stage_seconds = _run_in_process(inputs, directory, stages, timeout_s)
+        else:
+            stage_seconds = _run_external(inputs, directory, stages, feff_cmd, timeout_s)
     return FeffCall(
         stages=stage_seconds,
         wall_s=time.perf_counter() - start,
         cpu_s=_children_cpu_s() - cpu_before,
     )
+
+
+@contextmanager
+def feff_environment(malloc_tunables: str) -> Iterator[None]:
+    """``GLIBC_TUNABLES`` with ``malloc_tunables`` appended while FEFF processes are started.
+
+    glibc reads the variable when a process starts, so this process is unaffected; its FEFF
+    children (feff10's workers, an external FEFF) inherit it. A tunable the user already set
+    keeps the user's value.
+    """
+    previous = os.environ.get("GLIBC_TUNABLES")
+    set_by_user = {item.split("=")[0] for item in (previous or "").split(":")}
+    added = [
+        item
+        for item in malloc_tunables.split(":")
+        if item and item.split("=")[0] not in set_by_user
+    ]
+    if added:
+        os.environ["GLIBC_TUNABLES"] = ":".join(filter(None, [previous, *added]))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("GLIBC_TUNABLES", None)
+        else:
+            os.environ["GLIBC_TUNABLES"] = previous
 
 
 def _run_in_process(
