@@ -309,7 +309,7 @@ def report(config: DbConfig, settings: MainJobSettings, echo: Echo) -> dict[str,
     echo("  top candidates (SAMS, source):")
     for candidate in candidates:
         echo(
-            f"    {candidate['record_key']:<44}{candidate.get('formula') or '':<14}"
+            f"    {candidate['record_key']:<44}{candidate.get('formula') or '':<15} "
             f"{candidate['sams']:.4f}  {candidate['source']}"
         )
     report_dir = settings.run_dir / "report"
