@@ -219,3 +219,14 @@ def test_a_table_smaller_than_its_elements_is_split_unstratified():
     train, test = stratified_split(frame, seed=0)
     assert len(test) == 3 and len(train) == 10
     assert sorted(train["key"].tolist() + test["key"].tolist()) == list(range(13))
+
+
+def test_importances_are_in_units_of_the_noise_features_mean_or_spread():
+    from vtc_fw.ml import normalize_by_noise
+
+    raw = {"QAMS": {"mean": 0.02, "std": 0.001}, NOISE_FEATURE: {"mean": 0.004, "std": 0.001}}
+    assert normalize_by_noise(raw) == {"QAMS": pytest.approx(5.0)}
+    raw[NOISE_FEATURE] = {"mean": -0.0002, "std": 0.0008}
+    assert normalize_by_noise(raw) == {"QAMS": pytest.approx(25.0)}
+    raw[NOISE_FEATURE] = {"mean": 0.0, "std": 0.0}
+    assert normalize_by_noise(raw) == {"QAMS": pytest.approx(0.02)}

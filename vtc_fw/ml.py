@@ -561,17 +561,19 @@ def noise_permutation_importances(
 
 
 def normalize_by_noise(raw: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """Each feature's mean importance divided by the noise feature's (paper eq. 15).
+    """Each feature's mean importance in units of the noise feature's (paper eq. 15).
 
-    When the noise importance is not positive (permuting noise did not hurt), it is
-    replaced by the smallest positive feature importance's 1e-3 so that ratios stay
-    finite and ordered; the raw values are kept alongside for inspection.
+    The unit is the noise feature's mean importance, as in the paper, or its standard deviation
+    over the repeats when that is larger: on a few hundred records the noise feature's mean is
+    often zero or negative (permuting it does not hurt), and the spread is then the level a
+    useless feature reaches by chance. A feature at 1 is no more important than noise. The raw
+    values are kept alongside for inspection.
     """
-    noise = raw[NOISE_FEATURE]["mean"]
-    if noise <= 0:
-        positives = [v["mean"] for v in raw.values() if v["mean"] > 0]
-        noise = 1e-3 * min(positives) if positives else 1.0
-    return {name: float(v["mean"] / noise) for name, v in raw.items() if name != NOISE_FEATURE}
+    noise = raw[NOISE_FEATURE]
+    unit = max(noise["mean"], noise.get("std", 0.0))
+    if unit <= 0:
+        unit = 1.0
+    return {name: float(v["mean"] / unit) for name, v in raw.items() if name != NOISE_FEATURE}
 
 
 def per_element_scores(

@@ -63,7 +63,10 @@ class ModelDocument(BaseModel):
     mae_train: float = Field(description="MAE of SAMS on the training split.")
     mae_test: float = Field(description="MAE of SAMS on the test split.")
     importances: dict[str, float] = Field(
-        description="Permutation importance / that of a uniform-noise feature (1 = noise)."
+        description=(
+            "Permutation importance in units of a uniform-noise feature's (its mean, or its std"
+            " when larger; 1 = noise)."
+        )
     )
     raw_importances: dict[str, dict[str, float]] = Field(
         description="Mean and std of the test-MSE increase on permutation, noise included."
