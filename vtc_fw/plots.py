@@ -44,7 +44,7 @@ def plot_importances(model: Mapping[str, Any], path: Path) -> Path:
     figure, axes = _figure((5, 3.5))
     axes.barh(names, [importances[name] for name in names])
     axes.axvline(1.0, color="k", ls="--", lw=1, label="noise")
-    axes.set(xlabel="permutation importance / noise feature's (mean or spread)")
+    axes.set(xlabel="permutation importance (noise feature = 1)")
     axes.legend()
     return _save(figure, path)
 
