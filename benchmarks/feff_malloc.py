@@ -25,10 +25,6 @@ from vtc_fw.records import make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
 
 
-def faults() -> int:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
-
-
 def run_site(inputs, polarized, directory: Path, tunables: str) -> dict[str, float]:
     """SCF and one polarization in ``directory``: CPU seconds, system seconds, page faults."""
     shutil.rmtree(directory, ignore_errors=True)
