@@ -50,6 +50,10 @@ def test_main_job_computes_builds_and_resumes(db_config, tmp_path):
     assert features.count_documents({}) >= stored
     assert summary["written"]["FeatureBuilder"] >= stored
     assert any("[5/5]" in message for message in messages)
+    for task in tasks.find({"preset": "smoke"}, {"task_key": 1, "sams": 1}):
+        key = task["task_key"]
+        assert f"    new: {key}" in messages
+        assert any(line.startswith(f"    {key}: SAMS {task['sams']:.3f}") for line in messages)
 
     db_file = db_config.write_db_json(tmp_path / "db.json")
     options = ["--n", "0", "--workers", "1", "--preset", "smoke", "--n-iter", "2"]

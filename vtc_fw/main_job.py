@@ -225,6 +225,8 @@ def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo)
     entries = new_sample(config, settings)
     report = submit_entries(entries, config, XesWorkflowMaker(preset=settings.preset))
     echo(f"  submitted: {report.summary()}")
+    for key in report.added:
+        echo(f"    new: {key}")
     queued = launchpad.fireworks.distinct("fw_id", {"state": "READY"})
     if not queued:
         echo("  no FEFF work queued")
@@ -248,6 +250,19 @@ def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo)
         raise
     finally:
         bar.close()
+    echo_outcomes(config, report.added, echo)
+
+
+def echo_outcomes(config: DbConfig, task_keys: list[str], echo: Echo) -> None:
+    """One line per task: SAMS and CPU time when it succeeded, the reason when it failed."""
+    projection = {"_id": 0, "task_key": 1, "state": 1, "sams": 1, "cpu_s": 1, "error": 1}
+    tasks = config.collection("tasks").find({"task_key": {"$in": task_keys}}, projection)
+    for task in sorted(tasks, key=lambda task: task["task_key"]):
+        if task["state"] == "successful":
+            echo(f"    {task['task_key']}: SAMS {task['sams']:.3f}, {task['cpu_s']:.0f} CPU-s")
+        else:
+            reason = (task.get("error") or {}).get("reason", "unknown")
+            echo(f"    {task['task_key']}: failed ({reason}); the task document has the message")
 
 
 def build_and_report(
