@@ -34,7 +34,13 @@ import pandas as pd
 from vtc_fw.builders.train import serialize_estimator
 from vtc_fw.documents.model import ModelDocument
 from vtc_fw.documents.xes import BuilderMeta
-from vtc_fw.features import FEATURE_COLUMNS, SWEEP_EXPONENTS, featurize_record, moment_anisotropies
+from vtc_fw.features import (
+    FEATURE_COLUMNS,
+    SWEEP_EXPONENTS,
+    featurize_record,
+    moments_by_exponent,
+    sweep_columns,
+)
 from vtc_fw.ml import train_paper_protocol, tree_predictions
 from vtc_fw.plots import write_report
 from vtc_fw.records import make_records
@@ -49,10 +55,7 @@ def record_rows(entry) -> list[dict]:
     rows = []
     for record in make_records(entry.structure, entry.structure_id):
         row = featurize_record(record).as_dict()
-        clusters = [record.site_clusters[i] for i in record.absorber_indices]
-        for n in SWEEP_EXPONENTS:
-            sums = moment_anisotropies(clusters, record.basis, n)
-            row.update({f"{name}@{n}": value for name, value in sums.items()})
+        row.update(sweep_columns(moments_by_exponent(record, SWEEP_EXPONENTS)))
         row["key"] = row.pop("record_key")
         row["sams"] = entry.provenance.get(PROXY_TARGET)
         rows.append(row)

@@ -12,7 +12,7 @@ import warnings
 
 import pandas as pd
 
-from vtc_fw.features import featurize_record, moment_anisotropies
+from vtc_fw.features import featurize_record, moments_by_exponent, sweep_columns
 from vtc_fw.records import make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
 
@@ -32,10 +32,7 @@ def oqmd_rows(limit: int) -> list[dict]:
                 continue
             for record in records:
                 row = featurize_record(record).as_dict()
-                clusters = [record.site_clusters[i] for i in record.absorber_indices]
-                for n in SWEEP:
-                    sums = moment_anisotropies(clusters, record.basis, n)
-                    row.update({f"{name}@{n}": value for name, value in sums.items()})
+                row.update(sweep_columns(moments_by_exponent(record, SWEEP)))
                 row["key"] = row.pop("record_key")
                 row["bandgap"] = entry.provenance["bandgap"]
                 rows.append(row)

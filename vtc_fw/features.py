@@ -208,30 +208,6 @@ def domain_notes(record: Record, charges_missing: bool) -> list[str]:
     return notes
 
 
-def exponent_sweep(
-    records: Iterable[Record],
-    sams_by_key: Mapping[str, float],
-    exponents: Iterable[int] = SWEEP_EXPONENTS,
-) -> dict[int, dict[str, float | int | None]]:
-    """Pearson correlation of QAMS and IAMS with SAMS at each feature exponent.
-
-    Only records with a SAMS value (and, for QAMS, charges) enter a correlation.
-
-    Returns:
-        ``{n: {"QAMS_r": r, "IAMS_r": r, "n_records": count}}``.
-    """
-    labelled = [r for r in records if r.key in sams_by_key]
-    curve = {}
-    for exponent in exponents:
-        rows = [featurize_record(record, exponent) for record in labelled]
-        curve[int(exponent)] = {
-            "QAMS_r": _correlation(rows, "QAMS", sams_by_key),
-            "IAMS_r": _correlation(rows, "IAMS", sams_by_key),
-            "n_records": len(rows),
-        }
-    return curve
-
-
 def best_exponent(curve: Mapping[int, Mapping[str, Any]]) -> int:
     """The exponent whose QAMS and IAMS correlate best with SAMS (mean of the two r)."""
 
@@ -240,18 +216,6 @@ def best_exponent(curve: Mapping[int, Mapping[str, Any]]) -> int:
         return float(np.mean([v for v in values if v is not None] or [-np.inf]))
 
     return max(curve, key=score)
-
-
-def _correlation(rows: list[FeatureRow], column: str, sams_by_key: Mapping[str, float]):
-    """Pearson r between a feature column and SAMS over rows where the feature exists."""
-    pairs = [(getattr(r, column), sams_by_key[r.record_key]) for r in rows]
-    pairs = [(x, y) for x, y in pairs if x is not None]
-    if len(pairs) < 3:
-        return None
-    x, y = np.array(pairs).T
-    if np.std(x) == 0 or np.std(y) == 0:
-        return None
-    return float(np.corrcoef(x, y)[0, 1])
 
 
 def moments_by_exponent(
@@ -266,3 +230,9 @@ def moments_by_exponent(
     clusters = [record.site_clusters[i] for i in record.absorber_indices]
     sums = _site_averaged_sums(clusters, record.basis, exponents)
     return {str(n): values for n, values in zip(exponents, sums, strict=True)}
+
+
+def sweep_columns(sweep: Mapping[str, Mapping[str, float | None]]) -> dict[str, float | None]:
+    """Flat ``QAMS@n``, ``DAMS@n``, ``IAMS@n`` columns of a :func:`moments_by_exponent` result,
+    the form :mod:`vtc_fw.ml` reads the exponent sweep in."""
+    return {f"{name}@{n}": value for n, sums in sweep.items() for name, value in sums.items()}

@@ -96,7 +96,7 @@ class ExponentSweep:
 
     Attributes:
         curve: ``{n: {"QAMS_r": r, "IAMS_r": r, "DAMS_r": r, "n_records": count}}``, the
-            format of :func:`vtc_fw.features.exponent_sweep` (r None where undefined).
+            curve :func:`sweep_exponents` computes (r None where undefined).
         chosen_exponent: The n with the highest mean r of QAMS and IAMS
             (:func:`vtc_fw.features.best_exponent`).
     """

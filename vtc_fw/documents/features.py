@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from vtc_fw.documents.xes import BuilderMeta, utc_now
-from vtc_fw.features import FEATURE_COLUMNS, FeatureRow, moments_by_exponent
+from vtc_fw.features import FEATURE_COLUMNS, FeatureRow, moments_by_exponent, sweep_columns
 from vtc_fw.records import Record
 
 
@@ -131,6 +131,5 @@ class FeatureDocument(BaseModel):
             "exponent": self.exponent,
         }
         row.update({name: getattr(self, name) for name in FEATURE_COLUMNS})
-        for exponent, sums in self.sweep.items():
-            row.update({f"{name}@{exponent}": value for name, value in sums.items()})
+        row.update(sweep_columns(self.sweep))
         return row
