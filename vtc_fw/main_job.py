@@ -222,7 +222,7 @@ def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo)
     lost = requeue_lost_local_runs(launchpad)
     if lost:
         echo(f"  requeued {len(lost)} Fireworks interrupted in an earlier run")
-    entries = new_sample(config, settings)
+    entries = new_sample(config, settings) if settings.n_new else []
     report = submit_entries(entries, config, XesWorkflowMaker(preset=settings.preset))
     echo(f"  submitted: {report.summary()}")
     for key in report.added:
