@@ -204,6 +204,8 @@ def new_sample(config: DbConfig, settings: MainJobSettings) -> list[StructureEnt
     """
     if settings.sample not in SAMPLES:
         raise ValueError(f"sample must be one of {SAMPLES}, got {settings.sample!r}")
+    if not settings.n_new:
+        return []
     wanted = quick_to_compute if settings.sample == "quick" else worth_computing
     record_keys = set(config.collection("tasks").distinct("record_key"))
     record_keys |= set(config.launchpad().workflows.distinct("metadata.record_key"))
@@ -222,7 +224,7 @@ def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo)
     lost = requeue_lost_local_runs(launchpad)
     if lost:
         echo(f"  requeued {len(lost)} Fireworks interrupted in an earlier run")
-    entries = new_sample(config, settings) if settings.n_new else []
+    entries = new_sample(config, settings)
     report = submit_entries(entries, config, XesWorkflowMaker(preset=settings.preset))
     echo(f"  submitted: {report.summary()}")
     for key in report.added:
@@ -257,7 +259,7 @@ def echo_outcomes(config: DbConfig, task_keys: list[str], echo: Echo) -> None:
     """One line per task: SAMS and CPU time when it succeeded, the reason when it failed."""
     projection = {"_id": 0, "task_key": 1, "state": 1, "sams": 1, "cpu_s": 1, "error": 1}
     tasks = config.collection("tasks").find({"task_key": {"$in": task_keys}}, projection)
-    for task in sorted(tasks, key=lambda task: task["task_key"]):
+    for task in tasks.sort("task_key"):
         if task["state"] == "successful":
             echo(f"    {task['task_key']}: SAMS {task['sams']:.3f}, {task['cpu_s']:.0f} CPU-s")
         else:
