@@ -1,11 +1,11 @@
 """FireWorks production path with real workers: ``rlaunch rapidfire`` subprocesses running real
 FEFF10 (the "smoke" preset: a few seconds per record) against the session's database.
 
-Checks: two concurrent workers complete every Firework exactly once with one task document per
-task key; a broken structure and a FEFF failing through its whole retry ladder leave FIZZLED
-Fireworks and failed task documents while the other workflows complete; a worker killed with
-SIGKILL in the middle of FEFF is recovered by ``lpad detect_lostruns --rerun`` and a new worker,
-with no task lost or duplicated.
+Checks: two concurrent workers complete every Firework exactly once, each under a launch id of
+its own, with one task document per task key; a broken structure and a FEFF failing through its
+whole retry ladder leave FIZZLED Fireworks and failed task documents while the other workflows
+complete; a worker killed with SIGKILL in the middle of FEFF is recovered by
+``lpad detect_lostruns --rerun`` and a new worker, with no task lost or duplicated.
 """
 
 from __future__ import annotations
@@ -103,7 +103,10 @@ def test_two_workers_complete_every_workflow_once_and_failures_become_documents(
     states = fw_states(launchpad)
     good_keys = [workflow.metadata["task_key"] for workflow in good]
     assert {key: states[key] for key in good_keys} == dict.fromkeys(good_keys, "COMPLETED")
-    assert all(completed_launches(launchpad, key) == 1 for key in good_keys)
+    launches = {key: completed_launches(launchpad, key) for key in good_keys}
+    assert launches == dict.fromkeys(good_keys, 1)
+    launch_ids = [launch["launch_id"] for launch in launchpad.launches.find({})]
+    assert len(set(launch_ids)) == len(launch_ids) == len(good) + 2, sorted(launch_ids)
     assert (
         states["test:Ni0.5Mg0.5O:Ni:smoke"] == states["test:CuO-broken-feff:Cu:smoke"] == "FIZZLED"
     )
