@@ -32,7 +32,7 @@ from vtc_fw.ml import (
     train_paper_protocol,
     tree_predictions,
 )
-from vtc_fw.plots import metrics_table, plot_per_element_r2
+from vtc_fw.plots import R2_FLOOR, cut_r2_bars, metrics_table, plot_per_element_r2
 
 TINY_SPACE = {
     "n_estimators": [15],
@@ -162,6 +162,10 @@ def test_model_document_round_trips_and_reports_out_of_fold_scores(table, tmp_pa
             f"{score.mae:.4f}",
         ]
     plot_per_element_r2(dumped, tmp_path / "per_element_r2.png")
+    # an element with a few test records can score −28: its bar is cut at the floor, labelled
+    drawn, cut = cut_r2_bars([0.7, -27.96, float("nan"), -0.4])
+    assert drawn[:2] == [0.7, R2_FLOOR] and np.isnan(drawn[2]) and drawn[3] == -0.4
+    assert cut == {1: "-28.0"}
     # a document written before the out-of-fold scores existed loads, plots and reports
     old = {key: value for key, value in dumped.items() if not key.endswith("_oof")}
     loaded = ModelDocument.model_validate(old)

@@ -326,7 +326,7 @@ def report(config: DbConfig, settings: MainJobSettings, echo: Echo) -> dict[str,
     echo("  top candidates (SAMS, source):")
     for candidate in candidates:
         echo(
-            f"    {candidate['record_key']:<44}{candidate.get('formula') or '':<15} "
+            f"    {candidate['record_key']:<44} {candidate.get('formula') or '':<15} "
             f"{candidate['sams']:.4f}  {candidate['source']}"
         )
     report_dir = settings.run_dir / "report"

@@ -17,6 +17,10 @@ from matplotlib.figure import Figure
 
 from vtc_fw import THREE_D_METALS
 
+R2_FLOOR = -1.0
+"""Lowest R² the per-element plot draws: a bar below it is cut there and labelled with its value
+(an element with 3 test records can score −28 and would flatten every other bar)."""
+
 
 def plot_predicted_vs_true(model: Mapping[str, Any], path: Path, target: str = "SAMS") -> Path:
     """Predicted vs true ``target`` on the test split, coloured by element, with the diagonal."""
@@ -62,17 +66,30 @@ def plot_per_element_r2(model: Mapping[str, Any], path: Path) -> Path:
     width = 0.8 / len(series)
     figure, axes = _figure((7, 4))
     for i, (name, rows) in enumerate(series.items()):
-        heights = [_nan(rows[e]["r2"]) if e in rows else np.nan for e in elements]
-        axes.bar(positions + (i - (len(series) - 1) / 2) * width, heights, width, label=name)
+        r2 = [_nan(rows[e]["r2"]) if e in rows else np.nan for e in elements]
+        drawn, cut = cut_r2_bars(r2)
+        x = positions + (i - (len(series) - 1) / 2) * width
+        axes.bar(x, drawn, width, label=name)
+        for j, label in cut.items():
+            axes.annotate(label, (x[j], R2_FLOOR), ha="center", va="top", fontsize=7, rotation=90)
     counts = [
         "/".join(str(rows[e]["n_test"]) if e in rows else "-" for rows in series.values())
         for e in elements
     ]
     axes.set_xticks(positions, [f"{e}\n{n}" for e, n in zip(elements, counts, strict=True)])
     axes.axhline(0, color="k", lw=0.8)
+    axes.set_ylim(min(axes.get_ylim()[0], R2_FLOOR - 0.4), max(axes.get_ylim()[1], 1.0))
     axes.set(ylabel="R²", xlabel="element; records: " + " / ".join(series))
     axes.legend(fontsize=8)
     return _save(figure, path)
+
+
+def cut_r2_bars(r2: Sequence[float]) -> tuple[list[float], dict[int, str]]:
+    """Bar heights with every R² below :data:`R2_FLOOR` cut to it, and ``{index: label}`` of
+    the cut bars (their true value); NaN stays NaN (no bar)."""
+    drawn = [max(value, R2_FLOOR) if np.isfinite(value) else value for value in r2]
+    cut = {i: f"{value:.1f}" for i, value in enumerate(r2) if value < R2_FLOOR}
+    return drawn, cut
 
 
 def per_element_series(model: Mapping[str, Any]) -> dict[str, dict[str, Mapping[str, Any]]]:

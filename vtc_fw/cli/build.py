@@ -85,7 +85,7 @@ def screen_command(
     for c in candidates:
         spread = f" ± {c['sams_std']:.3f}" if c.get("sams_std") is not None else ""
         click.echo(
-            f"{c['record_key']:<40}{c.get('formula') or '':<14}"
+            f"{c['record_key']:<40} {c.get('formula') or '':<14} "
             f"SAMS {c['sams']:.4f}{spread}  ({c['source']})"
         )
 
@@ -134,7 +134,7 @@ def suggest_command(
     for pick in picks:
         submitted = f"  submitted fw {pick['submitted_fw_id']}" if submit else ""
         click.echo(
-            f"{pick['record_key']:<40}SAMS {pick['sams']:.4f} ± {pick['sams_std']:.4f}{submitted}"
+            f"{pick['record_key']:<40} SAMS {pick['sams']:.4f} ± {pick['sams_std']:.4f}{submitted}"
         )
 
 
