@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import socket
 import tempfile
 from pathlib import Path
 
-from pymongo import MongoClient, ReturnDocument
+from pymongo import MongoClient
 
-from vtc_fw.db.embedded import EmbeddedServer
+from vtc_fw.db.embedded import EmbeddedServer, free_port
+from vtc_fw.db.fireworks_ids import draw_ids
 
 DATABASE, COUNTER = "vtc_id_counter_race", "next_launch_id"
 
@@ -33,15 +33,10 @@ DATABASE, COUNTER = "vtc_id_counter_race", "next_launch_id"
 def draw(uri: str, mode: str, n_draws: int) -> list[int]:
     """``n_draws`` ids from the counter, drawn the way ``mode`` says."""
     counters = MongoClient(uri)[DATABASE]["fw_id_assigner"]
-    after = mode == "post-image"
-    return_document = ReturnDocument.AFTER if after else ReturnDocument.BEFORE
-    ids = []
-    for _ in range(n_draws):
-        document = counters.find_one_and_update(
-            {}, {"$inc": {COUNTER: 1}}, return_document=return_document
-        )
-        ids.append(document[COUNTER] - 1 if after else document[COUNTER])
-    return ids
+    if mode == "post-image":
+        return [draw_ids(counters, COUNTER) for _ in range(n_draws)]
+    pre_images = (counters.find_one_and_update({}, {"$inc": {COUNTER: 1}}) for _ in range(n_draws))
+    return [document[COUNTER] for document in pre_images]
 
 
 def race(uri: str, mode: str, n_processes: int, n_draws: int) -> tuple[int, int]:
@@ -53,12 +48,6 @@ def race(uri: str, mode: str, n_processes: int, n_draws: int) -> tuple[int, int]
         drawn = pool.starmap(draw, [(uri, mode, n_draws)] * n_processes)
     ids = [launch_id for batch in drawn for launch_id in batch]
     return len(ids), len(set(ids))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def report(uri: str, n_processes: int, n_draws: int) -> None:

@@ -20,7 +20,6 @@ Usage: python benchmarks/workflow_overhead.py [--preset smoke|fast|paper] [--tas
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from fireworks import FWorker
 from pymatgen.core import Lattice, Structure
 
 from vtc_fw.db.config import DbConfig
-from vtc_fw.db.embedded import EmbeddedServer
+from vtc_fw.db.embedded import EmbeddedServer, free_port
 from vtc_fw.workflows import XesWorkflowMaker
 
 LATTICE_A = {"Ti": 4.18, "V": 4.09, "Mn": 4.44, "Fe": 4.33, "Co": 4.26, "Ni": 4.17}
@@ -90,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vtc_fw_bench_") as scratch:
         root = Path(scratch)
-        server = EmbeddedServer(home=root / "home", port=_free_port(), cache_size="64M")
+        server = EmbeddedServer(home=root / "home", port=free_port(), cache_size="64M")
         server.start()
         try:
             base = DbConfig(host=server.host, port=server.port)
@@ -127,12 +126,6 @@ def report(preset: str, n_tasks: int, one: dict, two: dict) -> None:
         f"throughput: 1 worker {rate_one:.1f} tasks/min, 2 workers {rate_two:.1f} tasks/min "
         f"(x{rate_two / rate_one:.2f})"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Every test that asks for ``db_config`` gets a fresh database of its own.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -19,14 +18,7 @@ from fireworks import LaunchPad
 from oqmd_table import band_gap_table
 
 from vtc_fw.db.config import DbConfig
-from vtc_fw.db.embedded import EmbeddedServer
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from vtc_fw.db.embedded import EmbeddedServer, free_port
 
 
 @pytest.fixture(scope="session")

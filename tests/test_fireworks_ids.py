@@ -72,7 +72,7 @@ def test_concurrent_launch_id_draws_are_unique(db_config, launchpad, tmp_path):
 
 
 def test_draws_return_the_first_of_a_block_and_explain_a_missing_counter(launchpad):
-    assert draw_ids(launchpad, "next_fw_id", 5) == 1
+    assert draw_ids(launchpad.fw_id_assigner, "next_fw_id", 5) == 1
     assert launchpad.get_new_fw_id() == 6
     launchpad.fw_id_assigner.delete_many({})
     try:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -41,6 +42,13 @@ class DatabaseServerError(VtcError):
 def vtc_fw_home() -> Path:
     """The directory of vtc-fw's local state: ``$VTC_FW_HOME``, default ``~/.vtc_fw``."""
     return Path(os.environ.get("VTC_FW_HOME", Path.home() / ".vtc_fw")).expanduser()
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A TCP port on ``host`` that nothing listens on right now (for a private server)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 def server_answers(host: str, port: int, timeout_ms: int = 500) -> bool:

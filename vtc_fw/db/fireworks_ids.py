@@ -4,10 +4,10 @@ FireWorks draws Firework and Launch ids with ``find_one_and_update({}, {"$inc": 
 reads the counter from the document as it was *before* the update. MongoDB returns that
 pre-image from inside the atomic write. secantusdb 0.7.0b3, the embedded default, returns the
 document its query found *before* it took the write lock, so two clients drawing at the same
-moment both get the same number. Measured here: three processes drawing 300 ids each received
-265 duplicates with the pre-image and none with the post-image. Two ``rlaunch`` workers that
-draw the same launch id overwrite each other's Launch document, and the first to finish marks
-the other's Firework COMPLETED while it is still running.
+moment both get the same number (``benchmarks/id_counter_race.py``: 3 processes drawing 300
+ids each received 197–292 duplicates with the pre-image, none with the post-image). Two
+``rlaunch`` workers that draw the same launch id overwrite each other's Launch document, and
+the first to finish marks the other's Firework COMPLETED while it is still running.
 
 :func:`use_atomic_id_counters` replaces the two ``LaunchPad`` id draws with ones that read the
 post-image, which the server takes inside its write, and subtract the increment: the same ids
@@ -21,20 +21,22 @@ from __future__ import annotations
 
 from fireworks import LaunchPad
 from pymongo import ReturnDocument
+from pymongo.collection import Collection
 
 
-def draw_ids(launchpad: LaunchPad, counter: str, quantity: int = 1) -> int:
+def draw_ids(counters: Collection, counter: str, quantity: int = 1) -> int:
     """Reserve ``quantity`` consecutive ids of ``counter`` and return the first.
 
     Args:
-        launchpad: The LaunchPad whose ``fw_id_assigner`` holds the counters.
+        counters: The collection holding the counter document (a LaunchPad's
+            ``fw_id_assigner``).
         counter: ``"next_fw_id"`` or ``"next_launch_id"``.
         quantity: How many ids to reserve.
 
     Raises:
         ValueError: The database has no id counter (it was never reset), as FireWorks says.
     """
-    after = launchpad.fw_id_assigner.find_one_and_update(
+    after = counters.find_one_and_update(
         {}, {"$inc": {counter: quantity}}, return_document=ReturnDocument.AFTER
     )
     if after is None:
@@ -47,12 +49,12 @@ def draw_ids(launchpad: LaunchPad, counter: str, quantity: int = 1) -> int:
 
 def _get_new_fw_id(self: LaunchPad, quantity: int = 1) -> int:
     """Checkout the next Firework id (the first of ``quantity``)."""
-    return draw_ids(self, "next_fw_id", quantity)
+    return draw_ids(self.fw_id_assigner, "next_fw_id", quantity)
 
 
 def _get_new_launch_id(self: LaunchPad) -> int:
     """Checkout the next Launch id."""
-    return draw_ids(self, "next_launch_id")
+    return draw_ids(self.fw_id_assigner, "next_launch_id")
 
 
 def use_atomic_id_counters() -> None:
