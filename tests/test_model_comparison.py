@@ -33,6 +33,7 @@ from test_ml import TINY_SPACE
 
 from vtc_fw import model_comparison
 from vtc_fw.builders import FeatureBuilder, XesBuilder, run_builders
+from vtc_fw.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.features import FEATURE_COLUMNS
 from vtc_fw.ml import SWEPT_FEATURES, at_exponent, split_for_training, train_paper_protocol
 from vtc_fw.model_comparison import (
@@ -105,6 +106,33 @@ def test_extended_variants_get_every_sweep_column(result):
     assert describe_features(expected) == "5 + QAMS/IAMS/DAMS@2–9 (14)"
 
 
+def test_first_shell_variants_add_the_descriptors_to_the_paper_features(table, result):
+    expected = [*FEATURE_COLUMNS, *FIRST_SHELL_FEATURES]
+    for name in ("rf_first_shell", "gbr_first_shell"):
+        assert result.variant(name).feature_columns == expected
+        assert result.variant(name).estimator.n_features_in_ == 14
+    assert describe_features(expected) == "paper 8 + first shell 6 (14)"
+    # feature documents built before the descriptors existed: those variants are left out
+    partial = table.copy()
+    partial.loc[partial.index[:5], "econ"] = np.nan
+    names = [v.name for v in compare(partial, cv_repeats=0).variants]
+    assert names == ["paper", "rf_all_exponents", "gbr", "gbr_all_exponents"]
+
+
+def test_first_shell_forest_fits_what_only_the_shell_shows(table):
+    """Target = shell_anisotropy of the record (a real descriptor, not SAMS): the paper's
+    features see it only through IAMS, the first-shell variants have it as an input. Boosting
+    recovers it exactly; the tiny forest (max_features 0.3, few trees) only gains."""
+    frame = table.copy()
+    frame["sams"] = frame["shell_anisotropy"]
+    result = compare(frame)
+    assert result.variant("gbr_first_shell").r2_test > 0.99
+    assert result.variant("gbr").r2_test < 0.9
+    assert result.variant("rf_first_shell").r2_test > result.variant("paper").r2_test
+    paired = {score.name: score for score in result.repeated_cv}
+    assert paired["gbr_first_shell"].diff_mean > paired["gbr"].diff_mean
+
+
 def test_extended_forest_sees_exponents_the_sweep_did_not_choose(table):
     """Target = IAMS@2 − IAMS@9 (a stated function of real sweep columns, not SAMS): no single
     exponent carries it, every exponent together does, so only the extended variants fit it.
@@ -132,8 +160,9 @@ def test_equal_seeds_equal_results_other_seed_other_split(table, result):
 def test_without_sweep_columns_only_the_paper_feature_variants_run(table):
     frame = table.drop(columns=SWEEP_COLUMNS)
     result = compare(frame)
-    assert [v.name for v in result.variants] == ["paper", "gbr"]
-    assert [score.name for score in result.repeated_cv] == ["paper", "gbr"]
+    expected = ["paper", "gbr", "rf_first_shell", "gbr_first_shell"]
+    assert [v.name for v in result.variants] == expected
+    assert [score.name for score in result.repeated_cv] == expected
     assert result.exponent is None and result.sweep is None
 
 
@@ -200,7 +229,8 @@ def test_markdown_and_json(result):
     lines = markdown.splitlines()
     assert lines[0].startswith("| variant | features | n_train | n_test |")
     assert lines[1] == "|" + " --- |" * 8
-    assert [line.split(" | ")[0] for line in lines[2:6]] == [f"| {name}" for name in VARIANTS]
+    rows = lines[2 : 2 + len(VARIANTS)]
+    assert [line.split(" | ")[0] for line in rows] == [f"| {name}" for name in VARIANTS]
     paper = result.variant("paper")
     assert f"| paper | paper 8 | {len(result.train_keys)} | {len(result.test_keys)} |" in markdown
     assert f"{paper.r2_test:.3f}" in markdown
@@ -214,7 +244,7 @@ def test_markdown_and_json(result):
     assert [v["name"] for v in document["variants"]] == list(VARIANTS)
     assert "estimator" not in document["variants"][0]
     assert document["cv_repeats"] == 2
-    assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [6] * 4
+    assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [6] * len(VARIANTS)
 
 
 def _script():
@@ -247,5 +277,5 @@ def test_script_on_recorded_feff_tasks(db_config, tmp_path, monkeypatch, capsys)
     assert [v["name"] for v in document["variants"]] == list(VARIANTS)
     assert all(len(v["test_predicted"]) == len(document["test_keys"]) for v in document["variants"])
     assert document["cv_repeats"] == 2
-    assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [2 * 2] * 4
+    assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [4] * len(VARIANTS)
     assert "Paired repeated CV over all 12 usable rows (2 × 2-fold" in captured.out

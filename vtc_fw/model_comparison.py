@@ -13,8 +13,11 @@ exponent sweep on the training rows and the same randomized search (``n_iter`` d
 * ``gbr``: ``HistGradientBoostingRegressor`` on the paper features at the chosen exponent,
   searched over :func:`gbr_search_space`.
 * ``gbr_all_exponents``: the same model on the extended features of ``rf_all_exponents``.
+* ``rf_first_shell``, ``gbr_first_shell``: the paper features at the chosen exponent plus the
+  charge-free first-shell descriptors of :mod:`vtc_fw.coordination`.
 
-The ``*_all_exponents`` variants are left out when the table has no sweep columns.
+The ``*_all_exponents`` variants are left out when the table has no sweep columns, the
+``*_first_shell`` ones when any usable row lacks a first-shell descriptor.
 
 A test split of a few dozen rows cannot tell such variants apart, so each variant's chosen
 configuration is then also scored by paired repeated K-fold over all usable rows
@@ -38,6 +41,7 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import RandomizedSearchCV, RepeatedKFold, cross_val_score
 from threadpoolctl import threadpool_limits
 
+from vtc_fw.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.features import FEATURE_COLUMNS
 from vtc_fw.ml import (
     SWEPT_FEATURES,
@@ -56,13 +60,16 @@ logger = logging.getLogger(__name__)
 
 RANDOM_FOREST = "random_forest"
 GRADIENT_BOOSTING = "gradient_boosting"
-VARIANTS: dict[str, tuple[str, bool]] = {
-    "paper": (RANDOM_FOREST, False),
-    "rf_all_exponents": (RANDOM_FOREST, True),
-    "gbr": (GRADIENT_BOOSTING, False),
-    "gbr_all_exponents": (GRADIENT_BOOSTING, True),
+PAPER_FEATURES, ALL_EXPONENTS, FIRST_SHELL = "paper", "all_exponents", "first_shell"
+VARIANTS: dict[str, tuple[str, str]] = {
+    "paper": (RANDOM_FOREST, PAPER_FEATURES),
+    "rf_all_exponents": (RANDOM_FOREST, ALL_EXPONENTS),
+    "gbr": (GRADIENT_BOOSTING, PAPER_FEATURES),
+    "gbr_all_exponents": (GRADIENT_BOOSTING, ALL_EXPONENTS),
+    "rf_first_shell": (RANDOM_FOREST, FIRST_SHELL),
+    "gbr_first_shell": (GRADIENT_BOOSTING, FIRST_SHELL),
 }
-"""Variant name → (model family, uses every sweep column), in the order they are run."""
+"""Variant name → (model family, feature set), in the order they are run."""
 
 EXPONENT_FREE_FEATURES: tuple[str, ...] = tuple(
     name for name in FEATURE_COLUMNS if name not in SWEPT_FEATURES
@@ -274,9 +281,12 @@ def describe_features(columns: Sequence[str]) -> str:
     """Short description of a feature list.
 
     Sweep columns are summarized, e.g. ``5 + QAMS/IAMS/DAMS@1–14 (47)``; the paper's 8
-    features are ``paper 8``; any other list is written out.
+    features are ``paper 8``, followed by the first-shell descriptors ``paper 8 + first
+    shell 6 (14)``; any other list is written out.
     """
     sweep = [c for c in columns if "@" in c]
+    if list(columns) == [*FEATURE_COLUMNS, *FIRST_SHELL_FEATURES]:
+        return f"paper 8 + first shell {len(FIRST_SHELL_FEATURES)} ({len(columns)})"
     if not sweep:
         return "paper 8" if list(columns) == list(FEATURE_COLUMNS) else ", ".join(columns)
     names = "/".join(dict.fromkeys(c.split("@")[0] for c in sweep))
@@ -325,13 +335,14 @@ def compare_models(
     exponent = None if sweep is None else sweep.chosen_exponent
     logger.info("%d usable rows of %d, exponent %s", len(split.usable), split.n_rows, exponent)
     settings = {"seed": seed, "n_iter": n_iter, "cv": cv, "n_jobs": n_jobs}
+    rows = usable_rows(split)
     variants = [
         fit_variant(name, train, test, space=spaces[family], **settings)
         for name, (family, _) in VARIANTS.items()
-        if feature_columns(name, train) is not None
+        if feature_columns(name, rows) is not None
     ]
     repeated = paired_repeated_cv(
-        variants, usable_rows(split), seed=seed, cv=cv, repeats=cv_repeats, n_jobs=n_jobs
+        variants, rows, seed=seed, cv=cv, repeats=cv_repeats, n_jobs=n_jobs
     )
     return ComparisonResult(
         variants=variants,
@@ -364,11 +375,18 @@ def feature_columns(variant: str, frame: pd.DataFrame) -> list[str] | None:
 
     The paper variants use :data:`~vtc_fw.features.FEATURE_COLUMNS`; the ``*_all_exponents``
     variants the exponent-free paper features followed by every ``QAMS@n``, ``IAMS@n`` and
-    ``DAMS@n`` column (by feature, then ascending n), None when there is none.
+    ``DAMS@n`` column (by feature, then ascending n), None when there is none; the
+    ``*_first_shell`` variants the paper features followed by
+    :data:`~vtc_fw.coordination.FIRST_SHELL_FEATURES`, None when a row lacks one of them
+    (feature documents built before vtc-fw computed them).
     """
-    _, all_exponents = VARIANTS[variant]
-    if not all_exponents:
+    _, feature_set = VARIANTS[variant]
+    if feature_set == PAPER_FEATURES:
         return list(FEATURE_COLUMNS)
+    if feature_set == FIRST_SHELL:
+        columns = [*FEATURE_COLUMNS, *FIRST_SHELL_FEATURES]
+        complete = set(columns) <= set(frame.columns) and frame[columns].notna().all().all()
+        return columns if complete else None
     sweep = [
         f"{name}@{n}"
         for name in SWEPT_FEATURES
@@ -411,12 +429,12 @@ def fit_variant(
         The variant's search outcome and scores.
 
     Raises:
-        ValueError: An ``*_all_exponents`` variant on a table without sweep columns.
+        ValueError: The table lacks the variant's columns (sweep or first-shell).
     """
-    family, _ = VARIANTS[name]
-    columns = feature_columns(name, train)
+    family, feature_set = VARIANTS[name]
+    columns = feature_columns(name, pd.concat([train, test]))
     if columns is None:
-        raise ValueError(f"variant {name} needs QAMS@n/IAMS@n/DAMS@n columns; the table has none")
+        raise ValueError(f"variant {name} needs the {feature_set} columns; the table lacks them")
     logger.info("%s: searching %d draws over %d features", name, n_iter, len(columns))
     with threadpool_limits(limits=1, user_api="openmp"):
         search = randomized_search(

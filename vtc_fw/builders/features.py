@@ -10,12 +10,14 @@ from pymatgen.core import Structure
 
 from vtc_fw.builders.incremental import (
     as_utc,
+    built_with_other_parameters,
     error_as_dict,
     newest_by,
     query_by_keys,
     remove_by_keys,
     stale_keys,
 )
+from vtc_fw.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.xes import BuilderMeta
 from vtc_fw.errors import StructureError
@@ -32,7 +34,9 @@ class FeatureBuilder(Builder):
     :class:`~vtc_fw.builders.train.TrainBuilder` can choose the exponent on labelled data.
     A structure that yields no record (disordered, no 3d metal...) gets one failed document
     keyed by its ``structure_id``; a record that cannot be featurized gets a failed document
-    under its record key. Rebuilding a structure replaces all its documents.
+    under its record key. Rebuilding a structure replaces all its documents. A structure is
+    rebuilt when its document is newer than its features, or when its features were built
+    with other parameters (exponents, or the descriptor set of an older vtc-fw).
 
     Args:
         structures: Source store (key ``structure_id``, field ``structure``: pymatgen dict;
@@ -77,8 +81,13 @@ class FeatureBuilder(Builder):
         self.ensure_indexes()
         source = newest_by(self.structures, "structure_id", self.query)
         target = newest_by(self.features, "structure_id")
-        keys = stale_keys(source, target)
-        self.logger.info(f"{len(keys)} new or changed structures")
+        changed = stale_keys(source, target)
+        other = built_with_other_parameters(self.features, "structure_id", self.parameters())
+        keys = sorted(set(changed) | (other & source.keys()))
+        self.logger.info(
+            f"{len(keys)} structures to featurize: {len(changed)} new or changed, "
+            f"{len(keys) - len(changed)} built with other parameters"
+        )
         self.total = len(keys)
         yield from query_by_keys(self.structures, "structure_id", keys)
 
@@ -86,10 +95,7 @@ class FeatureBuilder(Builder):
         """Feature documents of every record of one structure (pure, no database)."""
         structure_id = item["structure_id"]
         last_updated = as_utc(item[self.structures.last_updated_field])
-        meta = BuilderMeta(
-            builder=type(self).__name__,
-            parameters={"exponent": self.exponent, "sweep_exponents": list(self.sweep_exponents)},
-        )
+        meta = BuilderMeta(builder=type(self).__name__, parameters=self.parameters())
         try:
             if item.get("structure") is None:
                 raise StructureError(
@@ -131,6 +137,14 @@ class FeatureBuilder(Builder):
                 )
             documents.append(document.model_dump())
         return documents
+
+    def parameters(self) -> dict[str, Any]:
+        """The settings stored in ``builder_meta.parameters``; other values trigger a rebuild."""
+        return {
+            "exponent": self.exponent,
+            "sweep_exponents": list(self.sweep_exponents),
+            "first_shell": list(FIRST_SHELL_FEATURES),
+        }
 
     def update_targets(self, items: list[list[dict[str, Any]]]) -> None:
         """Replace the documents of each rebuilt structure."""

@@ -45,6 +45,18 @@ def stale_keys(source: dict[str, datetime], target: dict[str, datetime]) -> list
     )
 
 
+def built_with_other_parameters(store: Store, field: str, parameters: dict[str, Any]) -> set[str]:
+    """Values of ``field`` of the documents whose ``builder_meta.parameters`` differ from
+    ``parameters`` (documents built by other settings or an older featurizer)."""
+    documents = store.query(properties=[field, "builder_meta.parameters"])
+    return {
+        doc[field]
+        for doc in documents
+        if doc.get(field) is not None
+        and (doc.get("builder_meta") or {}).get("parameters") != parameters
+    }
+
+
 def chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
     """Consecutive slices of ``values`` with at most ``size`` elements."""
     for start in range(0, len(values), size):

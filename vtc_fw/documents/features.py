@@ -3,7 +3,8 @@
 Built by :class:`vtc_fw.builders.features.FeatureBuilder` from the ``structures`` collection.
 The flat feature fields hold the values at one exponent (``exponent``); ``sweep`` holds the
 exponent-dependent sums at every exponent of the paper's range so that training can choose
-the exponent without featurizing again.
+the exponent without featurizing again; ``first_shell`` holds descriptors beyond the paper
+for :mod:`vtc_fw.model_comparison`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from vtc_fw.coordination import record_first_shell
 from vtc_fw.documents.xes import BuilderMeta, utc_now
 from vtc_fw.features import FEATURE_COLUMNS, FeatureRow, moments_by_exponent, sweep_columns
 from vtc_fw.records import Record
@@ -56,6 +58,12 @@ class FeatureDocument(BaseModel):
         default_factory=dict,
         description='QAMS, DAMS, IAMS at each feature exponent n, keyed by str(n): {"5": {...}}.',
     )
+    first_shell: dict[str, float] = Field(
+        default_factory=dict,
+        description="Charge-free first-shell descriptors (vtc_fw.coordination: econ, "
+        "bond_length, bond_distortion, off_centering, shell_anisotropy, "
+        "ligand_en_difference), site-averaged; not inputs of the paper's model.",
+    )
     in_domain: bool = Field(default=False, description="Inside the paper's training domain.")
     domain_notes: list[str] = Field(default_factory=list, description="Why out of domain.")
     formula: str | None = Field(default=None, description="Reduced formula.")
@@ -88,6 +96,7 @@ class FeatureDocument(BaseModel):
             element=row.element,
             exponent=row.exponent,
             sweep=sweep,
+            first_shell=record_first_shell(record),
             in_domain=row.in_domain,
             domain_notes=row.domain_notes,
             formula=row.formula,
@@ -123,7 +132,8 @@ class FeatureDocument(BaseModel):
 
     def training_row(self) -> dict[str, Any]:
         """The row this record contributes to :func:`vtc_fw.ml.train_paper_protocol`
-        (without the target): key, element, in_domain, features and ``QAMS@n`` columns."""
+        (without the target): key, element, in_domain, features, ``QAMS@n`` columns and the
+        first-shell descriptors."""
         row: dict[str, Any] = {
             "key": self.record_key,
             "element": self.element,
@@ -132,4 +142,5 @@ class FeatureDocument(BaseModel):
         }
         row.update({name: getattr(self, name) for name in FEATURE_COLUMNS})
         row.update(sweep_columns(self.sweep))
+        row.update(self.first_shell)
         return row
