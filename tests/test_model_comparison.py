@@ -112,6 +112,14 @@ def test_first_shell_variants_add_the_descriptors_to_the_paper_features(table, r
         assert result.variant(name).feature_columns == expected
         assert result.variant(name).estimator.n_features_in_ == 14
     assert describe_features(expected) == "paper 8 + first shell 6 (14)"
+    train = at_exponent(table, result.exponent).set_index("key").loc[result.train_keys]
+    assert list(result.descriptor_r) == ["IAMS", "QAMS", *FIRST_SHELL_FEATURES]
+    for name, r in result.descriptor_r.items():
+        both = train[list(dict.fromkeys([name, "IAMS", "sams"]))].dropna()
+        assert r["sams"] == pytest.approx(np.corrcoef(both[name], both["sams"])[0, 1]), name
+        assert r["IAMS"] == pytest.approx(np.corrcoef(both[name], both["IAMS"])[0, 1]), name
+    assert result.descriptor_r["IAMS"]["IAMS"] == pytest.approx(1)
+    assert "| shell_anisotropy | " in result.to_markdown()
     # feature documents built before the descriptors existed: those variants are left out
     partial = table.copy()
     partial.loc[partial.index[:5], "econ"] = np.nan
@@ -238,7 +246,9 @@ def test_markdown_and_json(result):
     assert f"Paired repeated CV over all {n_usable} usable rows (2 × 3-fold" in markdown
     paired = lines[lines.index("| variant | R² mean ± std | Δ vs paper ± se | p |") :]
     assert paired[1] == "|" + " --- |" * 4
-    assert [line.split(" | ")[0] for line in paired[2:]] == [f"| {name}" for name in VARIANTS]
+    paired_rows = paired[2 : 2 + len(VARIANTS)]
+    assert [line.split(" | ")[0] for line in paired_rows] == [f"| {name}" for name in VARIANTS]
+    assert paired[2 + len(VARIANTS)] == ""  # then the descriptor table
     assert paired[2].endswith(" | 0 | – |")
     document = json.loads(json.dumps(result.as_dict()))
     assert [v["name"] for v in document["variants"]] == list(VARIANTS)

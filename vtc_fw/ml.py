@@ -276,14 +276,15 @@ def sweep_exponents(train: pd.DataFrame) -> ExponentSweep | None:
     curve: dict[int, dict[str, float | int | None]] = {}
     for n in exponents:
         curve[n] = {
-            f"{name}_r": _pearson(train.get(f"{name}@{n}"), train["sams"])
-            for name in SWEPT_FEATURES
+            f"{name}_r": pearson(train.get(f"{name}@{n}"), train["sams"]) for name in SWEPT_FEATURES
         }
         curve[n]["n_records"] = len(train)
     return ExponentSweep(curve=curve, chosen_exponent=best_exponent(curve))
 
 
-def _pearson(values: pd.Series | None, target: pd.Series) -> float | None:
+def pearson(values: pd.Series | None, target: pd.Series) -> float | None:
+    """Pearson r of two columns over their rows where both are set (None: under 3 such rows,
+    a constant column, or no column)."""
     if values is None:
         return None
     both = pd.concat([values, target], axis=1).dropna()

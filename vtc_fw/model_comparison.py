@@ -50,6 +50,7 @@ from vtc_fw.ml import (
     TrainingSplit,
     at_exponent,
     paper_search_space,
+    pearson,
     per_element_scores,
     plain_params,
     randomized_search,
@@ -184,6 +185,10 @@ class ComparisonResult:
         repeated_cv: Paired repeated K-fold scores, in the order of ``variants`` (empty when
             ``cv_repeats`` is 0).
         cv_repeats: Repeats of the ``cv``-fold split in ``repeated_cv``.
+        descriptor_r: Pearson r on the training rows of each first-shell descriptor (and,
+            for reference, of IAMS and QAMS at the chosen exponent) with SAMS and with IAMS:
+            how much a descriptor adds that IAMS does not carry (empty without first-shell
+            columns).
     """
 
     variants: list[VariantResult]
@@ -200,6 +205,7 @@ class ComparisonResult:
     cv: int
     repeated_cv: list[PairedScore]
     cv_repeats: int
+    descriptor_r: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def variant(self, name: str) -> VariantResult:
         """The variant called ``name``.
@@ -229,6 +235,7 @@ class ComparisonResult:
             "cv": self.cv,
             "repeated_cv": [asdict(score) for score in self.repeated_cv],
             "cv_repeats": self.cv_repeats,
+            "descriptor_r": self.descriptor_r,
         }
 
     def to_markdown(self) -> str:
@@ -251,7 +258,22 @@ class ComparisonResult:
             f"CV R² of the best draw (optimistic). Rows: {self.n_rows}, excluded: "
             f"{_format_counts(self.excluded)}."
         )
-        return "\n".join([*lines, "", caption, *self._repeated_cv_markdown()])
+        tables = [*self._repeated_cv_markdown(), *self._descriptor_markdown()]
+        return "\n".join([*lines, "", caption, *tables])
+
+    def _descriptor_markdown(self) -> list[str]:
+        if not self.descriptor_r:
+            return []
+        caption = (
+            f"Pearson r on the {len(self.train_keys)} training rows (IAMS, QAMS at n = "
+            f"{self.exponent}): with SAMS, and with IAMS (what the descriptor shares with it)."
+        )
+        lines = ["| descriptor | r with SAMS | r with IAMS |", "|" + " --- |" * 3]
+        lines += [
+            f"| {name} | {_format_r(r['sams'])} | {_format_r(r['IAMS'])} |"
+            for name, r in self.descriptor_r.items()
+        ]
+        return ["", caption, "", *lines]
 
     def _repeated_cv_markdown(self) -> list[str]:
         if not self.repeated_cv:
@@ -266,6 +288,30 @@ class ComparisonResult:
         lines = ["| variant | R² mean ± std | Δ vs paper ± se | p |", "|" + " --- |" * 4]
         lines += [_paired_row(score) for score in self.repeated_cv]
         return ["", caption, "", *lines]
+
+
+def _format_r(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.3f}"
+
+
+def descriptor_correlations(train: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """Pearson r of IAMS, QAMS and each first-shell descriptor with SAMS and with IAMS.
+
+    Args:
+        train: Training rows, IAMS and QAMS at the chosen exponent.
+
+    Returns:
+        ``{descriptor: {"sams": r, "IAMS": r}}``; empty when a first-shell column is missing.
+    """
+    if not set(FIRST_SHELL_FEATURES) <= set(train.columns):
+        return {}
+    return {
+        name: {
+            "sams": pearson(train[name], train["sams"]),
+            "IAMS": pearson(train[name], train["IAMS"]),
+        }
+        for name in ("IAMS", "QAMS", *FIRST_SHELL_FEATURES)
+    }
 
 
 def _paired_row(score: PairedScore) -> str:
@@ -359,6 +405,7 @@ def compare_models(
         cv=cv,
         repeated_cv=repeated,
         cv_repeats=cv_repeats,
+        descriptor_r=descriptor_correlations(train),
     )
 
 
