@@ -48,3 +48,9 @@ class FeffError(VtcError):
     """FEFF failed: a crash, a timeout, a missing or unphysical spectrum."""
 
     reason = "feff_failed"
+
+
+class DiskFullError(VtcError):
+    """The disk (or quota) where a record's FEFF runs or its result is written is full."""
+
+    reason = "disk_full"

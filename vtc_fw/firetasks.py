@@ -6,15 +6,22 @@ writes the outcome, success or failure, to :data:`RESULT_FILE`. ``InsertXesTask`
 file into a :class:`~vtc_fw.documents.task.TaskDocument`, inserts it idempotently and makes
 the Firework FIZZLE when the calculation failed, so failures are both data and visible.
 
+A full disk is a failure like any other, with reason ``disk_full``: ``RunXesTask`` refuses to
+start FEFF with less than :data:`MIN_FREE_BYTES` free where it would run, names a full disk
+as the cause of a failure that left the disk full, and when even the result file cannot be
+written it hands the (small) failure outcome to ``InsertXesTask`` in the spec instead.
+
 Machine-specific values follow atomate's convention: a parameter ``">>key<<"`` is read from
 the FWorker's ``env`` (``feff_cmd``, ``db_file``, ``scratch_dir``).
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
+import shutil
 import socket
 import time
 import traceback
@@ -27,10 +34,16 @@ from pymatgen.core import Structure
 
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
-from vtc_fw.errors import FeffError, VtcError
+from vtc_fw.errors import DiskFullError, FeffError, VtcError
 
 RESULT_FILE = "xes_result.json.gz"
 """Outcome of ``RunXesTask`` in the launch directory, read by ``InsertXesTask``."""
+RESULT_SPEC_KEY = "_vtc_result"
+"""Spec key that carries the outcome to ``InsertXesTask`` when RESULT_FILE cannot be written."""
+MIN_FREE_BYTES = 512 * 2**20
+"""Free space a record needs where FEFF runs. The largest work directory of the reference
+dataset held 149 MB of FEFF files, then its archive 42 MB beside them."""
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def env_value(value: Any, fw_spec: dict[str, Any], default: Any = None) -> Any:
@@ -64,15 +77,23 @@ class RunXesTask(FiretaskBase):
         """Run FEFF; never raise for a bad record or a FEFF failure (they are recorded)."""
         started = time.monotonic()
         record_key = f"{self['structure_id']}:{self['element']}"
+        work_root = Path(env_value(self.get("scratch_dir"), fw_spec) or Path.cwd())
         try:
-            outcome = self._compute(fw_spec)
+            outcome = self._compute(work_root, fw_spec)
         except Exception as error:  # any failure of this record is its data, not a crash
-            outcome = _failure(record_key, self["preset"], error)
+            outcome = _failure(record_key, self["preset"], disk_full_cause(error, work_root))
         outcome["task_wall_s"] = time.monotonic() - started
-        write_result(Path.cwd() / RESULT_FILE, outcome)
-        return FWAction(stored_data={"record_key": record_key, "state": outcome["state"]})
+        stored = {"record_key": record_key, "state": outcome["state"]}
+        try:
+            write_result(Path.cwd() / RESULT_FILE, outcome)
+        except OSError as error:  # the launch directory's disk: the outcome goes in the spec
+            failure = _failure(record_key, self["preset"], disk_full_cause(error, Path.cwd()))
+            failure["task_wall_s"] = outcome["task_wall_s"]
+            stored["state"] = failure["state"]
+            return FWAction(stored_data=stored, update_spec={RESULT_SPEC_KEY: failure})
+        return FWAction(stored_data=stored)
 
-    def _compute(self, fw_spec: dict[str, Any]) -> dict[str, Any]:
+    def _compute(self, work_root: Path, fw_spec: dict[str, Any]) -> dict[str, Any]:
         from vtc_fw.feff import compute_record_spectra
         from vtc_fw.records import make_records
 
@@ -82,8 +103,8 @@ class RunXesTask(FiretaskBase):
         (record,) = make_records(
             structure, structure_id=self["structure_id"], elements=[self["element"]]
         )
-        scratch = env_value(self.get("scratch_dir"), fw_spec)
-        workdir = Path(scratch or Path.cwd()) / f"feff_{record.key.replace(':', '_')}"
+        check_free_space(work_root)
+        workdir = work_root / f"feff_{record.key.replace(':', '_')}"
         spectra = compute_record_spectra(
             record,
             preset=self["preset"],
@@ -108,7 +129,7 @@ class InsertXesTask(FiretaskBase):
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
         """Insert the document; raise FeffError for a failed calculation."""
-        outcome = read_result(Path.cwd() / RESULT_FILE)
+        outcome = fw_spec.get(RESULT_SPEC_KEY) or read_result(Path.cwd() / RESULT_FILE)
         document = task_document(outcome, run_dir=str(Path.cwd()), host=socket.gethostname())
         config = DbConfig.load(env_value(self.get("db_file"), fw_spec))
         client = config.client()
@@ -149,11 +170,68 @@ def task_document(outcome: dict[str, Any], **provenance: Any) -> TaskDocument:
 
 
 def write_result(path: Path, outcome: dict[str, Any]) -> None:
-    """Write an outcome as gzipped JSON, atomically (a killed worker leaves no half file)."""
+    """Write an outcome as gzipped JSON, atomically (a killed worker leaves no half file).
+
+    Raises:
+        OSError: The file could not be written (the partial file is removed).
+    """
     partial = path.with_name(path.name + ".part")
-    with gzip.open(partial, "wt") as handle:
-        json.dump(jsanitize(outcome, strict=False, allow_bson=False), handle)
+    try:
+        with gzip.open(partial, "wt") as handle:
+            json.dump(jsanitize(outcome, strict=False, allow_bson=False), handle)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, path)
+
+
+def free_bytes(directory: Path) -> int:
+    """Free bytes on the disk of ``directory`` (of its nearest existing ancestor)."""
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    return shutil.disk_usage(directory).free
+
+
+def check_free_space(directory: Path, needed: int = MIN_FREE_BYTES) -> None:
+    """Refuse to start FEFF where a record's files would not fit.
+
+    Raises:
+        DiskFullError: Fewer than ``needed`` bytes are free on the disk of ``directory``.
+    """
+    free = free_bytes(directory)
+    if free < needed:
+        raise DiskFullError(
+            f"{free / 2**20:.0f} MiB free on the disk of {directory}; a FEFF record needs "
+            f"{needed / 2**20:.0f} MiB: free space or point scratch_dir at a larger disk"
+        )
+
+
+def disk_full_cause(error: Exception, directory: Path) -> Exception:
+    """``error``, or a :class:`DiskFullError` saying so when a full disk caused it.
+
+    A full disk is an ``OSError`` ENOSPC/EDQUOT, or any failure (FEFF's own write errors
+    arrive as a FEFF crash) after which fewer than :data:`MIN_FREE_BYTES` are free.
+    """
+    if isinstance(error, DiskFullError):
+        return error
+    if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+        return _disk_full(f"disk full in {directory}: {error}", error)
+    try:
+        free = free_bytes(directory)
+    except OSError:
+        return error
+    if free >= MIN_FREE_BYTES:
+        return error
+    message = f"{free / 2**20:.0f} MiB left on the disk of {directory} after: {error}"
+    return _disk_full(message, error)
+
+
+def _disk_full(message: str, cause: Exception) -> DiskFullError:
+    """A DiskFullError that keeps the FEFF attempts of ``cause``."""
+    full = DiskFullError(message)
+    full.attempts = getattr(cause, "attempts", None)
+    full.__cause__ = cause
+    return full
 
 
 def read_result(path: Path) -> dict[str, Any]:
