@@ -10,7 +10,6 @@ from pymatgen.core import Structure
 
 from vtc_fw.builders.incremental import (
     as_utc,
-    built_with_other_parameters,
     error_as_dict,
     newest_by,
     query_by_keys,
@@ -80,14 +79,9 @@ class FeatureBuilder(Builder):
         """Structure documents newer than their features (or never featurized)."""
         self.ensure_indexes()
         source = newest_by(self.structures, "structure_id", self.query)
-        target = newest_by(self.features, "structure_id")
-        changed = stale_keys(source, target)
-        other = built_with_other_parameters(self.features, "structure_id", self.parameters())
-        keys = sorted(set(changed) | (other & source.keys()))
-        self.logger.info(
-            f"{len(keys)} structures to featurize: {len(changed)} new or changed, "
-            f"{len(keys) - len(changed)} built with other parameters"
-        )
+        target = newest_by(self.features, "structure_id", parameters=self.parameters())
+        keys = stale_keys(source, target)
+        self.logger.info(f"{len(keys)} new or changed structures (or built with other parameters)")
         self.total = len(keys)
         yield from query_by_keys(self.structures, "structure_id", keys)
 

@@ -24,18 +24,34 @@ def as_utc(moment: datetime | str) -> datetime:
 
 
 def newest_by(
-    store: Store, field: str, criteria: dict[str, Any] | None = None
+    store: Store,
+    field: str,
+    criteria: dict[str, Any] | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> dict[str, datetime]:
-    """The newest ``last_updated`` of the documents of ``store`` per value of ``field``."""
+    """The newest ``last_updated`` of the documents of ``store`` per value of ``field``.
+
+    With ``parameters``, a value any of whose documents was built with other
+    ``builder_meta.parameters`` is left out, so that :func:`stale_keys` rebuilds it.
+    """
     lu_field = store.last_updated_field
+    properties = [field, lu_field]
+    if parameters is not None:
+        properties.append("builder_meta.parameters")
     newest: dict[str, datetime] = {}
-    for doc in store.query(criteria=criteria or {}, properties=[field, lu_field]):
+    outdated: set[str] = set()
+    for doc in store.query(criteria=criteria or {}, properties=properties):
         if doc.get(field) is None or doc.get(lu_field) is None:
             continue
+        if (
+            parameters is not None
+            and (doc.get("builder_meta") or {}).get("parameters") != parameters
+        ):
+            outdated.add(doc[field])
         moment = as_utc(doc[lu_field])
         if doc[field] not in newest or moment > newest[doc[field]]:
             newest[doc[field]] = moment
-    return newest
+    return {key: moment for key, moment in newest.items() if key not in outdated}
 
 
 def stale_keys(source: dict[str, datetime], target: dict[str, datetime]) -> list[str]:
@@ -43,18 +59,6 @@ def stale_keys(source: dict[str, datetime], target: dict[str, datetime]) -> list
     return sorted(
         key for key, moment in source.items() if key not in target or moment > target[key]
     )
-
-
-def built_with_other_parameters(store: Store, field: str, parameters: dict[str, Any]) -> set[str]:
-    """Values of ``field`` of the documents whose ``builder_meta.parameters`` differ from
-    ``parameters`` (documents built by other settings or an older featurizer)."""
-    documents = store.query(properties=[field, "builder_meta.parameters"])
-    return {
-        doc[field]
-        for doc in documents
-        if doc.get(field) is not None
-        and (doc.get("builder_meta") or {}).get("parameters") != parameters
-    }
 
 
 def chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
