@@ -2,13 +2,16 @@
 
 For a seeded, element-balanced sample of records it runs every preset (real FEFF10), caches one
 JSON per (record, preset) and prints: CPU-s per record (median, max) per preset, each preset's
-SAMS error against "paper", the speed-up of sharing the SCF between polarizations and of the
+SAMS error against "paper", the speed-up of sharing the SCF and the Green's function between
+polarizations and of the
 symmetry routes (versus running FEFF on every absorber site), and optionally a check that the
 "axes", "sigma" and every-site routes agree. Re-running resumes: cached results are reused.
 
 The speed-ups are computed from the measured per-stage seconds of each run: without sharing,
-every polarization would repeat the SCF stages; without symmetry, every equivalent site would
-run its own SCF and three polarizations.
+every polarization would repeat the SCF and FMS stages; without symmetry, every equivalent site
+would run its own SCF, FMS and three polarizations. Each cached run names the stages it ran once
+per site (``shared_stages``); runs cached before the Green's function was shared lack the key and
+ran fms per polarization, so only their SCF stages count as shared.
 
 Usage:
     nice python benchmarks/feff_cost.py --n 20 --presets paper,fast --check-routes 3 --processes 2
@@ -31,7 +34,7 @@ import numpy as np
 from vtc_fw.errors import VtcError
 from vtc_fw.feff import compute_record_spectra
 from vtc_fw.feff.inputs import preset_settings
-from vtc_fw.feff.run import SCF_STAGES
+from vtc_fw.feff.run import FMS_STAGES, POLARIZATION_STAGES, SCF_STAGES
 from vtc_fw.records import AbsorberSite, Record, make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
 
@@ -81,6 +84,7 @@ def run_cached(
             "sites": spectra.sites,
             "n_absorbers": len(record.absorber_indices),
             "stages": spectra.stages,
+            "shared_stages": SHARED_STAGES,
             "rungs": [a["rung"] for a in spectra.attempts],
         }
     except VtcError as error:
@@ -107,17 +111,23 @@ def variant_settings(text: str) -> tuple[str, dict]:
     return name, settings
 
 
-def _split_seconds(site: dict[str, Any]) -> tuple[float, float]:
-    """(SCF stage seconds, polarization stage seconds) of one site."""
-    scf = sum(s for name, s in site["stages"].items() if name in SCF_STAGES and name != "rdinp")
-    return scf, sum(site["stages"].values()) - scf
+SHARED_STAGES = sorted(set(SCF_STAGES + FMS_STAGES) - set(POLARIZATION_STAGES))
+"""Stages run once per site (on every polarization without sharing)."""
+SCF_ONLY = sorted(set(SCF_STAGES) - set(POLARIZATION_STAGES))
+"""The shared stages of runs cached before fms was shared."""
+
+
+def _split_seconds(site: dict[str, Any], shared_stages: list[str]) -> tuple[float, float]:
+    """(shared stage seconds, polarization stage seconds) of one site."""
+    shared = sum(s for name, s in site["stages"].items() if name in shared_stages)
+    return shared, sum(site["stages"].values()) - shared
 
 
 def speedups(summary: dict[str, Any]) -> tuple[float, float]:
-    """(SCF-sharing speed-up, symmetry-route speed-up versus every site) of one run."""
+    """(SCF and FMS sharing speed-up, symmetry-route speed-up versus every site) of one run."""
     shared = unshared = every_site = 0.0
     for site in summary["sites"]:
-        scf, pol = _split_seconds(site)
+        scf, pol = _split_seconds(site, summary.get("shared_stages", SCF_ONLY))
         n_pol = site["n_polarizations"]
         shared += scf + pol
         unshared += n_pol * scf + pol
@@ -173,7 +183,7 @@ def report(cache: Path, presets: list[str]) -> None:
         line = (
             f"{preset:>6}: {len(ok)}/{len(done)} ok, CPU-s per record"
             f" median {statistics.median(cpu):.1f} max {max(cpu):.1f};"
-            f" SCF sharing ×{scf_speedup:.2f}, symmetry route ×{route_speedup:.2f} (median)"
+            f" SCF+FMS sharing ×{scf_speedup:.2f}, symmetry route ×{route_speedup:.2f} (median)"
         )
         errors = [
             abs(r["sams"] - by_key[r["record_key"], "paper"]["sams"])

@@ -1,7 +1,7 @@
 """FEFF's CPU time with and without vtc-fw's glibc allocator pad (``MALLOC_TUNABLES``).
 
-Runs the SCF stages, then one polarization, of one absorber site of an OQMD-ICSD record twice
-with real FEFF10: with glibc's default allocator settings and with ``MALLOC_TUNABLES``. Prints
+Runs the SCF and FMS stages, then one polarization, of one absorber site of an OQMD-ICSD record
+twice with real FEFF10: with glibc's default allocator settings and with ``MALLOC_TUNABLES``. Prints
 the CPU seconds (user, system), the minor page faults of the FEFF processes, and whether every
 output file is byte-identical. The default record is one whose SCF frees and re-allocates a
 25 MiB block in a loop (the case the pad is for); records without that pattern show no change.
@@ -20,16 +20,23 @@ from pathlib import Path
 import numpy as np
 
 from vtc_fw.feff.engine import site_input
-from vtc_fw.feff.run import MALLOC_TUNABLES, POLARIZATION_STAGES, SCF_STAGES, run_stages
+from vtc_fw.feff.run import (
+    FMS_STAGES,
+    MALLOC_TUNABLES,
+    POLARIZATION_STAGES,
+    SCF_STAGES,
+    run_stages,
+)
 from vtc_fw.records import make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
 
 
 def run_site(inputs, polarized, directory: Path, tunables: str) -> dict[str, float]:
-    """SCF and one polarization in ``directory``: CPU seconds, system seconds, page faults."""
+    """SCF, FMS and one polarization in ``directory``: CPU seconds, system seconds, page faults."""
     shutil.rmtree(directory, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     run_stages(inputs, directory / "scf", SCF_STAGES, malloc_tunables=tunables)
+    run_stages(inputs, directory / "scf", FMS_STAGES, malloc_tunables=tunables)
     shutil.copytree(directory / "scf", directory / "pol0")
     run_stages(polarized, directory / "pol0", POLARIZATION_STAGES, malloc_tunables=tunables)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

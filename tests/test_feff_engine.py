@@ -143,3 +143,24 @@ def test_feff_processes_get_the_malloc_pad_and_the_users_tunables_win(tmp_path, 
     run_stages(inputs, tmp_path / "c", SCF_STAGES, feff_cmd="env > env.txt", malloc_tunables="")
     assert f"GLIBC_TUNABLES={user}\n" in (tmp_path / "c" / "env.txt").read_text()
     assert os.environ["GLIBC_TUNABLES"] == user
+
+
+def test_one_green_function_serves_every_polarization(cr2o3, tmp_path):
+    """Polarizations reusing the site's unpolarized FMS give FEFF's own per-polarization spectra.
+
+    Compares bytes of ``xmu.dat`` with runs that recompute xsph and fms for their polarization.
+    """
+    from vtc_fw.feff.run import FMS_STAGES, POLARIZATION_STAGES, SCF_STAGES, copy_scf, run_stages
+
+    inputs = site_input(cr2o3, 0, "smoke")
+    run_stages(inputs, tmp_path / "scf", SCF_STAGES)
+    run_stages(inputs, copy_scf(tmp_path / "scf", tmp_path / "site"), FMS_STAGES)
+    oblique = np.array([1.0, -2.0, 0.5]) / np.linalg.norm([1.0, -2.0, 0.5])
+    for k, direction in enumerate([np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0]), oblique]):
+        polarized = inputs.with_polarization(direction)
+        shared = copy_scf(tmp_path / "site", tmp_path / f"shared{k}")
+        run_stages(polarized, shared, POLARIZATION_STAGES)
+        own = copy_scf(tmp_path / "scf", tmp_path / f"own{k}")
+        run_stages(polarized, own, ("rdinp", "xsph", "fms", *POLARIZATION_STAGES[2:]))
+        assert (shared / "xmu.dat").read_bytes() == (own / "xmu.dat").read_bytes()
+    assert (own / "xmu.dat").read_bytes() != (tmp_path / "shared0" / "xmu.dat").read_bytes()

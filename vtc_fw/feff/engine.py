@@ -33,6 +33,7 @@ from vtc_fw.feff.inputs import XesInputSet, preset_settings
 from vtc_fw.feff.ladder import LADDER, Attempt, FeffRunError
 from vtc_fw.feff.parse import count_failures, read_xmu, scf_converged
 from vtc_fw.feff.run import (
+    FMS_STAGES,
     POLARIZATION_STAGES,
     SCF_STAGES,
     FeffCall,
@@ -286,7 +287,10 @@ def _try_rung(
     feff_cmd: str | None,
     stages: dict[str, float],
 ) -> tuple[np.ndarray, np.ndarray, bool | None]:
-    """One rung: SCF, its checks, then every polarization; raises FeffError on any failure."""
+    """One rung: SCF, its checks, the Green's function, then every polarization.
+
+    Raises FeffError on any failure.
+    """
     scf_directory = directory / "scf"
     call = run_stages(inputs, scf_directory, SCF_STAGES, feff_cmd, budget.remaining())
     budget.add(call, stages)
@@ -296,6 +300,9 @@ def _try_rung(
         bad_counts = count_failures(scf_directory)
         reason = "scf_bad_counts" if bad_counts else "scf_not_converged"
         raise FeffError(bad_counts or "the SCF loop did not converge", reason=reason)
+    if feff_cmd is None:  # an external FEFF recomputes the Green's function per polarization
+        call = run_stages(inputs, scf_directory, FMS_STAGES, None, budget.remaining())
+        budget.add(call, stages)
     spectra = []
     for p, direction in enumerate(directions):
         pol_directory = copy_scf(scf_directory, directory / f"pol{p}")

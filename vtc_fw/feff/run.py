@@ -1,9 +1,11 @@
 """Running FEFF10 stages in a work directory: in-process ``feff10`` or an external executable.
 
-The SCF stages (rdinp, atomic, pot, screen) depend on the site only; the polarization stages
-(rdinp, xsph, fms, mkgtr, path, genfmt, ff2x) run on copies of the SCF directory, one per
-polarization. An external FEFF (atomate's ``feff_cmd`` convention, e.g. ``"feff"``) runs every
-module in one call; the CONTROL card then switches the SCF modules on or off.
+The SCF stages (rdinp, atomic, pot, screen) and the site's Green's function (xsph, fms) depend on
+the site only; the polarization stages (rdinp, xsph, mkgtr, path, genfmt, ff2x) run on copies of
+the site directory, one per polarization. An external FEFF (atomate's ``feff_cmd`` convention,
+e.g. ``"feff"``) runs every module in one call; the CONTROL card then switches the SCF modules on
+or off. FEFF's CONTROL flag of fms also gates mkgtr, so an external FEFF recomputes the Green's
+function in every polarization run: only in-process runs compute it once per site.
 """
 
 import os
@@ -22,8 +24,16 @@ from vtc_fw.feff.inputs import XesInputSet
 
 SCF_STAGES: tuple[str, ...] = ("rdinp", "atomic", "pot", "screen")
 """Stages whose output depends on the site but not on the polarization."""
-POLARIZATION_STAGES: tuple[str, ...] = ("rdinp", "xsph", "fms", "mkgtr", "path", "genfmt", "ff2x")
-"""Stages run once per polarization on a copy of the SCF directory."""
+FMS_STAGES: tuple[str, ...] = ("rdinp", "xsph", "fms")
+"""In-process stages of the site's full-multiple-scattering Green's function (``gg.bin``).
+
+Run once per site after the SCF, without a polarization: ``gg.bin`` and ``phase.bin`` are
+byte-identical for every polarization, and a polarization run that reuses them writes the same
+``xmu.dat`` as one that recomputes them (``benchmarks/feff_shared_fms.py``)."""
+POLARIZATION_STAGES: tuple[str, ...] = ("rdinp", "xsph", "mkgtr", "path", "genfmt", "ff2x")
+"""Stages run once per polarization on a copy of the site directory (in-process).
+
+xsph is repeated because its cross-section file depends on the polarization; it is cheap."""
 MALLOC_TUNABLES = "glibc.malloc.top_pad=67108864"
 """glibc allocator setting of the FEFF processes: keep 64 MiB free at the top of each arena.
 
@@ -34,8 +44,11 @@ reuse, which costs up to a fifth of the stage's CPU time in the kernel (Sc5NCl8:
 gone (``benchmarks/feff_malloc.py``)."""
 FEFF_LOG = "feff.stdout"
 """File in the work directory that receives FEFF's terminal output."""
-CONTROL_SCF = "1 0 0 0 0 0"
-CONTROL_POLARIZATION = "0 1 1 1 1 1"
+EXTERNAL_CONTROL: dict[tuple[str, ...], str] = {
+    SCF_STAGES: "1 0 0 0 0 0",
+    POLARIZATION_STAGES: "0 1 1 1 1 1",
+}
+"""CONTROL line of an external FEFF run per stage group: a polarization run includes fms."""
 
 
 @dataclass
@@ -81,7 +94,8 @@ def run_stages(
     Args:
         inputs: The input set (its polarization included).
         directory: Work directory; created if needed, may hold an earlier SCF's output.
-        stages: :data:`SCF_STAGES` or :data:`POLARIZATION_STAGES`.
+        stages: :data:`SCF_STAGES`, :data:`FMS_STAGES` (in-process only) or
+            :data:`POLARIZATION_STAGES`.
         feff_cmd: External FEFF command run with ``directory`` as working directory; None runs
             the ``feff10`` package in-process.
         timeout_s: Wall-clock limit of this call, s (None: no limit).
@@ -90,6 +104,7 @@ def run_stages(
 
     Raises:
         FeffError: ``timeout`` or ``nonzero_exit`` (with FEFF's message).
+        ValueError: :data:`FMS_STAGES` with ``feff_cmd``.
     """
     directory.mkdir(parents=True, exist_ok=True)
     raise_stack_limit()
@@ -160,7 +175,9 @@ def _run_external(
     feff_cmd: str,
     timeout_s: float | None,
 ) -> dict[str, float]:
-    control = CONTROL_SCF if stages == SCF_STAGES else CONTROL_POLARIZATION
+    if stages not in EXTERNAL_CONTROL:
+        raise ValueError(f"an external FEFF runs the SCF or a polarization, not {stages}")
+    control = EXTERNAL_CONTROL[stages]
     (directory / "feff.inp").write_text(inputs.to_str(control))
     start = time.perf_counter()
     try:
@@ -202,7 +219,7 @@ def _output_to(path: Path) -> Iterator[None]:
 
 
 def copy_scf(scf_directory: Path, directory: Path) -> Path:
-    """A fresh copy of an SCF directory for one polarization run."""
+    """A fresh copy of a site directory (SCF and Green's function) for one polarization run."""
     if directory.exists():
         shutil.rmtree(directory)
     shutil.copytree(scf_directory, directory)
