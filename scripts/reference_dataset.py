@@ -59,7 +59,8 @@ def status(config: DbConfig, workers: int) -> None:
     """Print the tasks by state and element, the queue, and the time left to ``GOAL``."""
     tasks = list(
         config.collection("tasks").find(
-            {"preset": PRESET}, {"_id": 0, "element": 1, "state": 1, "cpu_s": 1}
+            {"preset": PRESET},
+            {"_id": 0, "element": 1, "state": 1, "cpu_s": 1, "last_updated": 1},
         )
     )
     successful = [task for task in tasks if task["state"] == "successful"]
@@ -77,6 +78,24 @@ def status(config: DbConfig, workers: int) -> None:
     print(
         f"CPU-s per record: median {np.median(cpu):.0f}, mean {cpu.mean():.0f}, max {cpu.max():.0f}"
         f" ({len(cpu)} tasks); to {GOAL} successful: {missing} records ≈ {hours:.1f} CPU-h"
+        f" ≈ {hours / workers:.1f} h with {workers} workers"
+    )
+    print_recent_cost(successful, missing, workers)
+
+
+def print_recent_cost(successful: list[dict], missing: int, workers: int, last: int = 20) -> None:
+    """Print the mean CPU time of the ``last`` finished records and the time to ``GOAL`` at it:
+    the current cost, after any change of the FEFF stages (pauses between sessions don't count)."""
+    recent = sorted(
+        (task for task in successful if task.get("last_updated") and task.get("cpu_s")),
+        key=lambda task: task["last_updated"],
+    )[-last:]
+    if not recent:
+        return
+    mean = np.mean([task["cpu_s"] for task in recent])
+    hours = missing * mean / 3600
+    print(
+        f"newest {len(recent)} records: mean {mean:.0f} CPU-s; to {GOAL} at it: {hours:.1f} CPU-h"
         f" ≈ {hours / workers:.1f} h with {workers} workers"
     )
 
