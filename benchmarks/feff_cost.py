@@ -64,6 +64,12 @@ def _cache_path(cache: Path, key: str, label: str) -> Path:
     return cache / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', key)}__{label}.json"
 
 
+SHARED_STAGES = sorted(set(SCF_STAGES + FMS_STAGES) - set(POLARIZATION_STAGES))
+"""Stages run once per site (on every polarization without sharing)."""
+SCF_ONLY = sorted(set(SCF_STAGES) - set(POLARIZATION_STAGES))
+"""The shared stages of runs cached before fms was shared."""
+
+
 def run_cached(
     record: Record, preset: str | dict, cache: Path, label: str | None = None, **kwargs
 ) -> dict:
@@ -111,12 +117,6 @@ def variant_settings(text: str) -> tuple[str, dict]:
     return name, settings
 
 
-SHARED_STAGES = sorted(set(SCF_STAGES + FMS_STAGES) - set(POLARIZATION_STAGES))
-"""Stages run once per site (on every polarization without sharing)."""
-SCF_ONLY = sorted(set(SCF_STAGES) - set(POLARIZATION_STAGES))
-"""The shared stages of runs cached before fms was shared."""
-
-
 def _split_seconds(site: dict[str, Any], shared_stages: list[str]) -> tuple[float, float]:
     """(shared stage seconds, polarization stage seconds) of one site."""
     shared = sum(s for name, s in site["stages"].items() if name in shared_stages)
@@ -127,11 +127,11 @@ def speedups(summary: dict[str, Any]) -> tuple[float, float]:
     """(SCF and FMS sharing speed-up, symmetry-route speed-up versus every site) of one run."""
     shared = unshared = every_site = 0.0
     for site in summary["sites"]:
-        scf, pol = _split_seconds(site, summary.get("shared_stages", SCF_ONLY))
+        once, pol = _split_seconds(site, summary.get("shared_stages", SCF_ONLY))
         n_pol = site["n_polarizations"]
-        shared += scf + pol
-        unshared += n_pol * scf + pol
-        every_site += site["multiplicity"] * (scf + 3 * pol / n_pol)
+        shared += once + pol
+        unshared += n_pol * once + pol
+        every_site += site["multiplicity"] * (once + 3 * pol / n_pol)
     return unshared / shared, every_site / shared
 
 

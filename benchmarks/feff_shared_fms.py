@@ -32,27 +32,25 @@ RECOMPUTING_STAGES = ("rdinp", "xsph", "fms", "mkgtr", "path", "genfmt", "ff2x")
 """One polarization with its own Green's function."""
 
 
-def per_polarization(inputs: XesInputSet, scf: Path, workdir: Path) -> float:
-    """CPU seconds of the three axes, each recomputing the Green's function."""
+def three_axes(inputs: XesInputSet, source: Path, workdir: Path, name: str, stages) -> float:
+    """CPU seconds of the three axes, each on a copy of ``source`` named ``{name}{axis}``."""
     cpu_s = 0.0
     for axis, direction in enumerate(np.eye(3)):
-        directory = copy_scf(scf, workdir / f"own{axis}")
-        cpu_s += run_stages(
-            inputs.with_polarization(direction), directory, RECOMPUTING_STAGES
-        ).cpu_s
+        directory = copy_scf(source, workdir / f"{name}{axis}")
+        cpu_s += run_stages(inputs.with_polarization(direction), directory, stages).cpu_s
     return cpu_s
+
+
+def per_polarization(inputs: XesInputSet, scf: Path, workdir: Path) -> float:
+    """CPU seconds of the three axes, each recomputing the Green's function."""
+    return three_axes(inputs, scf, workdir, "own", RECOMPUTING_STAGES)
 
 
 def shared(inputs: XesInputSet, scf: Path, workdir: Path) -> float:
     """CPU seconds of one Green's function and the three axes reusing it."""
     site = copy_scf(scf, workdir / "site")
-    cpu_s = run_stages(inputs, site, FMS_STAGES).cpu_s
-    for axis, direction in enumerate(np.eye(3)):
-        directory = copy_scf(site, workdir / f"shared{axis}")
-        cpu_s += run_stages(
-            inputs.with_polarization(direction), directory, POLARIZATION_STAGES
-        ).cpu_s
-    return cpu_s
+    fms_s = run_stages(inputs, site, FMS_STAGES).cpu_s
+    return fms_s + three_axes(inputs, site, workdir, "shared", POLARIZATION_STAGES)
 
 
 def identical(first: Path, second: Path, name: str) -> bool:

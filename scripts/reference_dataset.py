@@ -74,11 +74,10 @@ def status(config: DbConfig, workers: int) -> None:
     if not len(cpu):
         return
     missing = max(GOAL - len(successful), 0)
-    hours = missing * cpu.mean() / 3600
     print(
         f"CPU-s per record: median {np.median(cpu):.0f}, mean {cpu.mean():.0f}, max {cpu.max():.0f}"
-        f" ({len(cpu)} tasks); to {GOAL} successful: {missing} records ≈ {hours:.1f} CPU-h"
-        f" ≈ {hours / workers:.1f} h with {workers} workers"
+        f" ({len(cpu)} tasks); to {GOAL} successful: {missing} records"
+        f" {time_to_goal(missing, cpu.mean(), workers)}"
     )
     print_recent_cost(successful, missing, workers)
 
@@ -93,11 +92,16 @@ def print_recent_cost(successful: list[dict], missing: int, workers: int, last: 
     if not recent:
         return
     mean = np.mean([task["cpu_s"] for task in recent])
-    hours = missing * mean / 3600
     print(
-        f"newest {len(recent)} records: mean {mean:.0f} CPU-s; to {GOAL} at it: {hours:.1f} CPU-h"
-        f" ≈ {hours / workers:.1f} h with {workers} workers"
+        f"newest {len(recent)} records: mean {mean:.0f} CPU-s; to {GOAL} at it:"
+        f" {time_to_goal(missing, mean, workers)}"
     )
+
+
+def time_to_goal(missing: int, cpu_s_per_record: float, workers: int) -> str:
+    """``"≈ X CPU-h ≈ Y h with N workers"`` for ``missing`` records at the given cost."""
+    hours = missing * cpu_s_per_record / 3600
+    return f"≈ {hours:.1f} CPU-h ≈ {hours / workers:.1f} h with {workers} workers"
 
 
 def main() -> None:
