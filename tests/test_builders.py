@@ -419,6 +419,12 @@ def test_cli_build_twice_then_screen_report_suggest(db_config, launchpad, tmp_pa
     firework = launchpad.get_fw_by_id(pick["submitted_fw_id"])
     assert firework.spec["record_key"] == "test:NiO-c6pct:Ni"
     assert firework.spec["preset"] == "paper" and firework.state == "READY"
+    # submitting the same pick again adds nothing: it is already queued
+    again = runner.invoke(
+        main, ["suggest", "--n", "1", "--submit", "--json", "--db-file", str(db_file)]
+    )
+    assert [p["submitted_fw_id"] for p in json.loads(again.stdout)] == [None]
+    assert launchpad.get_fw_ids({"spec.record_key": "test:NiO-c6pct:Ni"}) == [firework.fw_id]
 
 
 def test_nightly_builders_are_mrun_serializable(db_config):

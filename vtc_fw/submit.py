@@ -165,7 +165,7 @@ def _submit_batch(
         for metal in entry.three_d_metals
         if elements is None or metal in elements
     }
-    existing = _existing_task_keys(list(wanted), tasks, launchpad)
+    existing = existing_task_keys(list(wanted), tasks, launchpad)
     report.existing += sorted(existing)
     new = [wanted[key] for key in wanted if key not in existing]
     workflows = [maker.make(entry.structure, entry.structure_id, metal) for entry, metal in new]
@@ -174,7 +174,8 @@ def _submit_batch(
     report.added += [workflow.metadata["task_key"] for workflow in workflows]
 
 
-def _existing_task_keys(keys: list[str], tasks: Collection, launchpad: LaunchPad) -> set[str]:
+def existing_task_keys(keys: list[str], tasks: Collection, launchpad: LaunchPad) -> set[str]:
+    """The task keys among ``keys`` that have a workflow or a successful task document."""
     with_workflow = launchpad.workflows.distinct(
         "metadata.task_key", {"metadata.task_key": {"$in": keys}}
     )

@@ -9,6 +9,12 @@ from vtc_fw import __version__
 # Each module registers its commands on ``main`` when imported (features, feff, db, build...).
 _COMMAND_MODULES = ("features", "feff", "db", "build", "run")
 
+# DbConfig.load's search order, shared by every ``--db-file`` option.
+DB_FILE_HELP = (
+    "db.json or my_launchpad.yaml (default: $VTC_FW_DB_FILE, ./db.json, ./my_launchpad.yaml, "
+    "the embedded server)."
+)
+
 
 @click.group()
 @click.version_option(__version__, prog_name="vtc-fw")

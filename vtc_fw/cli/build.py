@@ -9,12 +9,11 @@ from typing import Any
 import click
 
 from vtc_fw.builders import nightly_builders, run_builders
-from vtc_fw.cli import main
+from vtc_fw.cli import DB_FILE_HELP, main
 from vtc_fw.db.config import DbConfig
+from vtc_fw.documents.task import TASK_COLLECTION, task_key
 from vtc_fw.reporting import latest_model, write_model_report
 from vtc_fw.screening import least_certain, screen
-
-DB_FILE_HELP = "db.json or my_launchpad.yaml (default: $VTC_FW_DB_FILE, ./db.json, embedded)."
 
 
 def _config(db_file: Path | None) -> DbConfig:
@@ -132,20 +131,34 @@ def suggest_command(
         click.echo(json.dumps(picks, indent=2))
         return
     for pick in picks:
-        submitted = f"  submitted fw {pick['submitted_fw_id']}" if submit else ""
+        submitted = _submitted(pick["submitted_fw_id"]) if submit else ""
         click.echo(
             f"{pick['record_key']:<40} SAMS {pick['sams']:.4f} ± {pick['sams_std']:.4f}{submitted}"
         )
 
 
-def _submit(config: DbConfig, picks: list[dict[str, Any]], preset: str) -> list[int]:
-    """Add one XES workflow per pick; returns the new Firework ids."""
-    from vtc_fw.workflows import xes_workflow  # FireWorks machinery only when submitting
+def _submitted(fw_id: int | None) -> str:
+    return "  already queued or computed" if fw_id is None else f"  submitted fw {fw_id}"
+
+
+def _submit(config: DbConfig, picks: list[dict[str, Any]], preset: str) -> list[int | None]:
+    """Add one XES workflow per pick not queued yet; returns the new Firework ids (None: queued)."""
+    from vtc_fw.submit import existing_task_keys  # FireWorks machinery only when submitting
+    from vtc_fw.workflows import xes_workflow
 
     (structures,) = _connected(config, "structures")
     launchpad = config.launchpad()
-    fw_ids = []
-    for pick in picks:
+    keys = [task_key(pick["record_key"], preset) for pick in picks]
+    client = config.client()
+    try:
+        queued = existing_task_keys(keys, config.collection(TASK_COLLECTION, client), launchpad)
+    finally:
+        client.close()
+    fw_ids: list[int | None] = []
+    for pick, key in zip(picks, keys, strict=True):
+        if key in queued:
+            fw_ids.append(None)
+            continue
         document = structures.query_one({"structure_id": pick["structure_id"]})
         if document is None:
             raise click.ClickException(f"structure {pick['structure_id']} is not in the database")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from vtc_fw.cli import main
+from vtc_fw.cli import DB_FILE_HELP, main
 from vtc_fw.db.config import DbConfig
 from vtc_fw.errors import VtcError
 from vtc_fw.submit import SOURCES, open_source, submit_entries
@@ -19,7 +19,7 @@ DB_FILE_OPTION = click.option(
     "--db-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     envvar="VTC_FW_DB_FILE",
-    help="db.json or my_launchpad.yaml (default: ./db.json, ./my_launchpad.yaml, embedded).",
+    help=DB_FILE_HELP,
 )
 
 

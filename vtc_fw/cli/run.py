@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from vtc_fw.cli import main
+from vtc_fw.cli import DB_FILE_HELP, main
 from vtc_fw.db.config import DbConfig
 from vtc_fw.main_job import DEFAULT_PRESET, SAMPLES, MainJobSettings, run_main_job
 
@@ -45,7 +45,7 @@ from vtc_fw.main_job import DEFAULT_PRESET, SAMPLES, MainJobSettings, run_main_j
     "--db-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="db.json or my_launchpad.yaml (default: $VTC_FW_DB_FILE, ./db.json, embedded).",
+    help=DB_FILE_HELP,
 )
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
 def run_command(
