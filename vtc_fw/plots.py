@@ -64,7 +64,7 @@ def plot_per_element_r2(model: Mapping[str, Any], path: Path) -> Path:
     elements = _ordered({element for rows in series.values() for element in rows})
     positions = np.arange(len(elements))
     width = 0.8 / len(series)
-    figure, axes = _figure((7, 4))
+    figure, axes = _figure((8.5, 4))
     for i, (name, rows) in enumerate(series.items()):
         r2 = [_nan(rows[e]["r2"]) if e in rows else np.nan for e in elements]
         drawn, cut = cut_r2_bars(r2)
@@ -76,7 +76,8 @@ def plot_per_element_r2(model: Mapping[str, Any], path: Path) -> Path:
         "/".join(str(rows[e]["n_test"]) if e in rows else "-" for rows in series.values())
         for e in elements
     ]
-    axes.set_xticks(positions, [f"{e}\n{n}" for e, n in zip(elements, counts, strict=True)])
+    labels = [f"{e}\n{n}" for e, n in zip(elements, counts, strict=True)]
+    axes.set_xticks(positions, labels, fontsize=8)  # two-digit counts overlap at full size
     axes.axhline(0, color="k", lw=0.8)
     axes.set_ylim(R2_FLOOR - 0.4, 1.05)  # room under the floor for the cut bars' labels
     axes.set(ylabel="R²", xlabel="element; records: " + " / ".join(series))
