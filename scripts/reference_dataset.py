@@ -30,14 +30,15 @@ import numpy as np
 
 from vtc_fw.db.config import DbConfig
 from vtc_fw.local_workers import requeue_lost_local_runs, start_workers, worker_files
-from vtc_fw.main_job import worth_computing
+from vtc_fw.main_job import RECORD_TIMEOUT_S, worth_computing
 from vtc_fw.sources import iter_oqmd_icsd, stratified_sample
 from vtc_fw.submit import submit_entries
 from vtc_fw.transfer import export_tasks
 from vtc_fw.workflows import XesWorkflowMaker
 
 OUTPUT_DIR = Path(__file__).resolve().parents[1] / "data"
-SAMPLE_SIZE, SEED, MAX_SITES, PRESET, TIMEOUT_S = 700, 2026, 24, "paper", 1800
+SAMPLE_SIZE, SEED, MAX_SITES, PRESET = 700, 2026, 24, "paper"
+TIMEOUT_S = RECORD_TIMEOUT_S["broad"]
 GOAL = 500
 """Successful records the issue asks for."""
 

@@ -4,13 +4,23 @@ The smoke preset is real FEFF10 on a reduced cluster: its SAMS only proves the p
 """
 
 import json
+import os
+import signal
 import socket
+import time
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from vtc_fw.cli import main
-from vtc_fw.local_workers import LOCAL_WORKER_NAME, requeue_lost_local_runs, worker_files
+from vtc_fw.local_workers import (
+    LOCAL_WORKER_NAME,
+    STOP_SIGNALS,
+    requeue_lost_local_runs,
+    stop_signals_interrupt,
+    worker_files,
+)
 from vtc_fw.main_job import MainJobSettings, run_main_job
 
 
@@ -64,6 +74,41 @@ def test_main_job_computes_builds_and_resumes(db_config, tmp_path):
     assert "no FEFF work queued" in result.output
     again = json.loads(result.stdout[result.stdout.index("{\n") :])
     assert again["written"]["FeatureBuilder"] == 0 and again["written"]["XesBuilder"] == 0
+
+
+def test_a_record_over_the_time_limit_fails_and_the_run_goes_on(db_config, tmp_path):
+    """Real FEFF ("paper") stopped after 1 s: the task stores the timeout, the run still ends."""
+    messages: list[str] = []
+    settings = MainJobSettings(
+        n_new=1,
+        workers=1,
+        timeout_s=1.0,
+        n_iter=2,
+        structures=10,
+        reference_dir=tmp_path / "no_reference",
+        run_dir=tmp_path / "run",
+    )
+    summary = run_main_job(db_config, settings, echo=messages.append)
+
+    (task,) = db_config.collection("tasks").find({})
+    assert task["state"] == "failed" and task["error"]["reason"] == "timeout"
+    assert "timed out" in task["error"]["message"]
+    assert (
+        f"    {task['task_key']}: failed (timeout); the task document has the message" in messages
+    )
+    (firework,) = db_config.launchpad().fireworks.find({}, {"state": 1})
+    assert firework["state"] == "FIZZLED"  # stored as failed, not queued again by the next run
+    assert summary["model_id"] is None and messages[-1].startswith("time: database")
+
+
+def test_kill_and_hangup_interrupt_the_run_like_ctrl_c():
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        interrupted = pytest.raises(KeyboardInterrupt, match=signal.Signals(sig).name)
+        with interrupted, stop_signals_interrupt():
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # the handler raises before this ends
+    assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == before
 
 
 def test_interrupted_local_runs_are_requeued(launchpad):

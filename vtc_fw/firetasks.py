@@ -66,7 +66,7 @@ class RunXesTask(FiretaskBase):
     Optional params:
         feff_cmd (str): External FEFF command, or ``">>feff_cmd<<"`` (default: feff10-rs).
         scratch_dir (str): Where FEFF runs, or ``">>scratch_dir<<"`` (default: launch dir).
-        timeout_s (float): Wall-time limit of one FEFF stage, s.
+        timeout_s (float): Wall-clock limit of the whole record (every site and rung), s.
         route (str): Engine route (``"auto"`` lets the engine choose).
     """
 

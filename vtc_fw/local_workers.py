@@ -1,8 +1,9 @@
 """Local FireWorks workers for ``vtc-fw run``: ``rlaunch rapidfire`` subprocesses.
 
 The workers are the same ``rlaunch`` a cluster job runs, started in their own process
-groups with a launchpad and fworker file written from the active :class:`DbConfig`. A run
-interrupted by Ctrl-C (or killed) leaves Fireworks RUNNING under the local worker's name;
+groups with a launchpad and fworker file written from the active :class:`DbConfig`. Ctrl-C,
+SIGTERM or SIGHUP stop the workers (:func:`stop_signals_interrupt`); an interrupted run, or one
+killed outright, leaves Fireworks RUNNING under the local worker's name, and
 :func:`requeue_lost_local_runs` puts them back to READY before the next run, so finished FEFF
 work is kept and unfinished work is redone once.
 """
@@ -13,8 +14,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fireworks import FWorker, LaunchPad
@@ -74,6 +76,29 @@ def stop_workers(workers: list[subprocess.Popen], grace_s: float = 10.0) -> None
         deadline = time.monotonic() + grace_s
         while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop ``vtc-fw run`` the way Ctrl-C does: ``kill``, a batch system, a closed
+terminal. Without this the run would die and leave its workers computing unattended."""
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Raise KeyboardInterrupt on :data:`STOP_SIGNALS` too (main thread only, else a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def wait_for_workers(

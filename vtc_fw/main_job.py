@@ -31,6 +31,7 @@ from vtc_fw.features import F_ELEMENTS
 from vtc_fw.local_workers import (
     requeue_lost_local_runs,
     start_workers,
+    stop_signals_interrupt,
     stop_workers,
     wait_for_workers,
     worker_files,
@@ -61,6 +62,13 @@ DEFAULT_PRESET = "paper"
 """FEFF preset of the reference dataset, and so of new records by default ("fast" is not within
 0.003 of it on general records: benchmarks/feff_cost.py)."""
 
+RECORD_TIMEOUT_S = {"quick": 480.0, "broad": 1800.0}
+"""Default wall-clock limit of one new record per sample, s. Without one, a single SCF that never
+converges holds the whole run. 3 of the 135 quick records of the reference dataset took longer
+than 480 s on one core (LaCoO3, CsVCl3, CsNiF3: 598–1,598 CPU-s; median 146), so the default run
+stays near 10 minutes; "broad" keeps the reference dataset's own limit (3 of its 503 records
+timed out)."""
+
 BUILDER_STEPS = {
     "XesBuilder": "xes",
     "FeatureBuilder": "features",
@@ -83,6 +91,9 @@ class MainJobSettings:
             :func:`worth_computing` one, the reference dataset's population.
         workers: Local rlaunch workers (one FEFF process each).
         preset: FEFF preset of the new records (must match the reference data to train).
+        timeout_s: Wall-clock limit of one new record, s; None: the sample's default in
+            :data:`RECORD_TIMEOUT_S`, 0: no limit. A record over it is stored as failed (reason
+            ``timeout``) and the run goes on.
         seed: Seed of the sample and of the training protocol.
         n_iter: Randomized-search draws (the paper: 100).
         structures: Store (and predict for) only the first N OQMD-ICSD structures; all when None.
@@ -94,11 +105,18 @@ class MainJobSettings:
     sample: str = "quick"
     workers: int = 2
     preset: str = DEFAULT_PRESET
+    timeout_s: float | None = None
     seed: int = 0
     n_iter: int = 100
     structures: int | None = None
     reference_dir: Path = REFERENCE_DATA_DIR
     run_dir: Path = field(default_factory=lambda: vtc_fw_home() / "run")
+
+    def record_timeout_s(self) -> float | None:
+        """The wall-clock limit of one new record, s (None: no limit)."""
+        if self.timeout_s is None:
+            return RECORD_TIMEOUT_S[self.sample]
+        return self.timeout_s or None
 
 
 @contextmanager
@@ -225,7 +243,8 @@ def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo)
     if lost:
         echo(f"  requeued {len(lost)} Fireworks interrupted in an earlier run")
     entries = new_sample(config, settings)
-    report = submit_entries(entries, config, XesWorkflowMaker(preset=settings.preset))
+    maker = XesWorkflowMaker(preset=settings.preset, timeout_s=settings.record_timeout_s())
+    report = submit_entries(entries, config, maker)
     echo(f"  submitted: {report.summary()}")
     for key in report.added:
         echo(f"    new: {key}")
@@ -242,9 +261,11 @@ def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo)
             {"fw_id": {"$in": queued}, "state": {"$in": ["COMPLETED", "FIZZLED"]}}
         )
         bar.update(max(finished - bar.n, 0))
+        bar.refresh()  # update(0) alone stops redrawing once a record has finished
 
     try:
-        wait_for_workers(workers, progress)
+        with stop_signals_interrupt():
+            wait_for_workers(workers, progress)
     except KeyboardInterrupt:
         stop_workers(workers)
         requeue_lost_local_runs(launchpad)

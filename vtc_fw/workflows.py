@@ -25,7 +25,7 @@ class XesWorkflowMaker:
     Args:
         preset: FEFF preset name (``"paper"`` is the method's; ``"smoke"`` for plumbing).
         route: FEFF engine route, ``"auto"`` lets the engine choose.
-        timeout_s: Wall-time limit of one FEFF stage, s (None: the engine's default).
+        timeout_s: Wall-clock limit of the whole record (every site and rung), s (None: none).
         feff_cmd: External FEFF command; ``">>feff_cmd<<"`` reads the FWorker env.
         db_file: Database configuration file; ``">>db_file<<"`` reads the FWorker env.
         scratch_dir: Where FEFF runs; ``">>scratch_dir<<"`` reads the FWorker env.

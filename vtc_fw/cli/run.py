@@ -7,7 +7,7 @@ import click
 
 from vtc_fw.cli import DB_FILE_HELP, main
 from vtc_fw.db.config import DbConfig
-from vtc_fw.main_job import DEFAULT_PRESET, SAMPLES, MainJobSettings, run_main_job
+from vtc_fw.main_job import DEFAULT_PRESET, RECORD_TIMEOUT_S, SAMPLES, MainJobSettings, run_main_job
 
 
 @main.command("run")
@@ -21,6 +21,15 @@ from vtc_fw.main_job import DEFAULT_PRESET, SAMPLES, MainJobSettings, run_main_j
 )
 @click.option("--workers", default=2, show_default=True, help="Local rlaunch workers.")
 @click.option("--preset", default=DEFAULT_PRESET, show_default=True, help="FEFF preset.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=None,
+    help="Wall-clock limit of one new FEFF record, s (0: none; default: "
+    + ", ".join(f"{sample} {limit:g}" for sample, limit in RECORD_TIMEOUT_S.items())
+    + "). A record over it is stored as failed (reason timeout) and the run goes on.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the sample and the model.")
 @click.option("--n-iter", default=100, show_default=True, help="Randomized-search draws.")
 @click.option(
@@ -53,6 +62,7 @@ def run_command(
     sample: str,
     workers: int,
     preset: str,
+    timeout_s: float | None,
     seed: int,
     n_iter: int,
     structures: int | None,
@@ -70,6 +80,7 @@ def run_command(
         sample=sample,
         workers=workers,
         preset=preset,
+        timeout_s=timeout_s,
         seed=seed,
         n_iter=n_iter,
         structures=structures,
