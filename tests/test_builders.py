@@ -32,7 +32,7 @@ from vtc_fw.builders.predict import feature_vector
 from vtc_fw.builders.train import load_estimator, serialize_estimator
 from vtc_fw.cli import main
 from vtc_fw.coordination import FIRST_SHELL_FEATURES
-from vtc_fw.features import SWEEP_EXPONENTS
+from vtc_fw.features import CRYSTAL_SUMS, SWEEP_EXPONENTS
 
 RECORDED = Path(__file__).parent / "data" / "builders_recorded.json.gz"
 TINY_SPACE = {
@@ -238,8 +238,10 @@ def test_features_built_with_other_parameters_are_rebuilt(stores):
     document = stores["features"].query_one({"structure_id": "test:NiO-c5pct"})
     assert set(document["first_shell"]) == set(FIRST_SHELL_FEATURES)
     assert document["first_shell"]["econ"] == pytest.approx(6, abs=0.1)
-    # a document of an older vtc-fw: no first_shell, parameters without it
-    del document["first_shell"], document["builder_meta"]["parameters"]["first_shell"]
+    assert set(document["sweep"]["5"]) == {"QAMS", "DAMS", "IAMS", *CRYSTAL_SUMS.values()}
+    # a document of an older vtc-fw: no first_shell or crystal sums, parameters without them
+    parameters = document["builder_meta"]["parameters"]
+    del document["first_shell"], parameters["first_shell"], parameters["crystal_sums"]
     stores["features"].update([document])
     items = list(builder.get_items())
     assert [item["structure_id"] for item in items] == ["test:NiO-c5pct"]

@@ -10,7 +10,12 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.core.operations import SymmOp
 
 from vtc_fw.errors import StructureError
-from vtc_fw.features import FEATURE_COLUMNS, featurize_record, moments_by_exponent
+from vtc_fw.features import (
+    CRYSTAL_SUMS,
+    FEATURE_COLUMNS,
+    featurize_record,
+    moments_by_exponent,
+)
 from vtc_fw.records import make_records
 from vtc_fw.sources import StructureEntry, iter_oqmd_icsd
 
@@ -118,6 +123,28 @@ def test_moments_by_exponent_matches_single_exponent_features():
         row = featurize_record(record, exponent)
         assert sweep[str(exponent)]["QAMS"] == pytest.approx(row.QAMS)
         assert sweep[str(exponent)]["IAMS"] == pytest.approx(row.IAMS)
+
+
+def copper_nitride() -> Structure:
+    """Cu3N (anti-ReO3): cubic, each Cu+ linear N–Cu–N along one of the three cube axes."""
+    cu = [[0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5]]
+    return Structure(Lattice.cubic(3.815), ["N", "Cu", "Cu", "Cu"], [[0, 0, 0], *cu])
+
+
+def test_crystal_sums_cancel_where_the_sites_do_and_the_paper_sums_do_not():
+    (record,) = make_records(copper_nitride(), structure_id="cu3n")
+    assert record.spacegroup == 221 and len(record.absorber_indices) == 3
+    for values in moments_by_exponent(record, [5, 9]).values():
+        for name in ("QAMS", "IAMS"):  # every linear site is anisotropic; the cubic crystal is not
+            assert values[name] > 1.0, name
+            assert abs(values[CRYSTAL_SUMS[name]]) < 1e-9, name
+
+
+def test_crystal_sums_equal_the_paper_sums_when_every_site_is_alike():
+    (record,) = make_records(rock_salt_nio(0.03).make_supercell([2, 1, 1]), structure_id="nio")
+    for values in moments_by_exponent(record, [3, 9]).values():
+        for name, crystal in CRYSTAL_SUMS.items():
+            assert values[crystal] == pytest.approx(values[name], rel=1e-9, abs=1e-12), name
 
 
 def test_partially_occupied_structure_is_refused_with_reason():

@@ -34,7 +34,7 @@ from test_ml import TINY_SPACE
 from vtc_fw import model_comparison
 from vtc_fw.builders import FeatureBuilder, XesBuilder, run_builders
 from vtc_fw.coordination import FIRST_SHELL_FEATURES
-from vtc_fw.features import FEATURE_COLUMNS
+from vtc_fw.features import CRYSTAL_SUMS, FEATURE_COLUMNS
 from vtc_fw.ml import SWEPT_FEATURES, at_exponent, split_for_training, train_paper_protocol
 from vtc_fw.model_comparison import (
     EXPONENT_FREE_FEATURES,
@@ -113,7 +113,8 @@ def test_first_shell_variants_add_the_descriptors_to_the_paper_features(table, r
         assert result.variant(name).estimator.n_features_in_ == 14
     assert describe_features(expected) == "paper 8 + first shell 6 (14)"
     train = at_exponent(table, result.exponent).set_index("key").loc[result.train_keys]
-    assert list(result.descriptor_r) == ["IAMS", "QAMS", *FIRST_SHELL_FEATURES]
+    crystal = ["IAMS_crystal", "QAMS_crystal"]
+    assert list(result.descriptor_r) == ["IAMS", "QAMS", *crystal, *FIRST_SHELL_FEATURES]
     for name, r in result.descriptor_r.items():
         both = train[list(dict.fromkeys([name, "IAMS", "sams"]))].dropna()
         assert r["sams"] == pytest.approx(np.corrcoef(both[name], both["sams"])[0, 1]), name
@@ -124,7 +125,31 @@ def test_first_shell_variants_add_the_descriptors_to_the_paper_features(table, r
     partial = table.copy()
     partial.loc[partial.index[:5], "econ"] = np.nan
     names = [v.name for v in compare(partial, cv_repeats=0).variants]
-    assert names == ["paper", "rf_all_exponents", "gbr", "gbr_all_exponents"]
+    assert names == ["paper", "rf_all_exponents", "gbr", "gbr_all_exponents", "rf_crystal"]
+
+
+def test_crystal_variants_swap_in_the_crystal_sums(table, result):
+    crystal = [CRYSTAL_SUMS.get(name, name) for name in FEATURE_COLUMNS]
+    assert result.variant("rf_crystal").feature_columns == crystal
+    assert result.variant("rf_crystal").model == "RandomForestRegressor"
+    both = result.variant("gbr_crystal_first_shell")
+    assert both.feature_columns == [*crystal, *FIRST_SHELL_FEATURES]
+    assert both.model == "HistGradientBoostingRegressor"
+    assert describe_features(crystal) == "crystal 8"
+    assert describe_features(both.feature_columns) == "crystal 8 + first shell 6 (14)"
+
+
+def test_crystal_forest_fits_what_only_the_crystal_sums_show(table):
+    """Target = IAMS_crystal at the chosen exponent (a real feature, not SAMS): the paper's
+    forest sees it only through the site-averaged IAMS, the crystal forest has it as an input."""
+    frame = table.copy()
+    exponent = compare(table, cv_repeats=0).exponent
+    frame["sams"] = frame[f"IAMS_crystal@{exponent}"]
+    result = compare(frame)
+    assert result.exponent == exponent
+    assert result.variant("rf_crystal").r2_test > result.variant("paper").r2_test
+    paired = {score.name: score for score in result.repeated_cv}
+    assert paired["rf_crystal"].diff_mean > 0
 
 
 def test_first_shell_forest_fits_what_only_the_shell_shows(table):
@@ -168,7 +193,7 @@ def test_equal_seeds_equal_results_other_seed_other_split(table, result):
 def test_without_sweep_columns_only_the_paper_feature_variants_run(table):
     frame = table.drop(columns=SWEEP_COLUMNS)
     result = compare(frame)
-    expected = ["paper", "gbr", "rf_first_shell", "gbr_first_shell"]
+    expected = ["paper", "gbr", "rf_first_shell", "gbr_first_shell"]  # and no crystal sums
     assert [v.name for v in result.variants] == expected
     assert [score.name for score in result.repeated_cv] == expected
     assert result.exponent is None and result.sweep is None

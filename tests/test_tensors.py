@@ -5,12 +5,19 @@ import pytest
 
 from vtc_fw.tensors import (
     anisotropy_sum,
-    anisotropy_sums_by_exponent,
     dipole_tensor,
     inertia_tensor,
+    normalized_diagonals_by_exponent,
+    pair_sum,
     principal_basis,
     quadrupole_tensor,
 )
+
+
+def anisotropy_sums_by_exponent(coords, charges, basis, exponents):
+    """QAMS, DAMS, IAMS of one site: the pair sums of its normalized diagonals."""
+    diagonals = normalized_diagonals_by_exponent(coords, charges, basis, exponents)
+    return {name: pair_sum(values) for name, values in diagonals.items()}
 
 
 @pytest.fixture

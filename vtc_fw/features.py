@@ -5,6 +5,9 @@ weights r^-n (the feature exponent n is swept over 1..14), expressed in the reco
 averaged over all absorber sites of the cell (equivalently: multiplicity-weighted over the
 inequivalent ones). The other features are the mass density, space group / 230, the
 d-electron count Z − q − 18 and the mean and spread of Pauling electronegativity in the cluster.
+
+Beyond the paper, :data:`CRYSTAL_SUMS` take each sum of the site-averaged tensor instead, the
+way the target sums the sites' spectra before comparing polarizations.
 """
 
 from collections.abc import Iterable, Mapping
@@ -18,7 +21,7 @@ from pymatgen.core.units import Length, Mass
 
 from vtc_fw.clusters import Cluster
 from vtc_fw.records import Record
-from vtc_fw.tensors import anisotropy_sums_by_exponent
+from vtc_fw.tensors import normalized_diagonals_by_exponent, pair_sum
 
 FEATURE_COLUMNS: tuple[str, ...] = (
     "QAMS",
@@ -33,6 +36,11 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 """Model inputs, in the paper's order."""
 MOMENT_SUMS: tuple[str, ...] = ("QAMS", "DAMS", "IAMS")
 """The exponent-dependent features."""
+CRYSTAL_SUMS: dict[str, str] = {name: f"{name}_crystal" for name in MOMENT_SUMS}
+"""Beyond the paper: each moment sum of the site average of the normalized tensors (in the
+record's basis) instead of the site average of the sums. A crystal's spectrum for a polarization
+is the sum over its sites, so sites whose anisotropies cancel give 0 here, as they do in SAMS:
+the three tetragonal Sc sites of cubic Sc3GaC have IAMS 3.8 at n = 9 and a FEFF SAMS of 0."""
 DEFAULT_FEATURE_EXPONENT = 5
 """Feature exponent used until a sweep on labelled data chooses another."""
 SWEEP_EXPONENTS: tuple[int, ...] = tuple(range(1, 15))
@@ -126,19 +134,21 @@ def featurize_record(record: Record, exponent: int = DEFAULT_FEATURE_EXPONENT) -
 def moment_anisotropies(
     clusters: list[Cluster], basis: np.ndarray, exponent: float
 ) -> dict[str, float | None]:
-    """QAMS, DAMS and IAMS averaged over the sites, with tensors expressed in ``basis``.
+    """QAMS, DAMS and IAMS averaged over the sites, with tensors expressed in ``basis``, and
+    their :data:`CRYSTAL_SUMS`.
 
     A charge-dependent sum is None if any site lacks charges or has vanishing magnitude.
     """
-    return _site_averaged_sums(clusters, basis, [exponent])[0]
+    return _moment_sums(clusters, basis, [exponent])[0]
 
 
-def _site_averaged_sums(
+def _moment_sums(
     clusters: list[Cluster], basis: np.ndarray, exponents: list[float]
 ) -> list[dict[str, float | None]]:
-    """Per exponent, the site averages of QAMS, DAMS and IAMS (None where undefined)."""
+    """Per exponent, the site averages of QAMS, DAMS and IAMS and the :data:`CRYSTAL_SUMS`
+    (None where undefined)."""
     per_site = [
-        anisotropy_sums_by_exponent(
+        normalized_diagonals_by_exponent(
             c.coords[c.neighbors],
             None if c.charges is None else c.charges[c.neighbors],
             basis,
@@ -146,9 +156,13 @@ def _site_averaged_sums(
         )
         for c in clusters
     ]
-    averages = {name: np.mean([site[name] for site in per_site], axis=0) for name in MOMENT_SUMS}
+    sums = {}
+    for name in MOMENT_SUMS:
+        diagonals = np.stack([site[name] for site in per_site])  # (sites, exponents, 3)
+        sums[name] = np.mean([pair_sum(site) for site in diagonals], axis=0)
+        sums[CRYSTAL_SUMS[name]] = pair_sum(diagonals.mean(axis=0))
     return [
-        {name: _finite_or_none(averages[name][k]) for name in MOMENT_SUMS}
+        {name: _finite_or_none(values[k]) for name, values in sums.items()}
         for k in range(len(exponents))
     ]
 
@@ -221,18 +235,19 @@ def best_exponent(curve: Mapping[int, Mapping[str, Any]]) -> int:
 def moments_by_exponent(
     record: Record, exponents: Iterable[int] = SWEEP_EXPONENTS
 ) -> dict[str, dict[str, float | None]]:
-    """QAMS, DAMS and IAMS of a record at every exponent, keyed by ``str(n)`` (JSON-able).
+    """QAMS, DAMS, IAMS and :data:`CRYSTAL_SUMS` of a record at every exponent, keyed by
+    ``str(n)`` (JSON-able).
 
     Stored beside the feature row so that the exponent can be re-chosen on labelled data
     without going back to the structures.
     """
     exponents = list(exponents)
     clusters = [record.site_clusters[i] for i in record.absorber_indices]
-    sums = _site_averaged_sums(clusters, record.basis, exponents)
+    sums = _moment_sums(clusters, record.basis, exponents)
     return {str(n): values for n, values in zip(exponents, sums, strict=True)}
 
 
 def sweep_columns(sweep: Mapping[str, Mapping[str, float | None]]) -> dict[str, float | None]:
-    """Flat ``QAMS@n``, ``DAMS@n``, ``IAMS@n`` columns of a :func:`moments_by_exponent` result,
+    """Flat ``QAMS@n``, ``QAMS_crystal@n``... columns of a :func:`moments_by_exponent` result,
     the form :mod:`vtc_fw.ml` reads the exponent sweep in."""
     return {f"{name}@{n}": value for n, sums in sweep.items() for name, value in sums.items()}

@@ -38,7 +38,7 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-from vtc_fw.features import FEATURE_COLUMNS, best_exponent
+from vtc_fw.features import CRYSTAL_SUMS, FEATURE_COLUMNS, best_exponent
 
 SWEPT_FEATURES: tuple[str, ...] = ("QAMS", "IAMS", "DAMS")
 """Features whose value depends on the feature exponent n (weights r^-n)."""
@@ -50,6 +50,7 @@ TEST_FRACTION = 0.2
 PERMUTATION_REPEATS = 10
 
 _SWEEP_COLUMN = re.compile(r"^(QAMS|IAMS|DAMS)@(\d+)$")
+_NUMERIC_COLUMN = re.compile(r"^(QAMS|IAMS|DAMS)(_crystal)?@\d+$")
 
 
 def paper_search_space() -> dict[str, Any]:
@@ -213,7 +214,7 @@ def as_table(table: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """A copy of ``table`` as a DataFrame with None turned into NaN in numeric columns."""
     frame = pd.DataFrame(table).copy()
     for column in frame.columns:
-        if column in FEATURE_COLUMNS or column == "sams" or _SWEEP_COLUMN.match(column):
+        if column in FEATURE_COLUMNS or column == "sams" or _NUMERIC_COLUMN.match(column):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     return frame
 
@@ -294,9 +295,10 @@ def pearson(values: pd.Series | None, target: pd.Series) -> float | None:
 
 
 def at_exponent(frame: pd.DataFrame, exponent: int) -> pd.DataFrame:
-    """``frame`` with QAMS/IAMS/DAMS replaced by their values at ``exponent``."""
+    """``frame`` with QAMS/IAMS/DAMS (and their crystal forms, where the table has them)
+    replaced by their values at ``exponent``."""
     frame = frame.copy()
-    for name in SWEPT_FEATURES:
+    for name in (*SWEPT_FEATURES, *CRYSTAL_SUMS.values()):
         column = f"{name}@{exponent}"
         if column in frame:
             frame[name] = frame[column]

@@ -15,9 +15,14 @@ exponent sweep on the training rows and the same randomized search (``n_iter`` d
 * ``gbr_all_exponents``: the same model on the extended features of ``rf_all_exponents``.
 * ``rf_first_shell``, ``gbr_first_shell``: the paper features at the chosen exponent plus the
   charge-free first-shell descriptors of :mod:`vtc_fw.coordination`.
+* ``rf_crystal``: the paper's forest with QAMS/DAMS/IAMS replaced by their crystal forms
+  (:data:`~vtc_fw.features.CRYSTAL_SUMS`: the sums of the site-averaged tensors, as the target
+  sums the sites' spectra), at the chosen exponent.
+* ``gbr_crystal_first_shell``: gradient boosting on the crystal features plus the first shell.
 
-The ``*_all_exponents`` variants are left out when the table has no sweep columns, the
-``*_first_shell`` ones when any usable row lacks a first-shell descriptor.
+The ``*_all_exponents`` variants are left out when the table has no sweep columns, the others
+beyond ``paper`` when any usable row lacks one of their columns (feature documents built before
+vtc-fw computed them).
 
 A test split of a few dozen rows cannot tell such variants apart, so each variant's chosen
 configuration is then also scored by paired repeated K-fold over all usable rows
@@ -42,7 +47,7 @@ from sklearn.model_selection import RandomizedSearchCV, RepeatedKFold, cross_val
 from threadpoolctl import threadpool_limits
 
 from vtc_fw.coordination import FIRST_SHELL_FEATURES
-from vtc_fw.features import FEATURE_COLUMNS
+from vtc_fw.features import CRYSTAL_SUMS, FEATURE_COLUMNS
 from vtc_fw.ml import (
     SWEPT_FEATURES,
     ElementScore,
@@ -62,6 +67,7 @@ logger = logging.getLogger(__name__)
 RANDOM_FOREST = "random_forest"
 GRADIENT_BOOSTING = "gradient_boosting"
 PAPER_FEATURES, ALL_EXPONENTS, FIRST_SHELL = "paper", "all_exponents", "first_shell"
+CRYSTAL, CRYSTAL_FIRST_SHELL = "crystal", "crystal_first_shell"
 VARIANTS: dict[str, tuple[str, str]] = {
     "paper": (RANDOM_FOREST, PAPER_FEATURES),
     "rf_all_exponents": (RANDOM_FOREST, ALL_EXPONENTS),
@@ -69,8 +75,20 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "gbr_all_exponents": (GRADIENT_BOOSTING, ALL_EXPONENTS),
     "rf_first_shell": (RANDOM_FOREST, FIRST_SHELL),
     "gbr_first_shell": (GRADIENT_BOOSTING, FIRST_SHELL),
+    "rf_crystal": (RANDOM_FOREST, CRYSTAL),
+    "gbr_crystal_first_shell": (GRADIENT_BOOSTING, CRYSTAL_FIRST_SHELL),
 }
 """Variant name → (model family, feature set), in the order they are run."""
+
+CRYSTAL_COLUMNS: tuple[str, ...] = tuple(CRYSTAL_SUMS.get(name, name) for name in FEATURE_COLUMNS)
+"""The paper's 8 features with QAMS/DAMS/IAMS in their crystal forms, in the paper's order."""
+
+FIXED_COLUMNS: dict[str, tuple[str, ...]] = {
+    FIRST_SHELL: (*FEATURE_COLUMNS, *FIRST_SHELL_FEATURES),
+    CRYSTAL: CRYSTAL_COLUMNS,
+    CRYSTAL_FIRST_SHELL: (*CRYSTAL_COLUMNS, *FIRST_SHELL_FEATURES),
+}
+"""Columns of the feature sets beyond the paper's that do not depend on the table."""
 
 EXPONENT_FREE_FEATURES: tuple[str, ...] = tuple(
     name for name in FEATURE_COLUMNS if name not in SWEPT_FEATURES
@@ -295,7 +313,8 @@ def _format_r(value: float | None) -> str:
 
 
 def descriptor_correlations(train: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-    """Pearson r of IAMS, QAMS and each first-shell descriptor with SAMS and with IAMS.
+    """Pearson r of IAMS, QAMS, their crystal forms (where the table has them) and each
+    first-shell descriptor with SAMS and with IAMS.
 
     Args:
         train: Training rows, IAMS and QAMS at the chosen exponent.
@@ -305,12 +324,13 @@ def descriptor_correlations(train: pd.DataFrame) -> dict[str, dict[str, float | 
     """
     if not set(FIRST_SHELL_FEATURES) <= set(train.columns):
         return {}
+    crystal = [CRYSTAL_SUMS[name] for name in ("IAMS", "QAMS") if CRYSTAL_SUMS[name] in train]
     return {
         name: {
             "sams": pearson(train[name], train["sams"]),
             "IAMS": pearson(train[name], train["IAMS"]),
         }
-        for name in ("IAMS", "QAMS", *FIRST_SHELL_FEATURES)
+        for name in ("IAMS", "QAMS", *crystal, *FIRST_SHELL_FEATURES)
     }
 
 
@@ -327,12 +347,17 @@ def describe_features(columns: Sequence[str]) -> str:
     """Short description of a feature list.
 
     Sweep columns are summarized, e.g. ``5 + QAMS/IAMS/DAMS@1–14 (47)``; the paper's 8
-    features are ``paper 8``, followed by the first-shell descriptors ``paper 8 + first
-    shell 6 (14)``; any other list is written out.
+    features are ``paper 8``, the crystal forms ``crystal 8``, followed by the first-shell
+    descriptors ``paper 8 + first shell 6 (14)``; any other list is written out.
     """
     sweep = [c for c in columns if "@" in c]
+    shell = f" + first shell {len(FIRST_SHELL_FEATURES)} ({len(columns)})"
     if list(columns) == [*FEATURE_COLUMNS, *FIRST_SHELL_FEATURES]:
-        return f"paper 8 + first shell {len(FIRST_SHELL_FEATURES)} ({len(columns)})"
+        return "paper 8" + shell
+    if list(columns) == [*CRYSTAL_COLUMNS, *FIRST_SHELL_FEATURES]:
+        return "crystal 8" + shell
+    if list(columns) == list(CRYSTAL_COLUMNS):
+        return "crystal 8"
     if not sweep:
         return "paper 8" if list(columns) == list(FEATURE_COLUMNS) else ", ".join(columns)
     names = "/".join(dict.fromkeys(c.split("@")[0] for c in sweep))
@@ -422,16 +447,15 @@ def feature_columns(variant: str, frame: pd.DataFrame) -> list[str] | None:
 
     The paper variants use :data:`~vtc_fw.features.FEATURE_COLUMNS`; the ``*_all_exponents``
     variants the exponent-free paper features followed by every ``QAMS@n``, ``IAMS@n`` and
-    ``DAMS@n`` column (by feature, then ascending n), None when there is none; the
-    ``*_first_shell`` variants the paper features followed by
-    :data:`~vtc_fw.coordination.FIRST_SHELL_FEATURES`, None when a row lacks one of them
-    (feature documents built before vtc-fw computed them).
+    ``DAMS@n`` column (by feature, then ascending n), None when there is none; the others
+    their :data:`FIXED_COLUMNS`, None when a row lacks one of them (feature documents built
+    before vtc-fw computed them).
     """
     _, feature_set = VARIANTS[variant]
     if feature_set == PAPER_FEATURES:
         return list(FEATURE_COLUMNS)
-    if feature_set == FIRST_SHELL:
-        columns = [*FEATURE_COLUMNS, *FIRST_SHELL_FEATURES]
+    if feature_set in FIXED_COLUMNS:
+        columns = list(FIXED_COLUMNS[feature_set])
         complete = set(columns) <= set(frame.columns) and frame[columns].notna().all().all()
         return columns if complete else None
     sweep = [

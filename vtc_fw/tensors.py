@@ -129,15 +129,16 @@ def _span_from_references(subspace: np.ndarray, reference_axes: np.ndarray) -> n
     return np.array(chosen).T
 
 
-def anisotropy_sums_by_exponent(
+def normalized_diagonals_by_exponent(
     coords: np.ndarray, charges: np.ndarray | None, basis: np.ndarray, exponents: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """QAMS, DAMS and IAMS of one site at many exponents at once.
+    """Diagonals of one site's quadrupole, dipole and inertia tensors in the basis, each divided
+    by the tensor's isotropic magnitude, at many exponents at once.
 
-    Only the diagonal of a tensor in the basis enters an anisotropy sum, so with x = r V
+    Only the diagonal of a tensor in the basis enters an anisotropy sum (:func:`pair_sum` of
+    these equals :func:`anisotropy_sum` of the full tensor rotated into the basis), so with x = r V
     (neighbour positions in the basis) the diagonals are Σ q w (3 x_i² − r²) for Q,
     Σ w (3 x_i² − r²) for I and p_i² with p = Σ q w x for D: two matrix products per tensor.
-    The result equals :func:`anisotropy_sum` of the full tensors rotated into the basis.
 
     Args:
         coords: Neighbour positions relative to the absorber, (N, 3), Å.
@@ -146,27 +147,28 @@ def anisotropy_sums_by_exponent(
         exponents: Weight exponents n, shape (K,).
 
     Returns:
-        ``{"QAMS", "DAMS", "IAMS"}`` → arrays (K,); NaN where undefined (no or zero charges).
+        ``{"QAMS", "DAMS", "IAMS"}`` → arrays (K, 3), keyed by the sum each gives; NaN where
+        undefined (no or zero charges).
     """
     positions = coords @ basis
     distances = np.linalg.norm(coords, axis=1)
     diagonal_terms = 3.0 * positions**2 - (distances**2)[:, None]
     weights = distances[None, :] ** (-np.asarray(exponents, dtype=float)[:, None])
-    sums = {"IAMS": _pair_sum(weights @ diagonal_terms) / (weights @ distances**2)}
+    diagonals = {"IAMS": (weights @ diagonal_terms) / (weights @ distances**2)[:, None]}
     if charges is None:
-        sums["QAMS"] = sums["DAMS"] = np.full(len(weights), np.nan)
-        return sums
+        diagonals["QAMS"] = diagonals["DAMS"] = np.full((len(weights), 3), np.nan)
+        return diagonals
     charged, absolute = weights * charges, weights * np.abs(charges)
     with np.errstate(divide="ignore", invalid="ignore"):
         quadrupole_magnitude = absolute @ distances**2
-        sums["QAMS"] = _pair_sum(charged @ diagonal_terms) / quadrupole_magnitude
+        diagonals["QAMS"] = (charged @ diagonal_terms) / quadrupole_magnitude[:, None]
         dipole_magnitude = (absolute @ distances) ** 2
-        sums["DAMS"] = _pair_sum((charged @ positions) ** 2) / dipole_magnitude
+        diagonals["DAMS"] = (charged @ positions) ** 2 / dipole_magnitude[:, None]
     for name, magnitude in (("QAMS", quadrupole_magnitude), ("DAMS", dipole_magnitude)):
-        sums[name][~(magnitude > 0)] = np.nan
-    return sums
+        diagonals[name][~(magnitude > 0)] = np.nan
+    return diagonals
 
 
-def _pair_sum(diagonals: np.ndarray) -> np.ndarray:
+def pair_sum(diagonals: np.ndarray) -> np.ndarray:
     """|d1 − d2| + |d1 − d3| + |d2 − d3| for rows of diagonals (K, 3)."""
     return sum(np.abs(diagonals[:, i] - diagonals[:, j]) for i, j in combinations(range(3), 2))

@@ -20,7 +20,12 @@ from vtc_fw.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.xes import BuilderMeta
 from vtc_fw.errors import StructureError
-from vtc_fw.features import DEFAULT_FEATURE_EXPONENT, SWEEP_EXPONENTS, featurize_record
+from vtc_fw.features import (
+    CRYSTAL_SUMS,
+    DEFAULT_FEATURE_EXPONENT,
+    SWEEP_EXPONENTS,
+    featurize_record,
+)
 from vtc_fw.oxidation import OxidationResult
 from vtc_fw.records import make_records
 
@@ -138,6 +143,7 @@ class FeatureBuilder(Builder):
             "exponent": self.exponent,
             "sweep_exponents": list(self.sweep_exponents),
             "first_shell": list(FIRST_SHELL_FEATURES),
+            "crystal_sums": list(CRYSTAL_SUMS.values()),
         }
 
     def update_targets(self, items: list[list[dict[str, Any]]]) -> None:

@@ -3,8 +3,9 @@
 Built by :class:`vtc_fw.builders.features.FeatureBuilder` from the ``structures`` collection.
 The flat feature fields hold the values at one exponent (``exponent``); ``sweep`` holds the
 exponent-dependent sums at every exponent of the paper's range so that training can choose
-the exponent without featurizing again; ``first_shell`` holds descriptors beyond the paper
-for :mod:`vtc_fw.model_comparison`.
+the exponent without featurizing again, with the crystal forms of the sums beyond the paper
+(:data:`vtc_fw.features.CRYSTAL_SUMS`); ``first_shell`` holds more descriptors beyond the paper;
+both are for :mod:`vtc_fw.model_comparison`.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class FeatureDocument(BaseModel):
     )
     sweep: dict[str, dict[str, float | None]] = Field(
         default_factory=dict,
-        description='QAMS, DAMS, IAMS at each feature exponent n, keyed by str(n): {"5": {...}}.',
+        description="QAMS, DAMS, IAMS and their crystal forms (QAMS_crystal...: sums of the "
+        "site-averaged tensors, vtc_fw.features.CRYSTAL_SUMS) at each feature exponent n, keyed "
+        'by str(n): {"5": {...}}.',
     )
     first_shell: dict[str, float] = Field(
         default_factory=dict,
