@@ -14,6 +14,11 @@ mkdir -p "$work"
 db="$work/db.json"
 printf '{"host": "127.0.0.1", "port": %s, "database": "vtc_report", "embedded_home": "%s/home"}\n' \
   "$port" "$work" > "$db"
+if .venv/bin/vtc-fw db status --db-file "$db" --json | grep -q '"answering": true'; then
+  echo "error: a server already answers on port $port (its data would be used, not a fresh" \
+    "database): stop it or pass another PORT" >&2
+  exit 1
+fi
 trap '.venv/bin/vtc-fw db stop --db-file "$db" || true' EXIT
 
 step() { echo "== $(date +%H:%M:%S) $*"; }

@@ -80,8 +80,11 @@ def test_submit_skips_records_with_a_successful_task_and_filters_elements(db_con
 def test_cli_submit_prints_what_it_added(db_config, cif_dir, tmp_path):
     db_file = db_config.write_db_json(tmp_path / "db.json")
     arguments = ["submit", "--source", "cif-dir", "--path", str(cif_dir), "--preset", "smoke"]
-    result = CliRunner().invoke(main, [*arguments, "--db-file", str(db_file)])
+    options = ["--timeout", "900", "--db-file", str(db_file)]
+    result = CliRunner().invoke(main, [*arguments, *options])
     assert result.exit_code == 0, result.output
     assert "3 workflows added" in result.output
+    tasks = [fw["spec"]["_tasks"][0] for fw in db_config.launchpad().fireworks.find({})]
+    assert len(tasks) == 3 and all(task["timeout_s"] == 900 for task in tasks)
     unknown = CliRunner().invoke(main, [*arguments[:-1], "nonsense", "--db-file", str(db_file)])
     assert unknown.exit_code != 0 and "unknown preset" in unknown.output

@@ -197,9 +197,9 @@ def quick_to_compute(entry: StructureEntry) -> bool:
     """Whether FEFF on this structure is among the cheapest in the paper's domain.
 
     One 3d element on one inequivalent site (so one record and one FEFF site), at most
-    ``QUICK_MAX_ELEMENTS`` elements (potential types) and ``QUICK_MAX_SITES`` sites. The 112
-    such records among the 414 of the reference dataset cost 56–859 CPU-s with "paper"
-    (median 145), against 205 at the median of all records.
+    ``QUICK_MAX_ELEMENTS`` elements (potential types) and ``QUICK_MAX_SITES`` sites. The 135
+    such records among the 500 of the reference dataset cost 34–1,598 CPU-s with "paper"
+    (median 146), against 196 at the median of all records.
     """
     if not worth_computing(entry, QUICK_MAX_SITES):
         return False

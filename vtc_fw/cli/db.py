@@ -89,6 +89,13 @@ def db_status(db_file: Path | None, as_json: bool) -> None:
 @click.option("--elements", help="Comma-separated 3d elements, e.g. Fe,Co (records and filter).")
 @click.option("--seed", type=int, help="With --limit: a seeded, element-balanced sample.")
 @click.option("--category", help="FireWorks _category of the new Fireworks.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    help="Wall-clock limit of one record, s; a record over it is stored as failed (reason "
+    "timeout). Default: none (the queue's walltime applies).",
+)
 @DB_FILE_OPTION
 def submit_command(
     source: str,
@@ -98,6 +105,7 @@ def submit_command(
     elements: str | None,
     seed: int | None,
     category: str | None,
+    timeout_s: float | None,
     db_file: Path | None,
 ) -> None:
     """Store structures from a source and add one XES workflow per new record."""
@@ -113,7 +121,7 @@ def submit_command(
             report = submit_entries(
                 entries,
                 config,
-                XesWorkflowMaker(preset=preset, category=category),
+                XesWorkflowMaker(preset=preset, category=category, timeout_s=timeout_s),
                 elements=chosen,
                 progress=bar.update,
             )
