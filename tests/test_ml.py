@@ -27,7 +27,9 @@ from vtc_fw.ml import (
     NOISE_FEATURE,
     PAPER_BEST_PARAMS,
     at_exponent,
+    balanced_variant,
     paper_search_space,
+    split_for_training,
     stratified_split,
     train_paper_protocol,
     tree_predictions,
@@ -183,6 +185,20 @@ def test_balanced_variant_draws_equal_counts(table):
     counts = usable["element"].value_counts()
     assert balanced.n_per_element == counts[counts >= 10].min()
     assert balanced.elements == sorted(counts[counts >= 10].index)
+
+
+def test_balanced_variant_uses_the_chosen_exponent(table):
+    """Target = IAMS@9 (a real feature, not SAMS): the sweep chooses n = 9, and the balanced
+    refit must see IAMS at 9 as the main model does, not the table's flat n = 5 values."""
+    frame = table.copy()
+    frame["sams"] = frame["IAMS@9"]
+    result = _train(frame)
+    assert result.exponent == 9
+    split = split_for_training(frame, seed=3, cv=3)
+    rows = at_exponent(split.usable, 9)
+    assert (rows["IAMS"] != split.usable["IAMS"]).any()  # the flat columns are at n = 5
+    assert result.balanced == balanced_variant(rows, result.best_params, seed=3)
+    assert result.balanced != balanced_variant(split.usable, result.best_params, seed=3)
 
 
 def test_importances_single_out_the_feature_the_target_depends_on(table):

@@ -349,6 +349,13 @@ def split_for_training(
     return TrainingSplit(len(frame), usable, excluded, train, test, sweep)
 
 
+def usable_rows(split: TrainingSplit) -> pd.DataFrame:
+    """All usable rows of a split, swept columns at the chosen exponent when there is a sweep."""
+    if split.sweep is None:
+        return split.usable
+    return at_exponent(split.usable, split.sweep.chosen_exponent)
+
+
 def train_paper_protocol(
     table: pd.DataFrame | Sequence[Mapping[str, Any]],
     *,
@@ -409,7 +416,7 @@ def train_paper_protocol(
         r2_oof=float(r2_score(train["sams"], oof_pred)),
         mae_oof=float(mean_absolute_error(train["sams"], oof_pred)),
         balanced=(
-            balanced_variant(split.usable, search.best_params_, seed=seed, n_jobs=n_jobs)
+            balanced_variant(usable_rows(split), search.best_params_, seed=seed, n_jobs=n_jobs)
             if balanced
             else None
         ),

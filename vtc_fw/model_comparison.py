@@ -52,14 +52,13 @@ from vtc_fw.ml import (
     SWEPT_FEATURES,
     ElementScore,
     ExponentSweep,
-    TrainingSplit,
-    at_exponent,
     paper_search_space,
     pearson,
     per_element_scores,
     plain_params,
     randomized_search,
     split_for_training,
+    usable_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -549,13 +548,6 @@ def scored(
         test_predicted=[float(v) for v in test_pred],
         estimator=estimator,
     )
-
-
-def usable_rows(split: TrainingSplit) -> pd.DataFrame:
-    """All usable rows of a split, swept columns at the chosen exponent when there is a sweep."""
-    if split.sweep is None:
-        return split.usable
-    return at_exponent(split.usable, split.sweep.chosen_exponent)
 
 
 def paired_repeated_cv(
