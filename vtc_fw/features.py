@@ -159,7 +159,7 @@ def _moment_sums(
     sums = {}
     for name in MOMENT_SUMS:
         diagonals = np.stack([site[name] for site in per_site])  # (sites, exponents, 3)
-        sums[name] = np.mean([pair_sum(site) for site in diagonals], axis=0)
+        sums[name] = pair_sum(diagonals).mean(axis=0)
         sums[CRYSTAL_SUMS[name]] = pair_sum(diagonals.mean(axis=0))
     return [
         {name: _finite_or_none(values[k]) for name, values in sums.items()}

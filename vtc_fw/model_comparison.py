@@ -349,16 +349,16 @@ def describe_features(columns: Sequence[str]) -> str:
     features are ``paper 8``, the crystal forms ``crystal 8``, followed by the first-shell
     descriptors ``paper 8 + first shell 6 (14)``; any other list is written out.
     """
+    bases = {tuple(FEATURE_COLUMNS): "paper 8", CRYSTAL_COLUMNS: "crystal 8"}
+    size = len(FEATURE_COLUMNS)
+    base, rest = bases.get(tuple(columns[:size])), tuple(columns[size:])
+    if base and not rest:
+        return base
+    if base and rest == FIRST_SHELL_FEATURES:
+        return f"{base} + first shell {len(rest)} ({len(columns)})"
     sweep = [c for c in columns if "@" in c]
-    shell = f" + first shell {len(FIRST_SHELL_FEATURES)} ({len(columns)})"
-    if list(columns) == [*FEATURE_COLUMNS, *FIRST_SHELL_FEATURES]:
-        return "paper 8" + shell
-    if list(columns) == [*CRYSTAL_COLUMNS, *FIRST_SHELL_FEATURES]:
-        return "crystal 8" + shell
-    if list(columns) == list(CRYSTAL_COLUMNS):
-        return "crystal 8"
     if not sweep:
-        return "paper 8" if list(columns) == list(FEATURE_COLUMNS) else ", ".join(columns)
+        return ", ".join(columns)
     names = "/".join(dict.fromkeys(c.split("@")[0] for c in sweep))
     exponents = sorted({int(c.split("@")[1]) for c in sweep})
     return f"{len(columns) - len(sweep)} + {names}@{exponents[0]}–{exponents[-1]} ({len(columns)})"

@@ -170,5 +170,5 @@ def normalized_diagonals_by_exponent(
 
 
 def pair_sum(diagonals: np.ndarray) -> np.ndarray:
-    """|d1 − d2| + |d1 − d3| + |d2 − d3| for rows of diagonals (K, 3)."""
-    return sum(np.abs(diagonals[:, i] - diagonals[:, j]) for i, j in combinations(range(3), 2))
+    """|d1 − d2| + |d1 − d3| + |d2 − d3| over the last axis of diagonals (..., 3)."""
+    return sum(np.abs(diagonals[..., i] - diagonals[..., j]) for i, j in combinations(range(3), 2))
