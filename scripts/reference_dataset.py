@@ -1,10 +1,17 @@
-"""Compute the reference dataset (issue E) in resumable increments with vtc-fw's own workflow.
+"""Compute a committed dataset in resumable increments with vtc-fw's own workflow.
 
     python scripts/reference_dataset.py submit --db-file DB.json   # queue the sample (idempotent)
     python scripts/reference_dataset.py work --db-file DB.json     # 2 rlaunch workers, background
-    python scripts/reference_dataset.py export --db-file DB.json   # successful tasks → data/
+    python scripts/reference_dataset.py export --db-file DB.json   # finished tasks → data/
     python scripts/reference_dataset.py requeue --db-file DB.json  # after workers were killed
     python scripts/reference_dataset.py status --db-file DB.json   # progress and time to the goal
+
+``--dataset reference`` (the default) is the "paper" reference dataset of issue E, described
+below. ``--dataset screen`` is the cheap fidelity of issue H: preset "screen" first on every
+record of the reference dataset (its error against "paper"), then on a further element-balanced
+draw of the same population (seed 2027, reference structures left out), at most 600 s a record.
+Its tasks carry σ (six polarizations); ``export`` writes only the finished tasks that no earlier
+file holds, to the next ``data/screen/batch_NNN.jsonl.gz``, so the committed data only grows.
 
 DB.json of the dataset database on this machine, a second embedded server that every step starts
 when it is down: ``{"host": "127.0.0.1", "port": 27018, "database": "vtc_reference",
@@ -23,7 +30,10 @@ with a successful task are skipped) and ``work``.
 """
 
 import argparse
+import gzip
+import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +47,72 @@ from vtc_fw.transfer import export_tasks
 from vtc_fw.workflows import XesWorkflowMaker
 
 OUTPUT_DIR = Path(__file__).resolve().parents[1] / "data"
-SAMPLE_SIZE, SEED, MAX_SITES, PRESET = 700, 2026, 24, "paper"
-TIMEOUT_S = RECORD_TIMEOUT_S["broad"]
-GOAL = 500
-"""Successful records the issue asks for."""
+REFERENCE_FILE = OUTPUT_DIR / "reference_paper.jsonl.gz"
+MAX_SITES = 24
 
 
-def submit(config: DbConfig) -> None:
+@dataclass(frozen=True)
+class Dataset:
+    """What one dataset computes.
+
+    Attributes:
+        preset: FEFF preset of every task.
+        sample_size: Size of the element-balanced draw of the population.
+        seed: Seed of the draw.
+        timeout_s: Wall-clock limit of one record, s.
+        goal: Successful records the issue asks for.
+        reference_first: Queue the reference dataset's records first, at a higher priority,
+            and leave the reference structures out of the draw.
+    """
+
+    preset: str
+    sample_size: int
+    seed: int
+    timeout_s: float
+    goal: int
+    reference_first: bool = False
+
+
+DATASETS = {
+    "reference": Dataset("paper", 700, 2026, RECORD_TIMEOUT_S["broad"], 500),
+    "screen": Dataset("screen", 2000, 2027, 600.0, 2000, reference_first=True),
+}
+
+
+def reference_records() -> dict[str, list[str]]:
+    """Structure id → elements of the committed reference records, in file order."""
+    records: dict[str, list[str]] = {}
+    with gzip.open(REFERENCE_FILE, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            task = json.loads(line)
+            records.setdefault(task["structure_id"], []).append(task["element"])
+    return records
+
+
+def submit(config: DbConfig, dataset: Dataset) -> None:
     population = [entry for entry in iter_oqmd_icsd() if worth_computing(entry, MAX_SITES)]
-    entries = stratified_sample(population, SAMPLE_SIZE, seed=SEED, in_draw_order=True)
-    maker = XesWorkflowMaker(preset=PRESET, timeout_s=TIMEOUT_S)
+    if dataset.reference_first:
+        submit_reference(config, dataset, population)
+        known = set(reference_records())
+        population = [entry for entry in population if entry.structure_id not in known]
+    entries = stratified_sample(
+        population, dataset.sample_size, seed=dataset.seed, in_draw_order=True
+    )
+    maker = XesWorkflowMaker(preset=dataset.preset, timeout_s=dataset.timeout_s)
     print(f"population {len(population)}:", submit_entries(entries, config, maker).summary())
+
+
+def submit_reference(config: DbConfig, dataset: Dataset, population: list) -> None:
+    """Queue the reference records (exactly their elements) at priority 1."""
+    records = reference_records()
+    maker = XesWorkflowMaker(preset=dataset.preset, timeout_s=dataset.timeout_s, priority=1)
+    by_element: dict[str, list] = {}
+    for entry in population:
+        for element in records.get(entry.structure_id, []):
+            by_element.setdefault(element, []).append(entry)
+    for element, entries in sorted(by_element.items()):
+        report = submit_entries(entries, config, maker, elements=[element])
+        print(f"reference records of {element}:", report.summary())
 
 
 def work(config: DbConfig, directory: Path, workers: int) -> None:
@@ -56,11 +121,12 @@ def work(config: DbConfig, directory: Path, workers: int) -> None:
     print(f"{workers} rlaunch workers started: {pids} (logs in {directory / 'workers'})")
 
 
-def status(config: DbConfig, workers: int) -> None:
-    """Print the tasks by state and element, the queue, and the time left to ``GOAL``."""
+def status(config: DbConfig, dataset: Dataset, workers: int) -> None:
+    """Print the tasks by state and element, the queue, and the time left to the goal."""
+    goal = dataset.goal
     tasks = list(
         config.collection("tasks").find(
-            {"preset": PRESET},
+            {"preset": dataset.preset},
             {"_id": 0, "element": 1, "state": 1, "cpu_s": 1, "last_updated": 1},
         )
     )
@@ -74,17 +140,19 @@ def status(config: DbConfig, workers: int) -> None:
     cpu = np.array([task["cpu_s"] for task in tasks if task.get("cpu_s")])
     if not len(cpu):
         return
-    missing = max(GOAL - len(successful), 0)
+    missing = max(goal - len(successful), 0)
     print(
         f"CPU-s per record: median {np.median(cpu):.0f}, mean {cpu.mean():.0f}, max {cpu.max():.0f}"
-        f" ({len(cpu)} tasks); to {GOAL} successful: {missing} records"
+        f" ({len(cpu)} tasks); to {goal} successful: {missing} records"
         f" {time_to_goal(missing, cpu.mean(), workers)}"
     )
-    print_recent_cost(successful, missing, workers)
+    print_recent_cost(successful, missing, workers, goal)
 
 
-def print_recent_cost(successful: list[dict], missing: int, workers: int, last: int = 20) -> None:
-    """Print the mean CPU time of the ``last`` finished records and the time to ``GOAL`` at it:
+def print_recent_cost(
+    successful: list[dict], missing: int, workers: int, goal: int, last: int = 20
+) -> None:
+    """Print the mean CPU time of the ``last`` finished records and the time to ``goal`` at it:
     the current cost, after any change of the FEFF stages (pauses between sessions don't count)."""
     recent = sorted(
         (task for task in successful if task.get("last_updated") and task.get("cpu_s")),
@@ -94,7 +162,7 @@ def print_recent_cost(successful: list[dict], missing: int, workers: int, last: 
         return
     mean = np.mean([task["cpu_s"] for task in recent])
     print(
-        f"newest {len(recent)} records: mean {mean:.0f} CPU-s; to {GOAL} at it:"
+        f"newest {len(recent)} records: mean {mean:.0f} CPU-s; to {goal} at it:"
         f" {time_to_goal(missing, mean, workers)}"
     )
 
@@ -105,27 +173,54 @@ def time_to_goal(missing: int, cpu_s_per_record: float, workers: int) -> str:
     return f"≈ {hours:.1f} CPU-h ≈ {hours / workers:.1f} h with {workers} workers"
 
 
+def export(config: DbConfig, dataset: Dataset) -> None:
+    """Write the dataset's finished tasks (reference: the successful ones) to data/."""
+    if not dataset.reference_first:
+        output = OUTPUT_DIR / f"reference_{dataset.preset}.jsonl.gz"
+        count = export_tasks(
+            config, output, query={"preset": dataset.preset, "state": "successful"}
+        )
+        print(f"exported {count} task documents to {output}")
+        return
+    directory = OUTPUT_DIR / dataset.preset
+    directory.mkdir(exist_ok=True)
+    batches = sorted(directory.glob("batch_*.jsonl.gz"))
+    exported = {key for batch in batches for key in task_keys(batch)}
+    output = directory / f"batch_{len(batches) + 1:03d}.jsonl.gz"
+    query = {"preset": dataset.preset, "task_key": {"$nin": sorted(exported)}}
+    count = export_tasks(config, output, query=query)
+    if count == 0:
+        output.unlink()
+    print(f"exported {count} new task documents to {output} ({len(exported)} before)")
+
+
+def task_keys(path: Path) -> list[str]:
+    """Task keys of an exported file."""
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line)["task_key"] for line in handle if line.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=["submit", "work", "export", "requeue", "status"])
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="reference")
     parser.add_argument("--db-file", type=Path, required=True)
     parser.add_argument("--dir", type=Path, default=Path.cwd(), help="worker directories")
     parser.add_argument("--workers", type=int, default=2)
     arguments = parser.parse_args()
+    dataset = DATASETS[arguments.dataset]
     config = DbConfig.load(arguments.db_file)
     config.ensure_server()
     if arguments.step == "submit":
-        submit(config)
+        submit(config, dataset)
     elif arguments.step == "work":
         work(config, arguments.dir, arguments.workers)
     elif arguments.step == "status":
-        status(config, arguments.workers)
+        status(config, dataset, arguments.workers)
     elif arguments.step == "requeue":  # only while none of this machine's workers runs
         print("put back to READY:", requeue_lost_local_runs(config.launchpad()))
     else:
-        output = OUTPUT_DIR / f"reference_{PRESET}.jsonl.gz"
-        count = export_tasks(config, output, query={"preset": PRESET, "state": "successful"})
-        print(f"exported {count} task documents to {output}")
+        export(config, dataset)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def test_cubic_nio_is_isotropic(tmp_path):
     spectra = compute_record_spectra(
         _record(nio_structure(0.0), "nio", "Ni"), "smoke", tmp_path / "w"
     )
-    assert spectra.route == "axes"
+    assert spectra.route == "sigma"
     assert spectra.sams < 1e-3
     assert spectra.mu.shape == (3, spectra.energies.size)
     assert spectra.cpu_s > 0 and spectra.stages["fms"] > 0
@@ -80,6 +80,14 @@ def test_sigma_route_equals_axes_route_and_every_site(cr2o3, cr2o3_sigma, tmp_pa
     )
     assert np.abs(mu_brute - mu_sigma).max() < 1e-3 * scale
     assert abs(brute.sams - cr2o3_sigma.sams) < 1e-3
+
+
+def test_crystal_sigma_is_cartesian_and_gives_the_basis_spectra(cr2o3, cr2o3_sigma):
+    sigma = cr2o3_sigma.sigma
+    assert sigma.shape == (cr2o3_sigma.energies.size, 3, 3)
+    assert np.allclose(sigma, np.swapaxes(sigma, 1, 2))
+    along_axes = np.array([mu_along(sigma, cr2o3.basis[:, k]) for k in range(3)])
+    assert np.abs(along_axes - cr2o3_sigma.mu).max() < 1e-9 * cr2o3_sigma.mu.max()
 
 
 def test_trigonal_cr2o3_in_plane_axes_are_equivalent(cr2o3_sigma):
@@ -127,6 +135,7 @@ def test_record_spectra_round_trip_as_json(cr2o3_sigma):
     again = RecordSpectra.from_dict(json.loads(json.dumps(cr2o3_sigma.as_dict())))
     assert again.sams == cr2o3_sigma.sams
     assert np.array_equal(again.mu, cr2o3_sigma.mu)
+    assert np.allclose(again.sigma, cr2o3_sigma.sigma, rtol=0, atol=1e-12 * cr2o3_sigma.mu.max())
 
 
 def test_feff_processes_get_the_malloc_pad_and_the_users_tunables_win(tmp_path, monkeypatch):

@@ -118,6 +118,27 @@ def sigma_from_polarizations(mu6: np.ndarray) -> np.ndarray:
     return sigma
 
 
+SIGMA_COMPONENTS: tuple[tuple[int, int], ...] = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+"""Order of σ's six independent components as stored: xx, yy, zz, xy, xz, yz."""
+
+
+def sigma_components(sigma: np.ndarray) -> np.ndarray:
+    """The six independent components of a symmetric σ(E): shape (6, E), in ``SIGMA_COMPONENTS``."""
+    sigma = np.asarray(sigma, dtype=float)
+    return np.array([sigma[:, i, j] for i, j in SIGMA_COMPONENTS])
+
+
+def sigma_from_components(components: Sequence | np.ndarray) -> np.ndarray:
+    """Inverse of :func:`sigma_components`: σ with shape (E, 3, 3)."""
+    components = np.asarray(components, dtype=float)
+    if components.ndim != 2 or components.shape[0] != 6:
+        raise ValueError(f"σ needs six component rows, got shape {components.shape}")
+    sigma = np.zeros((components.shape[1], 3, 3))
+    for row, (i, j) in zip(components, SIGMA_COMPONENTS, strict=True):
+        sigma[:, i, j] = sigma[:, j, i] = row
+    return sigma
+
+
 def rotate_sigma(sigma: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """σ of a site whose environment is the original rotated by ``rotation``: R σ Rᵀ."""
     return np.einsum("ij,ejk,lk->eil", rotation, sigma, rotation)

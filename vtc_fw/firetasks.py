@@ -67,7 +67,7 @@ class RunXesTask(FiretaskBase):
         feff_cmd (str): External FEFF command, or ``">>feff_cmd<<"`` (default: feff10-rs).
         scratch_dir (str): Where FEFF runs, or ``">>scratch_dir<<"`` (default: launch dir).
         timeout_s (float): Wall-clock limit of the whole record (every site and rung), s.
-        route (str): Engine route (``"auto"`` lets the engine choose).
+        route (str): Engine route (default ``"sigma"``: the crystal σ too).
     """
 
     required_params: ClassVar[list[str]] = ["structure", "structure_id", "element", "preset"]
@@ -111,7 +111,7 @@ class RunXesTask(FiretaskBase):
             workdir=workdir,
             feff_cmd=env_value(self.get("feff_cmd"), fw_spec),
             timeout_s=self.get("timeout_s"),
-            route=self.get("route", "auto"),
+            route=self.get("route", "sigma"),
         )
         return {"state": "successful", "record": record.summary(), "spectra": spectra.as_dict()}
 

@@ -24,7 +24,7 @@ class XesWorkflowMaker:
 
     Args:
         preset: FEFF preset name (``"paper"`` is the method's; ``"smoke"`` for plumbing).
-        route: FEFF engine route, ``"auto"`` lets the engine choose.
+        route: FEFF engine route (``"sigma"``: the dipole tensor σ too; see vtc_fw.feff.engine).
         timeout_s: Wall-clock limit of the whole record (every site and rung), s (None: none).
         feff_cmd: External FEFF command; ``">>feff_cmd<<"`` reads the FWorker env.
         db_file: Database configuration file; ``">>db_file<<"`` reads the FWorker env.
@@ -34,7 +34,7 @@ class XesWorkflowMaker:
     """
 
     preset: str = "paper"
-    route: str = "auto"
+    route: str = "sigma"
     timeout_s: float | None = None
     feff_cmd: str | None = ">>feff_cmd<<"
     db_file: str | None = ">>db_file<<"

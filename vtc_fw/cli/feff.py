@@ -17,7 +17,7 @@ from vtc_fw.feff.inputs import PRESETS
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--element", "-e", required=True, help="Absorbing 3d element, e.g. Ni.")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="paper", show_default=True)
-@click.option("--route", type=click.Choice(["auto", "axes", "sigma"]), default="auto")
+@click.option("--route", type=click.Choice(["auto", "axes", "sigma"]), default="sigma")
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),

@@ -69,6 +69,15 @@ class TaskDocument(BaseModel):
         default=None,
         description="Crystal spectra (3×E), multiplicity-weighted sums over sites (FEFF units).",
     )
+    sigma: list[list[float]] | None = Field(
+        default=None,
+        description="Crystal dipole tensor σ(E) in the structure's Cartesian frame: its six "
+        "components xx, yy, zz, xy, xz, yz on the energy grid (6×E, FEFF units); mu along a "
+        "unit polarization e is eᵀσe. None for records computed with three polarizations only.",
+    )
+    sigma_frame: str | None = Field(
+        default=None, description='Frame of sigma: "cartesian" (the structure\'s), or None.'
+    )
     sam: list[list[float]] | None = Field(
         default=None, description="Spectral anisotropy matrix (3×3, dimensionless)."
     )
@@ -132,6 +141,8 @@ class TaskDocument(BaseModel):
             sites=jsanitize(list(spectra.get("sites") or [])),
             energies=np.asarray(spectra["energies"], dtype=float).tolist(),
             mu=np.asarray(spectra["mu"], dtype=float).tolist(),
+            sigma=spectra.get("sigma"),
+            sigma_frame="cartesian" if spectra.get("sigma") is not None else None,
             sam=np.asarray(spectra["sam"], dtype=float).tolist(),
             sams=float(spectra["sams"]),
             route=spectra.get("route"),

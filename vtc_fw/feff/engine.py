@@ -10,6 +10,10 @@ Two routes give the crystal spectra along the record's basis axes (FEFF frame = 
 
 ``"auto"`` takes the route with fewer FEFF polarization runs. The crystal spectrum is the mean
 over all absorber sites of the cell (multiplicity-weighted over inequivalent sets).
+
+The default route is ``"sigma"``: every record then also carries the crystal's dipole tensor σ(E)
+(the mean of the sites' σ, in the structure's Cartesian frame), which gives the spectrum for any
+polarization without another FEFF run. The ``"axes"`` route gives the three basis spectra only.
 """
 
 import shutil
@@ -26,6 +30,8 @@ from vtc_fw.anisotropy import (
     common_grid,
     rotate_sigma,
     sam_matrix,
+    sigma_components,
+    sigma_from_components,
     sigma_from_polarizations,
 )
 from vtc_fw.errors import FeffError
@@ -100,6 +106,8 @@ class RecordSpectra:
         sam: 3×3 spectral anisotropy matrix.
         sams: SAM_12 + SAM_13 + SAM_23.
         route: ``"axes"`` or ``"sigma"``.
+        sigma: Crystal dipole tensor in the structure's Cartesian frame, shape (E, 3, 3)
+            (``"sigma"`` route only; None otherwise).
         sites: Per inequivalent site: index, multiplicity, rung, stage seconds, CPU seconds.
         attempts: Every FEFF attempt (site, rung, SCF settings, ok, reason).
         cpu_s: CPU seconds of all FEFF processes.
@@ -124,18 +132,22 @@ class RecordSpectra:
     stages: dict[str, float]
     feff_version: str
     archive: str | None = None
+    sigma: np.ndarray | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able form (arrays as lists)."""
+        """JSON-able form (arrays as lists; σ as its six components, shape (6, E))."""
         d = asdict(self)
         for key in ("energies", "mu", "sam"):
             d[key] = np.asarray(d[key]).tolist()
+        d["sigma"] = None if self.sigma is None else sigma_components(self.sigma).tolist()
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RecordSpectra":
         """Inverse of :meth:`as_dict`."""
         arrays = {key: np.asarray(d[key], dtype=float) for key in ("energies", "mu", "sam")}
+        sigma = d.get("sigma")
+        arrays["sigma"] = None if sigma is None else sigma_from_components(sigma)
         return cls(**{**d, **arrays})
 
 
@@ -322,17 +334,14 @@ def _try_rung(
     return energies, np.array([mu for _, mu in spectra]), converged
 
 
-def _site_axis_sums(
+def _site_sums(
     route: str, site_spectra: SiteSpectra, rotations: list[np.ndarray], index: np.ndarray | None
 ) -> np.ndarray:
-    """Sum over a site's equivalents of their spectra along the basis axes, shape (3, E)."""
+    """Sum over a site's equivalents, basis frame: the axis spectra (3, E) or σ (E, 3, 3)."""
     if route == "axes":
         return sum(site_spectra.mu[index[j]] for j in range(len(rotations)))
     sigma = sigma_from_polarizations(site_spectra.mu)
-    total = np.zeros((3, sigma.shape[0]))
-    for rotation in rotations:
-        total += np.diagonal(rotate_sigma(sigma, rotation), axis1=1, axis2=2).T
-    return total
+    return sum(rotate_sigma(sigma, rotation) for rotation in rotations)
 
 
 def compute_record_spectra(
@@ -342,7 +351,7 @@ def compute_record_spectra(
     *,
     feff_cmd: str | None = None,
     timeout_s: float | None = None,
-    route: str = "auto",
+    route: str = "sigma",
     progress: Callable[[str], None] | None = None,
     keep_files: bool = False,
 ) -> RecordSpectra:
@@ -355,7 +364,7 @@ def compute_record_spectra(
         workdir: Directory for this record's FEFF runs; compressed to ``<workdir>.tar.gz``.
         feff_cmd: External FEFF command (None: the ``feff10`` package in-process).
         timeout_s: Wall-clock limit for the whole record, s.
-        route: ``"auto"``, ``"axes"`` or ``"sigma"`` (see module docstring).
+        route: ``"sigma"`` (default: σ too), ``"axes"`` or ``"auto"`` (see module docstring).
         progress: Called with one line of text after each site or failure.
         keep_files: Keep the uncompressed work directory beside the archive.
 
@@ -376,9 +385,7 @@ def compute_record_spectra(
             site_spectra, rotations, index = _compute_site(
                 record, site, preset, chosen, workdir, budget, feff_cmd, attempts, progress
             )
-            sums.append(
-                (site_spectra.energies, _site_axis_sums(chosen, site_spectra, rotations, index))
-            )
+            sums.append((site_spectra.energies, _site_sums(chosen, site_spectra, rotations, index)))
             sites.append(site_spectra)
     except FeffRunError as error:
         _archive(workdir, keep_files)
@@ -386,9 +393,18 @@ def compute_record_spectra(
     except FeffError as error:  # the time ran out between calls
         _archive(workdir, keep_files)
         raise FeffRunError(f"{record.key}: {error}", attempts, error.reason) from error
+    if chosen == "sigma":  # resample along the energy axis, first of σ's (E, 3, 3)
+        sums = [(energies, np.moveaxis(total, 0, -1)) for energies, total in sums]
     energies, resampled = common_grid(sums)
     n_sites = sum(s.multiplicity for s in sites)
-    mu = sum(resampled) / n_sites
+    crystal = sum(resampled) / n_sites
+    sigma = None
+    if chosen == "sigma":
+        sigma_basis = np.moveaxis(crystal, -1, 0)
+        mu = np.diagonal(sigma_basis, axis1=1, axis2=2).T
+        sigma = rotate_sigma(sigma_basis, record.basis)  # basis frame → Cartesian: V σ Vᵀ
+    else:
+        mu = crystal
     sam = sam_matrix(energies, mu)
     return RecordSpectra(
         record_key=record.key,
@@ -406,6 +422,7 @@ def compute_record_spectra(
         stages=budget.stages,
         feff_version=_feff_version(feff_cmd),
         archive=_archive(workdir, keep_files),
+        sigma=sigma,
     )
 
 
