@@ -15,7 +15,7 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from vtc_fw.batch import FeaturizeFailure, featurize_entries
+from vtc_fw.science.batch import FeaturizeFailure, featurize_entries
 from vtc_fw.sources import iter_oqmd_icsd
 
 

@@ -35,7 +35,7 @@ from vtc_fw.errors import VtcError
 from vtc_fw.feff import compute_record_spectra
 from vtc_fw.feff.inputs import preset_settings
 from vtc_fw.feff.run import FMS_STAGES, POLARIZATION_STAGES, SCF_STAGES
-from vtc_fw.records import AbsorberSite, Record, make_records
+from vtc_fw.science.records import AbsorberSite, Record, make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
 
 DEFAULT_CACHE = Path(__file__).parent / "results" / "feff_cost"

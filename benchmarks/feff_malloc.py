@@ -27,7 +27,7 @@ from vtc_fw.feff.run import (
     SCF_STAGES,
     run_stages,
 )
-from vtc_fw.records import make_records
+from vtc_fw.science.records import make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
 
 

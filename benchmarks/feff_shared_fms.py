@@ -25,7 +25,7 @@ import numpy as np
 from vtc_fw.feff.engine import site_input
 from vtc_fw.feff.inputs import XesInputSet
 from vtc_fw.feff.run import FMS_STAGES, POLARIZATION_STAGES, SCF_STAGES, copy_scf, run_stages
-from vtc_fw.records import make_records
+from vtc_fw.science.records import make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
 
 RECOMPUTING_STAGES = ("rdinp", "xsph", "fms", "mkgtr", "path", "genfmt", "ff2x")

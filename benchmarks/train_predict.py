@@ -34,16 +34,16 @@ import pandas as pd
 from vtc_fw.builders.train import serialize_estimator
 from vtc_fw.documents.model import ModelDocument
 from vtc_fw.documents.xes import BuilderMeta
-from vtc_fw.features import (
+from vtc_fw.ml.plots import write_report
+from vtc_fw.ml.protocol import train_paper_protocol, tree_predictions
+from vtc_fw.science.features import (
     FEATURE_COLUMNS,
     SWEEP_EXPONENTS,
     featurize_record,
     moments_by_exponent,
     sweep_columns,
 )
-from vtc_fw.ml import train_paper_protocol, tree_predictions
-from vtc_fw.plots import write_report
-from vtc_fw.records import make_records
+from vtc_fw.science.records import make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
 
 PROXY_TARGET = "bandgap"

@@ -32,7 +32,7 @@ from pymatgen.core import Lattice, Structure
 
 from vtc_fw.db.config import DbConfig
 from vtc_fw.db.embedded import EmbeddedServer, free_port
-from vtc_fw.workflows import XesWorkflowMaker
+from vtc_fw.workflow.maker import XesWorkflowMaker
 
 LATTICE_A = {"Ti": 4.18, "V": 4.09, "Mn": 4.44, "Fe": 4.33, "Co": 4.26, "Ni": 4.17}
 

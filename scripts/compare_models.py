@@ -4,7 +4,7 @@
         [--cv-repeats 10] [--jobs 1] [--json OUT.json] [--markdown OUT.md]
 
 Reads the ``features`` and ``xes`` collections (as ``TrainBuilder`` does), joins them with
-``training_table`` and runs :func:`vtc_fw.model_comparison.compare_models`; prints the
+``training_table`` and runs :func:`vtc_fw.ml.comparison.compare_models`; prints the
 Markdown tables (the split, then the paired repeated CV; ``--cv-repeats 0`` skips it) on
 stdout, progress on stderr.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vtc_fw.builders.train import training_table
 from vtc_fw.db.config import DbConfig
-from vtc_fw.model_comparison import compare_models
+from vtc_fw.ml.comparison import compare_models
 
 XES_PROPERTIES = ["record_key", "state", "sams", "preset", "error", "self_consistent"]
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     arguments = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s")
-    logging.getLogger("vtc_fw.model_comparison").setLevel(logging.INFO)
+    logging.getLogger("vtc_fw.ml.comparison").setLevel(logging.INFO)
     config = DbConfig.load(arguments.db_file)
     config.ensure_server()
     table, excluded, preset = training_table(*load_documents(config))

@@ -38,13 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
+from vtc_fw.app.main_job import RECORD_TIMEOUT_S, worth_computing
+from vtc_fw.app.transfer import export_tasks
 from vtc_fw.db.config import DbConfig
-from vtc_fw.local_workers import requeue_lost_local_runs, start_workers, worker_files
-from vtc_fw.main_job import RECORD_TIMEOUT_S, worth_computing
 from vtc_fw.sources import iter_oqmd_icsd, stratified_sample
-from vtc_fw.submit import submit_entries
-from vtc_fw.transfer import export_tasks
-from vtc_fw.workflows import XesWorkflowMaker
+from vtc_fw.workflow.local_workers import requeue_lost_local_runs, start_workers, worker_files
+from vtc_fw.workflow.maker import XesWorkflowMaker
+from vtc_fw.workflow.submission import submit_entries
 
 OUTPUT_DIR = Path(__file__).resolve().parents[1] / "data"
 REFERENCE_FILE = OUTPUT_DIR / "reference_paper.jsonl.gz"

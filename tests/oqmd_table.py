@@ -12,9 +12,9 @@ import warnings
 
 import pandas as pd
 
-from vtc_fw.coordination import record_first_shell
-from vtc_fw.features import featurize_record, moments_by_exponent, sweep_columns
-from vtc_fw.records import make_records
+from vtc_fw.science.coordination import record_first_shell
+from vtc_fw.science.features import featurize_record, moments_by_exponent, sweep_columns
+from vtc_fw.science.records import make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
 
 SWEEP = (2, 5, 9)

@@ -7,7 +7,7 @@ the mathematics that later turns real FEFF spectra into SAMS.
 import numpy as np
 import pytest
 
-from vtc_fw.anisotropy import (
+from vtc_fw.science.anisotropy import (
     SIX_POLARIZATIONS,
     axis_spectra,
     common_grid,

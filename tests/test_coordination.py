@@ -1,4 +1,4 @@
-"""First-shell descriptors (vtc_fw.coordination) on textbook geometries and real NiO.
+"""First-shell descriptors (vtc_fw.science.coordination) on textbook geometries and real NiO.
 
 Ideal polyhedra are built from their definitions; NiO is rock salt with a = 4.1771 Å. Every
 expected value follows from the descriptor's definition, not from a previous run.
@@ -9,15 +9,15 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from scipy.spatial.transform import Rotation
 
-from vtc_fw.clusters import Cluster
-from vtc_fw.coordination import (
+from vtc_fw.science.clusters import Cluster
+from vtc_fw.science.coordination import (
     FIRST_SHELL_FEATURES,
     first_shell_descriptors,
     hoppe_weights,
     record_first_shell,
 )
-from vtc_fw.features import pauling_electronegativity
-from vtc_fw.records import make_records
+from vtc_fw.science.features import pauling_electronegativity
+from vtc_fw.science.records import make_records
 
 AXES = np.vstack([np.eye(3), -np.eye(3)])
 """Unit vectors of a regular octahedron."""

@@ -20,7 +20,7 @@ from fireworks.core.rocket_launcher import launch_rocket
 from test_workflow import rock_salt
 
 from vtc_fw import firetasks
-from vtc_fw.workflows import XesWorkflowMaker
+from vtc_fw.workflow.maker import XesWorkflowMaker
 
 DiskUsage = namedtuple("DiskUsage", "total used free")
 

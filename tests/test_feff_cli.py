@@ -6,8 +6,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from vtc_fw.app.distortion import nio_structure
 from vtc_fw.cli import main
-from vtc_fw.distortion import nio_structure
 
 pytestmark = pytest.mark.slow
 

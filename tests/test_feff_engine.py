@@ -13,12 +13,17 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from vtc_fw.anisotropy import SIX_POLARIZATIONS, common_grid, mu_along, sigma_from_polarizations
-from vtc_fw.distortion import cr2o3_structure, nio_structure
+from vtc_fw.app.distortion import cr2o3_structure, nio_structure
 from vtc_fw.feff import FeffRunError, RecordSpectra, compute_record_spectra
 from vtc_fw.feff.engine import Budget, run_site, site_input
 from vtc_fw.feff.ladder import LADDER
-from vtc_fw.records import AbsorberSite, make_records
+from vtc_fw.science.anisotropy import (
+    SIX_POLARIZATIONS,
+    common_grid,
+    mu_along,
+    sigma_from_polarizations,
+)
+from vtc_fw.science.records import AbsorberSite, make_records
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """The FEFF input set, presets and output parsing (no FEFF run).
 
 Recorded outputs of real FEFF10 runs (feff10-rs 0.2.4) made by our engine on primitive NiO
-stretched 5 % along c (``vtc_fw.distortion.nio_structure(5.0)``):
+stretched 5 % along c (``vtc_fw.app.distortion.nio_structure(5.0)``):
 ``tests/data/feff/nio_stretch5_smoke_xmu.dat`` (preset "smoke", polarization along basis x) and
 ``tests/data/feff/nio_stretch5_paper_convergence.scf`` (preset "paper", the SCF record).
 """
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from vtc_fw.distortion import NIO_A, cr2o3_structure, nio_structure, series_summary
+from vtc_fw.app.distortion import NIO_A, cr2o3_structure, nio_structure, series_summary
 from vtc_fw.errors import FeffError
 from vtc_fw.feff import PRESETS, XesInputSet
 from vtc_fw.feff.engine import axis_directions, site_input
 from vtc_fw.feff.parse import read_xmu, scf_converged
-from vtc_fw.records import make_records
+from vtc_fw.science.records import make_records
 
 DATA = Path(__file__).parent / "data" / "feff"
 

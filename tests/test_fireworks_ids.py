@@ -19,7 +19,7 @@ from fireworks import LaunchPad
 from pymatgen.core import Lattice, Structure
 
 from vtc_fw.db.fireworks_ids import draw_ids
-from vtc_fw.workflows import XesWorkflowMaker
+from vtc_fw.workflow.maker import XesWorkflowMaker
 
 DRAWS = """
 import json, sys

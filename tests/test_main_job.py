@@ -13,15 +13,15 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from vtc_fw.app.main_job import MainJobSettings, run_main_job
 from vtc_fw.cli import main
-from vtc_fw.local_workers import (
+from vtc_fw.workflow.local_workers import (
     LOCAL_WORKER_NAME,
     STOP_SIGNALS,
     requeue_lost_local_runs,
     stop_signals_interrupt,
     worker_files,
 )
-from vtc_fw.main_job import MainJobSettings, run_main_job
 
 
 def test_worker_files_hold_absolute_paths(db_config, tmp_path, monkeypatch):
@@ -155,7 +155,7 @@ def test_main_job_trains_predicts_and_reports_on_recorded_feff_tasks(db_config, 
 
 
 def test_only_in_domain_affordable_structures_are_worth_computing():
-    from vtc_fw.main_job import worth_computing
+    from vtc_fw.app.main_job import worth_computing
     from vtc_fw.sources import iter_oqmd_icsd
 
     by_id = {}
@@ -172,8 +172,8 @@ def test_only_in_domain_affordable_structures_are_worth_computing():
 
 
 def test_quick_structures_have_one_feff_site():
-    from vtc_fw.main_job import QUICK_MAX_SITES, quick_to_compute, worth_computing
-    from vtc_fw.records import inequivalent_site_count, make_records
+    from vtc_fw.app.main_job import QUICK_MAX_SITES, quick_to_compute, worth_computing
+    from vtc_fw.science.records import inequivalent_site_count, make_records
     from vtc_fw.sources import iter_oqmd_icsd
 
     entries = [e for e in iter_oqmd_icsd(limit=1500) if worth_computing(e, QUICK_MAX_SITES)]

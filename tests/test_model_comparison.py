@@ -1,4 +1,4 @@
-"""The paper's forest against the other variants on one split (vtc_fw.model_comparison).
+"""The paper's forest against the other variants on one split (vtc_fw.ml.comparison).
 
 Two real tables, as in the rest of the suite:
 
@@ -31,18 +31,18 @@ from sklearn.model_selection import RepeatedKFold, cross_val_score
 from test_builders import store_recorded
 from test_ml import TINY_SPACE
 
-from vtc_fw import model_comparison
 from vtc_fw.builders import FeatureBuilder, XesBuilder, run_builders
-from vtc_fw.coordination import FIRST_SHELL_FEATURES
-from vtc_fw.features import CRYSTAL_SUMS, FEATURE_COLUMNS
-from vtc_fw.ml import SWEPT_FEATURES, at_exponent, split_for_training, train_paper_protocol
-from vtc_fw.model_comparison import (
+from vtc_fw.ml import comparison as model_comparison
+from vtc_fw.ml.comparison import (
     EXPONENT_FREE_FEATURES,
     VARIANTS,
     compare_models,
     corrected_paired_t,
     describe_features,
 )
+from vtc_fw.ml.protocol import SWEPT_FEATURES, at_exponent, split_for_training, train_paper_protocol
+from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
+from vtc_fw.science.features import CRYSTAL_SUMS, FEATURE_COLUMNS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_models.py"
 TINY_GBR = {
@@ -200,7 +200,7 @@ def test_without_sweep_columns_only_the_paper_feature_variants_run(table):
 
 
 def _independent_fold_r2(table, result, name, estimator):
-    """The variant's fold R² recomputed from the table, outside vtc_fw.model_comparison."""
+    """The variant's fold R² recomputed from the table, outside vtc_fw.ml.comparison."""
     rows = at_exponent(split_for_training(table, seed=3, cv=3).usable, result.exponent)
     assert len(rows) == len(result.train_keys) + len(result.test_keys)
     variant = result.variant(name)

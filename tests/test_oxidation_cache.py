@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from vtc_fw.oxidation import assign_oxidation_states
-from vtc_fw.oxidation_cache import cached_oxidation, load_cache
+from vtc_fw.science.oxidation import assign_oxidation_states
+from vtc_fw.science.oxidation_cache import cached_oxidation, load_cache
 from vtc_fw.sources import iter_oqmd_icsd
 
 

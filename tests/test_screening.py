@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from test_builders import memory_store, recorded, run_all
 
-from vtc_fw.screening import least_certain, screen, screening_query
+from vtc_fw.app.screening import least_certain, screen, screening_query
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_no_model_no_predictions_screened():
 
 
 def test_repeated_rows_of_one_entry_are_listed_once():
-    from vtc_fw.screening import collapse_repeated_rows
+    from vtc_fw.app.screening import collapse_repeated_rows
 
     def row(structure_id, sams):
         return {

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vtc_fw.tensors import (
+from vtc_fw.science.tensors import (
     anisotropy_sum,
     dipole_tensor,
     inertia_tensor,

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from vtc_fw.timing import StepTimes
+from vtc_fw.app.timing import StepTimes
 
 TICK = 1 / os.sysconf("SC_CLK_TCK")
 """Resolution of the kernel's CPU counters that StepTimes reads: each reading of a step's start

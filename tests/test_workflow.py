@@ -22,7 +22,7 @@ from fireworks import FWorker, LaunchPad
 from pymatgen.core import Lattice, Structure
 
 from vtc_fw.db.config import DbConfig
-from vtc_fw.workflows import XesWorkflowMaker
+from vtc_fw.workflow.maker import XesWorkflowMaker
 
 BIN = Path(sys.executable).parent
 ROCK_SALT_OXIDES = {"Ti": 4.18, "V": 4.09, "Mn": 4.44, "Fe": 4.33, "Co": 4.26, "Ni": 4.17}

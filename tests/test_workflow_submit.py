@@ -8,8 +8,8 @@ from pymatgen.core import Lattice, Structure
 
 from vtc_fw.cli import main
 from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
-from vtc_fw.submit import open_source, submit_entries
-from vtc_fw.workflows import XesWorkflowMaker
+from vtc_fw.workflow.maker import XesWorkflowMaker
+from vtc_fw.workflow.submission import open_source, submit_entries
 
 
 @pytest.fixture

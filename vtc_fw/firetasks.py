@@ -95,7 +95,7 @@ class RunXesTask(FiretaskBase):
 
     def _compute(self, work_root: Path, fw_spec: dict[str, Any]) -> dict[str, Any]:
         from vtc_fw.feff import compute_record_spectra
-        from vtc_fw.records import make_records
+        from vtc_fw.science.records import make_records
 
         structure = self["structure"]  # FireWorks may already have deserialized the dict
         if not isinstance(structure, Structure):

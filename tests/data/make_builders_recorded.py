@@ -19,7 +19,7 @@ from pymatgen.core import Lattice, Structure
 from vtc_fw.documents.task import TaskDocument
 from vtc_fw.feff.engine import compute_record_spectra
 from vtc_fw.feff.ladder import FeffRunError
-from vtc_fw.records import make_records
+from vtc_fw.science.records import make_records
 
 OUTPUT = Path(__file__).with_name("builders_recorded.json.gz")
 ROCK_SALTS = {"NiO": ("Ni", 4.177), "CoO": ("Co", 4.26)}

@@ -16,18 +16,18 @@ from vtc_fw.builders.incremental import (
     remove_by_keys,
     stale_keys,
 )
-from vtc_fw.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.xes import BuilderMeta
 from vtc_fw.errors import StructureError
-from vtc_fw.features import (
+from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
+from vtc_fw.science.features import (
     CRYSTAL_SUMS,
     DEFAULT_FEATURE_EXPONENT,
     SWEEP_EXPONENTS,
     featurize_record,
 )
-from vtc_fw.oxidation import OxidationResult
-from vtc_fw.records import make_records
+from vtc_fw.science.oxidation import OxidationResult
+from vtc_fw.science.records import make_records
 
 
 class FeatureBuilder(Builder):

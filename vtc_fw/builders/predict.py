@@ -12,7 +12,7 @@ from vtc_fw.builders.incremental import as_utc, chunks, newest_by, query_by_keys
 from vtc_fw.builders.train import latest_model, load_estimator
 from vtc_fw.documents.prediction import PredictionDocument, prediction_key
 from vtc_fw.documents.xes import BuilderMeta
-from vtc_fw.ml import tree_predictions
+from vtc_fw.ml.protocol import tree_predictions
 
 
 class PredictionBuilder(Builder):

@@ -17,7 +17,7 @@ from vtc_fw.builders.incremental import as_utc, error_as_dict, newest
 from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.model import ModelDocument
 from vtc_fw.documents.xes import BuilderMeta, utc_now
-from vtc_fw.ml import train_paper_protocol
+from vtc_fw.ml.protocol import train_paper_protocol
 
 
 def serialize_estimator(estimator: RandomForestRegressor) -> tuple[str, bytes]:

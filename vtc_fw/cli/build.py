@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
+from vtc_fw.app.reporting import latest_model, write_model_report
+from vtc_fw.app.screening import least_certain, screen
 from vtc_fw.builders import nightly_builders, run_builders
 from vtc_fw.cli import DB_FILE_HELP, main
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.task import TASK_COLLECTION, task_key
-from vtc_fw.reporting import latest_model, write_model_report
-from vtc_fw.screening import least_certain, screen
 
 
 def _config(db_file: Path | None) -> DbConfig:
@@ -143,8 +143,10 @@ def _submitted(fw_id: int | None) -> str:
 
 def _submit(config: DbConfig, picks: list[dict[str, Any]], preset: str) -> list[int | None]:
     """Add one XES workflow per pick not queued yet; returns the new Firework ids (None: queued)."""
-    from vtc_fw.submit import existing_task_keys  # FireWorks machinery only when submitting
-    from vtc_fw.workflows import xes_workflow
+    from vtc_fw.workflow.maker import xes_workflow
+    from vtc_fw.workflow.submission import (
+        existing_task_keys,  # FireWorks machinery only when submitting
+    )
 
     (structures,) = _connected(config, "structures")
     launchpad = config.launchpad()

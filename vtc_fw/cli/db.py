@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from vtc_fw.app.transfer import export_tasks, import_tasks
 from vtc_fw.cli import DB_FILE_HELP, main
 from vtc_fw.db.config import DbConfig
 from vtc_fw.errors import VtcError
-from vtc_fw.submit import SOURCES, open_source, submit_entries
-from vtc_fw.transfer import export_tasks, import_tasks
-from vtc_fw.workflows import XesWorkflowMaker
+from vtc_fw.workflow.maker import XesWorkflowMaker
+from vtc_fw.workflow.submission import SOURCES, open_source, submit_entries
 
 DB_FILE_OPTION = click.option(
     "--db-file",

@@ -8,8 +8,8 @@ from pymatgen.core import Structure
 
 from vtc_fw.cli import main
 from vtc_fw.errors import VtcError
-from vtc_fw.features import DEFAULT_FEATURE_EXPONENT, FEATURE_COLUMNS, featurize_record
-from vtc_fw.records import make_records
+from vtc_fw.science.features import DEFAULT_FEATURE_EXPONENT, FEATURE_COLUMNS, featurize_record
+from vtc_fw.science.records import make_records
 from vtc_fw.sources import SAMPLE_DIR, iter_directory
 
 JSON_KEYS = (*FEATURE_COLUMNS, "in_domain", "basis")

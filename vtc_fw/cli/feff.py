@@ -39,7 +39,7 @@ def sams_command(
     from pymatgen.core import Structure
 
     from vtc_fw.feff.engine import compute_record_spectra
-    from vtc_fw.records import make_records
+    from vtc_fw.science.records import make_records
 
     try:
         structure = Structure.from_file(path)
@@ -99,7 +99,7 @@ def _fail(error: Exception, as_json: bool) -> None:
 )
 def distortion_command(material: str, steps: str | None, preset: str, out: Path) -> None:
     """The paper's Fig. 3: QAMS and SAMS of NiO (0–5 %) or Cr2O3 (−5…+5 %) strained along c."""
-    from vtc_fw.distortion import distortion_series, series_summary
+    from vtc_fw.app.distortion import distortion_series, series_summary
 
     strains = None if steps is None else [float(s) for s in steps.split(",")]
     out.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,19 @@
-"""``vtc-fw run``: the main job (see :mod:`vtc_fw.main_job`)."""
+"""``vtc-fw run``: the main job (see :mod:`vtc_fw.app.main_job`)."""
 
 import json
 from pathlib import Path
 
 import click
 
+from vtc_fw.app.main_job import (
+    DEFAULT_PRESET,
+    RECORD_TIMEOUT_S,
+    SAMPLES,
+    MainJobSettings,
+    run_main_job,
+)
 from vtc_fw.cli import DB_FILE_HELP, main
 from vtc_fw.db.config import DbConfig
-from vtc_fw.main_job import DEFAULT_PRESET, RECORD_TIMEOUT_S, SAMPLES, MainJobSettings, run_main_job
 
 
 @main.command("run")

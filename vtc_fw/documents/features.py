@@ -4,8 +4,8 @@ Built by :class:`vtc_fw.builders.features.FeatureBuilder` from the ``structures`
 The flat feature fields hold the values at one exponent (``exponent``); ``sweep`` holds the
 exponent-dependent sums at every exponent of the paper's range so that training can choose
 the exponent without featurizing again, with the crystal forms of the sums beyond the paper
-(:data:`vtc_fw.features.CRYSTAL_SUMS`); ``first_shell`` holds more descriptors beyond the paper;
-both are for :mod:`vtc_fw.model_comparison`.
+(:data:`vtc_fw.science.features.CRYSTAL_SUMS`); ``first_shell`` holds more descriptors beyond
+the paper; both are for :mod:`vtc_fw.ml.comparison`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from vtc_fw.coordination import record_first_shell
 from vtc_fw.documents.xes import BuilderMeta, utc_now
-from vtc_fw.features import FEATURE_COLUMNS, FeatureRow, moments_by_exponent, sweep_columns
-from vtc_fw.records import Record
+from vtc_fw.science.coordination import record_first_shell
+from vtc_fw.science.features import FEATURE_COLUMNS, FeatureRow, moments_by_exponent, sweep_columns
+from vtc_fw.science.records import Record
 
 
 class FeatureDocument(BaseModel):
@@ -58,12 +58,12 @@ class FeatureDocument(BaseModel):
     sweep: dict[str, dict[str, float | None]] = Field(
         default_factory=dict,
         description="QAMS, DAMS, IAMS and their crystal forms (QAMS_crystal...: sums of the "
-        "site-averaged tensors, vtc_fw.features.CRYSTAL_SUMS) at each feature exponent n, keyed "
-        'by str(n): {"5": {...}}.',
+        "site-averaged tensors, vtc_fw.science.features.CRYSTAL_SUMS) at each feature exponent "
+        'n, keyed by str(n): {"5": {...}}.',
     )
     first_shell: dict[str, float] = Field(
         default_factory=dict,
-        description="Charge-free first-shell descriptors (vtc_fw.coordination: econ, "
+        description="Charge-free first-shell descriptors (vtc_fw.science.coordination: econ, "
         "bond_length, bond_distortion, off_centering, shell_anisotropy, "
         "ligand_en_difference), site-averaged; not inputs of the paper's model.",
     )
@@ -134,7 +134,7 @@ class FeatureDocument(BaseModel):
         )
 
     def training_row(self) -> dict[str, Any]:
-        """The row this record contributes to :func:`vtc_fw.ml.train_paper_protocol`
+        """The row this record contributes to :func:`vtc_fw.ml.protocol.train_paper_protocol`
         (without the target): key, element, in_domain, features, ``QAMS@n`` columns and the
         first-shell descriptors."""
         row: dict[str, Any] = {

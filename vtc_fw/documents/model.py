@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from vtc_fw.documents.xes import BuilderMeta, utc_now
-from vtc_fw.ml import ProtocolResult
+from vtc_fw.ml.protocol import ProtocolResult
 
 
 class ElementMetrics(BaseModel):

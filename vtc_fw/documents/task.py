@@ -21,7 +21,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
 from vtc_fw import __version__
-from vtc_fw.provenance import package_versions
+from vtc_fw.documents.provenance import package_versions
 
 TASK_COLLECTION = "tasks"
 

@@ -14,8 +14,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from vtc_fw import __version__
-from vtc_fw.anisotropy import sam_matrix
-from vtc_fw.provenance import package_versions
+from vtc_fw.documents.provenance import package_versions
+from vtc_fw.science.anisotropy import sam_matrix
 
 NO_SCF_RUNG = "no_scf"
 """Ladder rung that drops the SCF (see :mod:`vtc_fw.feff.ladder`)."""
@@ -92,7 +92,7 @@ class XesDocument(BaseModel):
         """The document of one record from its task documents (one preset).
 
         The newest successful task supplies the spectra; SAM and SAMS are recomputed from
-        them with :func:`vtc_fw.anisotropy.sam_matrix`. Without a successful task the
+        them with :func:`vtc_fw.science.anisotropy.sam_matrix`. Without a successful task the
         document is a failure that quotes the tasks' errors.
         """
         successful = [t for t in tasks if t.get("state") == "successful"]

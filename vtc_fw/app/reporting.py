@@ -5,7 +5,7 @@ from typing import Any
 
 from vtc_fw.builders.train import latest_model as newest_model_in
 from vtc_fw.db.config import DbConfig
-from vtc_fw.plots import write_report
+from vtc_fw.ml.plots import write_report
 
 
 def latest_model(config: DbConfig, model_id: str | None = None) -> dict[str, Any] | None:

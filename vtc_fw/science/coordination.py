@@ -16,7 +16,7 @@ shell ≈ 0, without a cut-off to choose. On the unit bond vectors u_i:
 * ``ligand_en_difference``: weighted mean Pauling electronegativity of the shell minus the
   absorber's (covalency; elements without a Pauling value are left out).
 
-They are used by the ``*_first_shell`` variants of :mod:`vtc_fw.model_comparison`, not by the
+They are used by the ``*_first_shell`` variants of :mod:`vtc_fw.ml.comparison`, not by the
 paper's model.
 """
 
@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vtc_fw.clusters import Cluster
-from vtc_fw.features import pauling_electronegativity
-from vtc_fw.records import Record
+from vtc_fw.science.clusters import Cluster
+from vtc_fw.science.features import pauling_electronegativity
+from vtc_fw.science.records import Record
 
 FIRST_SHELL_FEATURES: tuple[str, ...] = (
     "econ",

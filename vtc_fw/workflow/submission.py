@@ -22,9 +22,9 @@ from pymongo.collection import Collection
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.task import TASK_COLLECTION, task_key
 from vtc_fw.errors import VtcError
-from vtc_fw.oxidation_cache import shipped_oxidation
+from vtc_fw.science.oxidation_cache import shipped_oxidation
 from vtc_fw.sources import StructureEntry
-from vtc_fw.workflows import XesWorkflowMaker
+from vtc_fw.workflow.maker import XesWorkflowMaker
 
 SOURCES = ("oqmd-icsd", "cif-dir", "ase-db", "mp")
 BATCH_SIZE = 200

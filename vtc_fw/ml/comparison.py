@@ -1,23 +1,23 @@
 """The paper's random forest against other models on the same split (pure, no database).
 
-:func:`compare_models` reproduces the paper's protocol (:mod:`vtc_fw.ml`) and then tries to
-beat it on the identical data: the same usable rows (:func:`~vtc_fw.ml.select_trainable`),
-the same 80/20 element-stratified split (:func:`~vtc_fw.ml.stratified_split`), the same
+:func:`compare_models` reproduces the paper's protocol (:mod:`vtc_fw.ml.protocol`) and then tries to
+beat it on the identical data: the same usable rows (:func:`~vtc_fw.ml.protocol.select_trainable`),
+the same 80/20 element-stratified split (:func:`~vtc_fw.ml.protocol.stratified_split`), the same
 exponent sweep on the training rows and the same randomized search (``n_iter`` draws,
 ``cv``-fold R², every seed equal to ``seed``). Variants:
 
 * ``paper``: random forest on the 8 paper features at the chosen exponent, paper space
-  (its scores equal those of :func:`~vtc_fw.ml.train_paper_protocol` with the same seed).
+  (its scores equal those of :func:`~vtc_fw.ml.protocol.train_paper_protocol` with the same seed).
 * ``rf_all_exponents``: random forest, paper space, on the 5 exponent-free paper features
   plus QAMS/DAMS/IAMS at every exponent of the table (the forest picks its own exponents).
 * ``gbr``: ``HistGradientBoostingRegressor`` on the paper features at the chosen exponent,
   searched over :func:`gbr_search_space`.
 * ``gbr_all_exponents``: the same model on the extended features of ``rf_all_exponents``.
 * ``rf_first_shell``, ``gbr_first_shell``: the paper features at the chosen exponent plus the
-  charge-free first-shell descriptors of :mod:`vtc_fw.coordination`.
+  charge-free first-shell descriptors of :mod:`vtc_fw.science.coordination`.
 * ``rf_crystal``: the paper's forest with QAMS/DAMS/IAMS replaced by their crystal forms
-  (:data:`~vtc_fw.features.CRYSTAL_SUMS`: the sums of the site-averaged tensors, as the target
-  sums the sites' spectra), at the chosen exponent.
+  (:data:`~vtc_fw.science.features.CRYSTAL_SUMS`: the sums of the site-averaged tensors, as the
+  target sums the sites' spectra), at the chosen exponent.
 * ``gbr_crystal_first_shell``: gradient boosting on the crystal features plus the first shell.
 
 The ``*_all_exponents`` variants are left out when the table has no sweep columns, the others
@@ -46,9 +46,7 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import RandomizedSearchCV, RepeatedKFold, cross_val_score
 from threadpoolctl import threadpool_limits
 
-from vtc_fw.coordination import FIRST_SHELL_FEATURES
-from vtc_fw.features import CRYSTAL_SUMS, FEATURE_COLUMNS
-from vtc_fw.ml import (
+from vtc_fw.ml.protocol import (
     SWEPT_FEATURES,
     ElementScore,
     ExponentSweep,
@@ -60,6 +58,8 @@ from vtc_fw.ml import (
     split_for_training,
     usable_rows,
 )
+from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
+from vtc_fw.science.features import CRYSTAL_SUMS, FEATURE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -384,7 +384,7 @@ def compare_models(
     rows (:func:`paired_repeated_cv`).
 
     Args:
-        table: One row per record, as for :func:`~vtc_fw.ml.train_paper_protocol`.
+        table: One row per record, as for :func:`~vtc_fw.ml.protocol.train_paper_protocol`.
         seed: Seeds the split, the CV folds, the search draws and the estimators.
         n_iter: Hyperparameter draws of every randomized search (paper: 100).
         cv: Cross-validation folds of every search (paper: 5).
@@ -444,7 +444,7 @@ def _search_spaces(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[st
 def feature_columns(variant: str, frame: pd.DataFrame) -> list[str] | None:
     """Input columns of a variant for a table, or None when the table cannot provide them.
 
-    The paper variants use :data:`~vtc_fw.features.FEATURE_COLUMNS`; the ``*_all_exponents``
+    The paper variants use :data:`~vtc_fw.science.features.FEATURE_COLUMNS`; the ``*_all_exponents``
     variants the exponent-free paper features followed by every ``QAMS@n``, ``IAMS@n`` and
     ``DAMS@n`` column (by feature, then ascending n), None when there is none; the others
     their :data:`FIXED_COLUMNS`, None when a row lacks one of them (feature documents built

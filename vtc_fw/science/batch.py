@@ -6,9 +6,9 @@ from multiprocessing import get_context
 from typing import Any
 
 from vtc_fw.errors import VtcError
-from vtc_fw.features import DEFAULT_FEATURE_EXPONENT, FeatureRow, featurize_record
-from vtc_fw.oxidation_cache import shipped_oxidation as cached_states
-from vtc_fw.records import make_records
+from vtc_fw.science.features import DEFAULT_FEATURE_EXPONENT, FeatureRow, featurize_record
+from vtc_fw.science.oxidation_cache import shipped_oxidation as cached_states
+from vtc_fw.science.records import make_records
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ def featurize_entry(
     """Feature rows of every record of one ``StructureEntry``, or a failure.
 
     With ``shipped_oxidation`` the precomputed states of OQMD-ICSD structures are used
-    (:mod:`vtc_fw.oxidation_cache`); other structures get theirs assigned afresh.
+    (:mod:`vtc_fw.science.oxidation_cache`); other structures get theirs assigned afresh.
     Unexpected exceptions (a pymatgen or spglib bug on odd input) are failures too, so that one
     structure never stops a batch.
     """

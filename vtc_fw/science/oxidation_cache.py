@@ -2,9 +2,9 @@
 
 BVAnalyzer (then ``oxi_state_guesses``) is ~85 % of the cost of featurizing a structure; the
 states depend on the structure alone, so vtc-fw computes them once with
-:func:`vtc_fw.oxidation.assign_oxidation_states` and ships the result
+:func:`vtc_fw.science.oxidation.assign_oxidation_states` and ships the result
 (``vtc_fw/data/oqmd_icsd_oxidation.json.gz``), keyed by structure id with the reduced formula
-and site count as a guard. Regenerate with ``python -m vtc_fw.oxidation_cache``.
+and site count as a guard. Regenerate with ``python -m vtc_fw.science.oxidation_cache``.
 """
 
 import argparse
@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from vtc_fw.oxidation import OxidationResult, assign_oxidation_states
+from vtc_fw.science.oxidation import OxidationResult, assign_oxidation_states
 
 CACHE_FILE = "oqmd_icsd_oxidation.json.gz"
 
@@ -81,14 +81,14 @@ def build_cache(output: Path, workers: int = 2) -> int:
         )
     from vtc_fw import __version__
 
-    payload = {"generator": f"vtc_fw.oxidation_cache (vtc-fw {__version__})", "rows": rows}
+    payload = {"generator": f"vtc_fw.science.oxidation_cache (vtc-fw {__version__})", "rows": rows}
     with gzip.open(output, "wt") as handle:
         json.dump(payload, handle, separators=(",", ":"))
     return len(rows)
 
 
 def main() -> None:
-    """``python -m vtc_fw.oxidation_cache [--output PATH] [--workers N]``."""
+    """``python -m vtc_fw.science.oxidation_cache [--output PATH] [--workers N]``."""
     parser = argparse.ArgumentParser(description="Regenerate the OQMD-ICSD oxidation cache.")
     parser.add_argument("--output", type=Path, default=cache_path())
     parser.add_argument("--workers", type=int, default=2)

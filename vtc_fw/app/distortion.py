@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from vtc_fw.features import featurize_record
 from vtc_fw.feff.engine import compute_record_spectra
-from vtc_fw.records import make_records
+from vtc_fw.science.features import featurize_record
+from vtc_fw.science.records import make_records
 
 NIO_A = 4.1771
 """Rock-salt NiO lattice parameter, Å."""

@@ -13,10 +13,15 @@ from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from vtc_fw import THREE_D_METALS
-from vtc_fw.clusters import Cluster, clusters_around
 from vtc_fw.errors import StructureError
-from vtc_fw.oxidation import OxidationResult, assign_oxidation_states
-from vtc_fw.tensors import BASIS_EXPONENT, inertia_tensor, principal_basis, quadrupole_tensor
+from vtc_fw.science.clusters import Cluster, clusters_around
+from vtc_fw.science.oxidation import OxidationResult, assign_oxidation_states
+from vtc_fw.science.tensors import (
+    BASIS_EXPONENT,
+    inertia_tensor,
+    principal_basis,
+    quadrupole_tensor,
+)
 
 SYMPREC = 0.01
 """Å tolerance of the symmetry analysis (OQMD positions carry ~1e-6 relaxation noise)."""

@@ -19,9 +19,9 @@ import numpy as np
 from pymatgen.core import Element, Structure
 from pymatgen.core.units import Length, Mass
 
-from vtc_fw.clusters import Cluster
-from vtc_fw.records import Record
-from vtc_fw.tensors import normalized_diagonals_by_exponent, pair_sum
+from vtc_fw.science.clusters import Cluster
+from vtc_fw.science.records import Record
+from vtc_fw.science.tensors import normalized_diagonals_by_exponent, pair_sum
 
 FEATURE_COLUMNS: tuple[str, ...] = (
     "QAMS",
@@ -249,5 +249,5 @@ def moments_by_exponent(
 
 def sweep_columns(sweep: Mapping[str, Mapping[str, float | None]]) -> dict[str, float | None]:
     """Flat ``QAMS@n``, ``QAMS_crystal@n``... columns of a :func:`moments_by_exponent` result,
-    the form :mod:`vtc_fw.ml` reads the exponent sweep in."""
+    the form :mod:`vtc_fw.ml.protocol` reads the exponent sweep in."""
     return {f"{name}@{n}": value for n, sums in sweep.items() for name, value in sums.items()}

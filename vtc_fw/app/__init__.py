@@ -1,0 +1,2 @@
+"""Application services the command line runs: the main job and its sample policy,
+screening, the model report, dataset transfer, timing, the Fig. 3 distortion series."""

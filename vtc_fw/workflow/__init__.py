@@ -1,0 +1,1 @@
+"""FireWorks orchestration: the workflow maker, submission, local rlaunch workers."""
