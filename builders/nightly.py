@@ -3,20 +3,20 @@
 tasks → xes, structures → features, features + xes → models (trained only when new data
 arrived), features + newest model → predictions. The database is the one ``vtc-fw`` uses
 (``$VTC_FW_DB_FILE``, ./db.json, ./my_launchpad.yaml or the embedded default); the same
-pipeline runs in-process with ``vtc-fw build``. Training settings come from the environment:
-``VTC_FW_PRESET`` (default "paper"), ``VTC_FW_SEED`` (0), ``VTC_FW_N_ITER`` (100),
-``VTC_FW_N_JOBS`` (1).
+pipeline runs in-process with ``vtc-fw build``. Training settings come from vtc-fw's one
+settings object (:class:`vtc_fw.settings.VtcSettings`): ``VTC_FW_PRESET``, ``VTC_FW_SEED``,
+``VTC_FW_N_ITER``, ``VTC_FW_N_JOBS``.
 """
-
-import os
 
 from vtc_fw.builders import nightly_builders
 from vtc_fw.db.config import DbConfig
+from vtc_fw.settings import get_settings
 
+settings = get_settings()
 __builders__ = nightly_builders(
     DbConfig.load(),
-    preset=os.environ.get("VTC_FW_PRESET", "paper"),
-    seed=int(os.environ.get("VTC_FW_SEED", "0")),
-    n_iter=int(os.environ.get("VTC_FW_N_ITER", "100")),
-    n_jobs=int(os.environ.get("VTC_FW_N_JOBS", "1")),
+    preset=settings.preset,
+    seed=settings.seed,
+    n_iter=settings.n_iter,
+    n_jobs=settings.n_jobs,
 )

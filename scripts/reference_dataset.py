@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vtc_fw.app.main_job import RECORD_TIMEOUT_S, worth_computing
+from vtc_fw.app.sampling import RECORD_TIMEOUT_S, worth_computing
 from vtc_fw.app.transfer import export_tasks
 from vtc_fw.db.config import DbConfig
 from vtc_fw.sources import iter_oqmd_icsd, stratified_sample

@@ -31,8 +31,9 @@ from vtc_fw.builders import (
 from vtc_fw.builders.predict import feature_vector
 from vtc_fw.builders.train import load_estimator, serialize_estimator
 from vtc_fw.cli import main
+from vtc_fw.keys import CRYSTAL_SUMS
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
-from vtc_fw.science.features import CRYSTAL_SUMS, SWEEP_EXPONENTS
+from vtc_fw.science.features import SWEEP_EXPONENTS
 
 RECORDED = Path(__file__).parent / "data" / "builders_recorded.json.gz"
 TINY_SPACE = {

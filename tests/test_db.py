@@ -15,8 +15,9 @@ from fireworks import LaunchPad
 
 from vtc_fw.cli import main
 from vtc_fw.db.config import DbConfig
-from vtc_fw.db.embedded import DatabaseServerError, EmbeddedServer, server_answers
+from vtc_fw.db.embedded import EmbeddedServer, server_answers
 from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
+from vtc_fw.errors import DatabaseServerError
 
 REPO = Path(__file__).resolve().parents[1]
 

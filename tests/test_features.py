@@ -10,16 +10,10 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.core.operations import SymmOp
 
 from vtc_fw.errors import StructureError
-from vtc_fw.science.features import (
-    CRYSTAL_SUMS,
-    FEATURE_COLUMNS,
-    featurize_record,
-    moments_by_exponent,
-)
+from vtc_fw.keys import CRYSTAL_SUMS, MOMENT_SUMS
+from vtc_fw.science.features import FEATURE_COLUMNS, featurize_record, moments_by_exponent
 from vtc_fw.science.records import make_records
 from vtc_fw.sources import StructureEntry, iter_oqmd_icsd
-
-MOMENT_SUMS = ("QAMS", "DAMS", "IAMS")
 
 
 def rock_salt_nio(c_strain: float = 0.0) -> Structure:

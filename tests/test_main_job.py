@@ -155,7 +155,7 @@ def test_main_job_trains_predicts_and_reports_on_recorded_feff_tasks(db_config, 
 
 
 def test_only_in_domain_affordable_structures_are_worth_computing():
-    from vtc_fw.app.main_job import worth_computing
+    from vtc_fw.app.sampling import worth_computing
     from vtc_fw.sources import iter_oqmd_icsd
 
     by_id = {}
@@ -172,7 +172,7 @@ def test_only_in_domain_affordable_structures_are_worth_computing():
 
 
 def test_quick_structures_have_one_feff_site():
-    from vtc_fw.app.main_job import QUICK_MAX_SITES, quick_to_compute, worth_computing
+    from vtc_fw.app.sampling import QUICK_MAX_SITES, quick_to_compute, worth_computing
     from vtc_fw.science.records import inequivalent_site_count, make_records
     from vtc_fw.sources import iter_oqmd_icsd
 

@@ -32,6 +32,7 @@ from test_builders import store_recorded
 from test_ml import TINY_SPACE
 
 from vtc_fw.builders import FeatureBuilder, XesBuilder, run_builders
+from vtc_fw.keys import CRYSTAL_SUMS, MOMENT_SUMS
 from vtc_fw.ml import comparison as model_comparison
 from vtc_fw.ml.comparison import (
     EXPONENT_FREE_FEATURES,
@@ -40,9 +41,9 @@ from vtc_fw.ml.comparison import (
     corrected_paired_t,
     describe_features,
 )
-from vtc_fw.ml.protocol import SWEPT_FEATURES, at_exponent, split_for_training, train_paper_protocol
+from vtc_fw.ml.protocol import at_exponent, split_for_training, train_paper_protocol
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
-from vtc_fw.science.features import CRYSTAL_SUMS, FEATURE_COLUMNS
+from vtc_fw.science.features import FEATURE_COLUMNS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_models.py"
 TINY_GBR = {
@@ -54,7 +55,7 @@ TINY_GBR = {
     "max_iter": [30],
 }
 TINY_SPACES = {"random_forest": TINY_SPACE, "gradient_boosting": TINY_GBR}
-SWEEP_COLUMNS = [f"{name}@{n}" for name in SWEPT_FEATURES for n in SWEEP]
+SWEEP_COLUMNS = [f"{name}@{n}" for name in MOMENT_SUMS for n in SWEEP]
 
 
 def compare(frame: pd.DataFrame, seed: int = 3, **options):

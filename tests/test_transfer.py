@@ -15,9 +15,10 @@ import pytest
 from click.testing import CliRunner
 from pymatgen.core import Lattice, Structure
 
-from vtc_fw.app.transfer import TransferError, export_tasks, import_tasks
+from vtc_fw.app.transfer import export_tasks, import_tasks
 from vtc_fw.cli import main
 from vtc_fw.documents.task import ensure_task_indexes, insert_task
+from vtc_fw.errors import TransferError
 from vtc_fw.firetasks import RESULT_FILE, RunXesTask, read_result, task_document
 
 

@@ -32,9 +32,11 @@ from fireworks import FiretaskBase, FWAction, explicit_serialize
 from monty.json import jsanitize
 from pymatgen.core import Structure
 
+# Importing vtc_fw.db (any module of it) also makes FireWorks' id draws atomic on every server
+# (vtc_fw.db.fireworks_ids): every worker that runs these tasks gets unique launch ids.
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
-from vtc_fw.errors import DiskFullError, FeffError, VtcError
+from vtc_fw.errors import DiskFullError, FeffError, VtcError, error_dict
 
 RESULT_FILE = "xes_result.json.gz"
 """Outcome of ``RunXesTask`` in the launch directory, read by ``InsertXesTask``."""
@@ -242,14 +244,9 @@ def read_result(path: Path) -> dict[str, Any]:
 
 def _failure(record_key: str, preset: str, error: Exception) -> dict[str, Any]:
     attempts = [_as_plain(attempt) for attempt in getattr(error, "attempts", None) or []]
-    if isinstance(error, VtcError):
-        described = {k: v for k, v in error.as_dict().items() if k != "attempts"}
-    else:
-        described = {
-            "type": type(error).__name__,
-            "reason": "unexpected",
-            "message": f"{error}\n{traceback.format_exc(limit=5)}",
-        }
+    described = {k: v for k, v in error_dict(error).items() if k != "attempts"}
+    if not isinstance(error, VtcError):
+        described["message"] += "\n" + traceback.format_exc(limit=5)
     return {
         "state": "failed",
         "record_key": record_key,

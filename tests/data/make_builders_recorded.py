@@ -17,8 +17,8 @@ from monty.json import jsanitize
 from pymatgen.core import Lattice, Structure
 
 from vtc_fw.documents.task import TaskDocument
+from vtc_fw.errors import FeffRunError
 from vtc_fw.feff.engine import compute_record_spectra
-from vtc_fw.feff.ladder import FeffRunError
 from vtc_fw.science.records import make_records
 
 OUTPUT = Path(__file__).with_name("builders_recorded.json.gz")

@@ -15,6 +15,7 @@ from pymatgen.core import Lattice, Structure
 from vtc_fw.feff.engine import compute_record_spectra
 from vtc_fw.science.features import featurize_record
 from vtc_fw.science.records import make_records
+from vtc_fw.settings import DEFAULT_PRESET
 
 NIO_A = 4.1771
 """Rock-salt NiO lattice parameter, Å."""
@@ -54,7 +55,7 @@ MATERIALS: dict[str, tuple[Callable[[float], Structure], str, tuple[float, ...]]
 def distortion_series(
     material: str,
     strains: Sequence[float] | None = None,
-    preset: str = "paper",
+    preset: str = DEFAULT_PRESET,
     workdir: Path | str = Path("distortion_runs"),
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:

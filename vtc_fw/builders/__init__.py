@@ -21,6 +21,7 @@ from vtc_fw.builders.features import FeatureBuilder
 from vtc_fw.builders.predict import PredictionBuilder
 from vtc_fw.builders.train import TrainBuilder
 from vtc_fw.builders.xes import XesBuilder
+from vtc_fw.settings import DEFAULT_PRESET
 
 if TYPE_CHECKING:
     from vtc_fw.db.config import DbConfig
@@ -38,7 +39,7 @@ __all__ = [
 def nightly_builders(
     config: DbConfig,
     *,
-    preset: str = "paper",
+    preset: str = DEFAULT_PRESET,
     seed: int = 0,
     n_iter: int = 100,
     n_jobs: int | None = None,

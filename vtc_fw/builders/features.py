@@ -10,7 +10,6 @@ from pymatgen.core import Structure
 
 from vtc_fw.builders.incremental import (
     as_utc,
-    error_as_dict,
     newest_by,
     query_by_keys,
     remove_by_keys,
@@ -18,7 +17,7 @@ from vtc_fw.builders.incremental import (
 )
 from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.xes import BuilderMeta
-from vtc_fw.errors import StructureError
+from vtc_fw.errors import StructureError, error_dict
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.science.features import (
     CRYSTAL_SUMS,
@@ -109,7 +108,7 @@ class FeatureBuilder(Builder):
             )
         except Exception as error:  # any unusable structure becomes a failed document
             failure = FeatureDocument.from_error(
-                error_as_dict(error),
+                error_dict(error),
                 structure_id=structure_id,
                 element=None,
                 last_updated=last_updated,
@@ -128,7 +127,7 @@ class FeatureBuilder(Builder):
                 )
             except Exception as error:  # one bad record must not lose the others
                 document = FeatureDocument.from_error(
-                    error_as_dict(error),
+                    error_dict(error),
                     structure_id=structure_id,
                     element=record.element,
                     last_updated=last_updated,

@@ -13,8 +13,6 @@ from typing import Any
 
 from maggma.core import Store
 
-from vtc_fw.errors import VtcError
-
 
 def as_utc(moment: datetime | str) -> datetime:
     """A timezone-aware UTC datetime (MongoDB returns naive UTC; maggma may return strings)."""
@@ -85,13 +83,6 @@ def remove_by_keys(store: Store, field: str, keys: list[Any]) -> None:
     """Delete the documents of ``store`` whose ``field`` is one of ``keys``, in ``$in`` batches."""
     for batch in chunks(keys, IN_QUERY_BATCH):
         store.remove_docs({field: {"$in": batch}})
-
-
-def error_as_dict(error: Exception) -> dict[str, str]:
-    """An exception as stored in a failed document: type, machine reason, message."""
-    if isinstance(error, VtcError):
-        return error.as_dict()
-    return {"type": type(error).__name__, "reason": "unexpected", "message": str(error)}
 
 
 def newest(moments: Iterable[datetime]) -> datetime | None:

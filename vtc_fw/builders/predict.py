@@ -10,8 +10,9 @@ from maggma.core import Builder, Store
 
 from vtc_fw.builders.incremental import as_utc, chunks, newest_by, query_by_keys, stale_keys
 from vtc_fw.builders.train import latest_model, load_estimator
-from vtc_fw.documents.prediction import PredictionDocument, prediction_key
+from vtc_fw.documents.prediction import PredictionDocument
 from vtc_fw.documents.xes import BuilderMeta
+from vtc_fw.keys import prediction_key
 from vtc_fw.ml.protocol import tree_predictions
 
 

@@ -13,10 +13,11 @@ import joblib
 from maggma.core import Builder, Store
 from sklearn.ensemble import RandomForestRegressor
 
-from vtc_fw.builders.incremental import as_utc, error_as_dict, newest
+from vtc_fw.builders.incremental import as_utc, newest
 from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.model import ModelDocument
 from vtc_fw.documents.xes import BuilderMeta, utc_now
+from vtc_fw.errors import error_dict
 from vtc_fw.ml.protocol import train_paper_protocol
 
 
@@ -236,7 +237,7 @@ def _failed_model(
     return {
         "model_id": f"failed-{now.strftime('%Y%m%dT%H%M%S%f')}",
         "state": "failed",
-        "error": error_as_dict(error),
+        "error": error_dict(error),
         "excluded": excluded,
         "sources_last_updated": sources_last_updated,
         "last_updated": now,

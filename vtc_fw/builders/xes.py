@@ -10,6 +10,7 @@ from maggma.core import Builder, Store
 
 from vtc_fw.builders.incremental import as_utc, chunks, newest_by, query_by_keys, stale_keys
 from vtc_fw.documents.xes import BuilderMeta, XesDocument
+from vtc_fw.settings import DEFAULT_PRESET
 
 
 class XesBuilder(Builder):
@@ -32,7 +33,7 @@ class XesBuilder(Builder):
         self,
         tasks: Store,
         xes: Store,
-        preset: str = "paper",
+        preset: str = DEFAULT_PRESET,
         query: dict[str, Any] | None = None,
         chunk_size: int = 500,
         **kwargs: Any,

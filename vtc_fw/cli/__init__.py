@@ -1,26 +1,61 @@
-"""The ``vtc-fw`` command line: one click group, one module per command family."""
+"""The ``vtc-fw`` command line: one click group, one module per command family.
 
-import importlib
+Commands are registered explicitly below. One error policy for all of them: a vtc-fw error
+(bad input, bad configuration, FEFF failure), an unreachable database or an unreadable file is
+one line on stderr and exit code 1, never a traceback.
+"""
+
+from typing import Any
 
 import click
+from pymongo.errors import PyMongoError
 
 from vtc_fw import __version__
-
-# Each module registers its commands on ``main`` when imported (features, feff, db, build...).
-_COMMAND_MODULES = ("features", "feff", "db", "build", "run")
-
-# DbConfig.load's search order, shared by every ``--db-file`` option.
-DB_FILE_HELP = (
-    "db.json or my_launchpad.yaml (default: $VTC_FW_DB_FILE, ./db.json, ./my_launchpad.yaml, "
-    "the embedded server)."
-)
+from vtc_fw.cli import build, db, features, feff, run
+from vtc_fw.errors import VtcError
 
 
-@click.group()
+class VtcGroup(click.Group):
+    """A click group that turns expected failures into one-line errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; vtc-fw, database and file errors become ``click.ClickException``."""
+        try:
+            return super().invoke(ctx)
+        except VtcError as error:
+            raise click.ClickException(f"{error} [{error.reason}]") from error
+        except PyMongoError as error:
+            raise click.ClickException(f"database error: {_first_line(error)}") from error
+        except OSError as error:
+            raise click.ClickException(str(error)) from error
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+@click.group(cls=VtcGroup)
 @click.version_option(__version__, prog_name="vtc-fw")
 def main() -> None:
     """Predict the polarization anisotropy (SAMS) of valence-to-core XES from crystal structures."""
 
 
-for _name in _COMMAND_MODULES:
-    importlib.import_module(f"vtc_fw.cli.{_name}")
+COMMANDS: tuple[click.Command, ...] = (
+    features.features_command,
+    features.table_command,
+    feff.sams_command,
+    feff.distortion_command,
+    db.db_group,
+    db.submit_command,
+    db.export_command,
+    db.import_command,
+    build.build_command,
+    build.screen_command,
+    build.report_command,
+    build.suggest_command,
+    run.run_command,
+)
+"""Every ``vtc-fw`` command, in the order ``vtc-fw --help`` lists them."""
+
+for _command in COMMANDS:
+    main.add_command(_command)

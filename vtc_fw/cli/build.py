@@ -11,13 +11,10 @@ import click
 from vtc_fw.app.reporting import latest_model, write_model_report
 from vtc_fw.app.screening import least_certain, screen
 from vtc_fw.builders import nightly_builders, run_builders
-from vtc_fw.cli import DB_FILE_HELP, main
+from vtc_fw.cli.options import db_config_option, setting
 from vtc_fw.db.config import DbConfig
-from vtc_fw.documents.task import TASK_COLLECTION, task_key
-
-
-def _config(db_file: Path | None) -> DbConfig:
-    return DbConfig.load(db_file)
+from vtc_fw.documents.task import TASK_COLLECTION
+from vtc_fw.keys import task_key
 
 
 def _connected(config: DbConfig, *names: str) -> list[Any]:
@@ -29,20 +26,29 @@ def _connected(config: DbConfig, *names: str) -> list[Any]:
     return stores
 
 
-@main.command("build")
-@click.option("--db-file", type=click.Path(dir_okay=False, path_type=Path), help=DB_FILE_HELP)
-@click.option("--preset", default="paper", show_default=True, help="FEFF preset of the targets.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the training protocol.")
-@click.option("--n-iter", default=100, show_default=True, help="Draws of the randomized search.")
-@click.option("--n-jobs", default=1, show_default=True, help="Processes (featurizing, training).")
+@click.command("build")
+@db_config_option
+@click.option(
+    "--preset", default=setting("preset"), show_default=True, help="FEFF preset of the targets."
+)
+@click.option(
+    "--seed", default=setting("seed"), show_default=True, help="Seed of the training protocol."
+)
+@click.option(
+    "--n-iter", default=setting("n_iter"), show_default=True, help="Draws of the randomized search."
+)
+@click.option(
+    "--n-jobs",
+    default=setting("n_jobs"),
+    show_default=True,
+    help="Processes (featurizing, training).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {builder: documents written}.")
 def build_command(
-    db_file: Path | None, preset: str, seed: int, n_iter: int, n_jobs: int, as_json: bool
+    config: DbConfig, preset: str, seed: int, n_iter: int, n_jobs: int, as_json: bool
 ) -> None:
     """Run the nightly builders: tasks → xes, structures → features, → models → predictions."""
-    builders = nightly_builders(
-        _config(db_file), preset=preset, seed=seed, n_iter=n_iter, n_jobs=n_jobs
-    )
+    builders = nightly_builders(config, preset=preset, seed=seed, n_iter=n_iter, n_jobs=n_jobs)
     written = run_builders(builders, show_progress=not as_json, processes=n_jobs)
     if as_json:
         click.echo(json.dumps(written))
@@ -51,23 +57,23 @@ def build_command(
         click.echo(f"{name:<20}{count:>8} documents written")
 
 
-@main.command("screen")
+@click.command("screen")
 @click.option("--min-sams", type=float, required=True, help="Lowest SAMS (dimensionless).")
 @click.option("--element", "-e", default=None, help="Only this absorbing element.")
 @click.option("--limit", default=20, show_default=True, help="At most this many candidates.")
 @click.option("--include-out-of-domain", is_flag=True, help="Also untrustworthy predictions.")
-@click.option("--db-file", type=click.Path(dir_okay=False, path_type=Path), help=DB_FILE_HELP)
+@db_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the candidates as JSON.")
 def screen_command(
     min_sams: float,
     element: str | None,
     limit: int,
     include_out_of_domain: bool,
-    db_file: Path | None,
+    config: DbConfig,
     as_json: bool,
 ) -> None:
     """Records whose SAMS (FEFF, else the newest model's prediction) is at least MIN_SAMS."""
-    predictions, xes, models = _connected(_config(db_file), "predictions", "xes", "models")
+    predictions, xes, models = _connected(config, "predictions", "xes", "models")
     candidates = screen(
         predictions,
         xes,
@@ -89,15 +95,14 @@ def screen_command(
         )
 
 
-@main.command("report")
+@click.command("report")
 @click.option(
     "--out", "out_dir", default=Path("report"), show_default=True, type=click.Path(path_type=Path)
 )
 @click.option("--model-id", default=None, help="A model (default: the newest successful one).")
-@click.option("--db-file", type=click.Path(dir_okay=False, path_type=Path), help=DB_FILE_HELP)
-def report_command(out_dir: Path, model_id: str | None, db_file: Path | None) -> None:
+@db_config_option
+def report_command(out_dir: Path, model_id: str | None, config: DbConfig) -> None:
     """Write the model's figures (PNG) and metrics table (markdown) to OUT."""
-    config = _config(db_file)
     model = latest_model(config, model_id)
     if model is None:
         raise click.ClickException("no trained model in the database (run `vtc-fw build`)")
@@ -105,23 +110,24 @@ def report_command(out_dir: Path, model_id: str | None, db_file: Path | None) ->
         click.echo(str(path))
 
 
-@main.command("suggest")
+@click.command("suggest")
 @click.option("--n", "count", type=int, required=True, help="Records to pick.")
 @click.option("--element", "-e", default=None, help="Only this absorbing element.")
 @click.option("--submit", is_flag=True, help="Add their XES workflows to the LaunchPad.")
-@click.option("--preset", default="paper", show_default=True, help="FEFF preset when submitting.")
-@click.option("--db-file", type=click.Path(dir_okay=False, path_type=Path), help=DB_FILE_HELP)
+@click.option(
+    "--preset", default=setting("preset"), show_default=True, help="FEFF preset when submitting."
+)
+@db_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the picks as JSON.")
 def suggest_command(
     count: int,
     element: str | None,
     submit: bool,
     preset: str,
-    db_file: Path | None,
+    config: DbConfig,
     as_json: bool,
 ) -> None:
     """Pick the unlabelled records the model is least certain about (largest tree spread)."""
-    config = _config(db_file)
     predictions, xes, models = _connected(config, "predictions", "xes", "models")
     picks = least_certain(predictions, xes, models, n=count, element=element)
     if submit:

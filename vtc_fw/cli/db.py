@@ -9,55 +9,36 @@ import click
 from tqdm import tqdm
 
 from vtc_fw.app.transfer import export_tasks, import_tasks
-from vtc_fw.cli import DB_FILE_HELP, main
+from vtc_fw.cli.options import db_config_option, setting
 from vtc_fw.db.config import DbConfig
-from vtc_fw.errors import VtcError
 from vtc_fw.workflow.maker import XesWorkflowMaker
 from vtc_fw.workflow.submission import SOURCES, open_source, submit_entries
 
-DB_FILE_OPTION = click.option(
-    "--db-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    envvar="VTC_FW_DB_FILE",
-    help=DB_FILE_HELP,
-)
 
-
-def _config(db_file: Path | None) -> DbConfig:
-    try:
-        return DbConfig.load(db_file)
-    except VtcError as error:
-        raise click.ClickException(str(error)) from error
-
-
-@main.group("db")
+@click.group("db")
 def db_group() -> None:
     """The embedded database server (secantusd-py, a MongoDB-protocol server)."""
 
 
 @db_group.command("start")
-@DB_FILE_OPTION
-def db_start(db_file: Path | None) -> None:
+@db_config_option
+def db_start(config: DbConfig) -> None:
     """Start the embedded server of the configured local default address."""
-    config = _config(db_file)
     if not config.is_local_default:
         raise click.ClickException(
             f"the configured server ({config.uri or f'{config.host}:{config.port}'}) is not the "
             "embedded default; vtc-fw starts only its own local server"
         )
-    try:
-        status = config.embedded_server().ensure_running()
-    except VtcError as error:
-        raise click.ClickException(str(error)) from error
+    status = config.embedded_server().ensure_running()
     who = f"pid {status.pid}" if status.running else "a server not started by vtc-fw"
     click.echo(f"database answering at {status.host}:{status.port} ({who}), data {status.data_dir}")
 
 
 @db_group.command("stop")
-@DB_FILE_OPTION
-def db_stop(db_file: Path | None) -> None:
+@db_config_option
+def db_stop(config: DbConfig) -> None:
     """Stop the embedded server started by vtc-fw."""
-    server = _config(db_file).embedded_server()
+    server = config.embedded_server()
     stopped = server.stop()
     click.echo(
         f"stopped the server at {server.host}:{server.port}" if stopped else "no server running"
@@ -65,11 +46,10 @@ def db_stop(db_file: Path | None) -> None:
 
 
 @db_group.command("status")
-@DB_FILE_OPTION
+@db_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def db_status(db_file: Path | None, as_json: bool) -> None:
+def db_status(config: DbConfig, as_json: bool) -> None:
     """Say whether the configured database answers, and what vtc-fw started."""
-    config = _config(db_file)
     status = config.embedded_server().status()
     if as_json:
         click.echo(json.dumps({**status.as_dict(), "database": config.database}, indent=2))
@@ -81,10 +61,10 @@ def db_status(db_file: Path | None, as_json: bool) -> None:
         click.echo(f"embedded:   pid {status.pid}, data {status.data_dir}, log {status.log_file}")
 
 
-@main.command("submit")
+@click.command("submit")
 @click.option("--source", type=click.Choice(SOURCES), required=True, help="Structure source.")
 @click.option("--path", help="CIF directory (cif-dir) or ASE database file (ase-db).")
-@click.option("--preset", default="paper", show_default=True, help="FEFF preset.")
+@click.option("--preset", default=setting("preset"), show_default=True, help="FEFF preset.")
 @click.option("--limit", type=int, help="At most this many structures.")
 @click.option("--elements", help="Comma-separated 3d elements, e.g. Fe,Co (records and filter).")
 @click.option("--seed", type=int, help="With --limit: a seeded, element-balanced sample.")
@@ -96,7 +76,7 @@ def db_status(db_file: Path | None, as_json: bool) -> None:
     help="Wall-clock limit of one record, s; a record over it is stored as failed (reason "
     "timeout). Default: none (the queue's walltime applies).",
 )
-@DB_FILE_OPTION
+@db_config_option
 def submit_command(
     source: str,
     path: str | None,
@@ -106,7 +86,7 @@ def submit_command(
     seed: int | None,
     category: str | None,
     timeout_s: float | None,
-    db_file: Path | None,
+    config: DbConfig,
 ) -> None:
     """Store structures from a source and add one XES workflow per new record."""
     from vtc_fw.feff import PRESETS
@@ -114,49 +94,42 @@ def submit_command(
     if preset not in PRESETS:
         raise click.ClickException(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     chosen = [e.strip() for e in elements.split(",")] if elements else None
-    config = _config(db_file)
-    try:
-        entries = open_source(source, path=path, limit=limit, elements=chosen, seed=seed)
-        with tqdm(total=limit, unit="structure", desc="submit") as bar:
-            report = submit_entries(
-                entries,
-                config,
-                XesWorkflowMaker(preset=preset, category=category, timeout_s=timeout_s),
-                elements=chosen,
-                progress=bar.update,
-            )
-    except VtcError as error:
-        raise click.ClickException(str(error)) from error
+    entries = open_source(source, path=path, limit=limit, elements=chosen, seed=seed)
+    with tqdm(total=limit, unit="structure", desc="submit") as bar:
+        report = submit_entries(
+            entries,
+            config,
+            XesWorkflowMaker(preset=preset, category=category, timeout_s=timeout_s),
+            elements=chosen,
+            progress=bar.update,
+        )
     for structure_id, error in report.unreadable:
         click.echo(f"unreadable {structure_id}: {error}", err=True)
     click.echo(report.summary())
 
 
-@main.command("export")
+@click.command("export")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--query", default="{}", help='MongoDB filter on tasks, e.g. \'{"preset": "paper"}\'.'
 )
-@DB_FILE_OPTION
-def export_command(path: Path, query: str, db_file: Path | None) -> None:
+@db_config_option
+def export_command(path: Path, query: str, config: DbConfig) -> None:
     """Write task documents to PATH (.jsonl.gz)."""
     try:
         criteria = json.loads(query)
     except ValueError as error:
         raise click.ClickException(f"--query is not JSON: {error}") from error
     with tqdm(unit="task", desc="export") as bar:
-        count = export_tasks(_config(db_file), path, criteria, progress=bar.update)
+        count = export_tasks(config, path, criteria, progress=bar.update)
     click.echo(f"exported {count} task documents to {path}")
 
 
-@main.command("import")
+@click.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@DB_FILE_OPTION
-def import_command(path: Path, db_file: Path | None) -> None:
+@db_config_option
+def import_command(path: Path, config: DbConfig) -> None:
     """Insert the task documents of PATH (.jsonl.gz); importing twice adds nothing."""
-    try:
-        with tqdm(unit="task", desc="import") as bar:
-            counts = import_tasks(_config(db_file), path, progress=bar.update)
-    except VtcError as error:
-        raise click.ClickException(str(error)) from error
+    with tqdm(unit="task", desc="import") as bar:
+        counts = import_tasks(config, path, progress=bar.update)
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))

@@ -6,7 +6,6 @@ from pathlib import Path
 import click
 from pymatgen.core import Structure
 
-from vtc_fw.cli import main
 from vtc_fw.errors import VtcError
 from vtc_fw.science.features import DEFAULT_FEATURE_EXPONENT, FEATURE_COLUMNS, featurize_record
 from vtc_fw.science.records import make_records
@@ -26,7 +25,7 @@ def read_structure(path: Path) -> Structure:
         raise click.ClickException(f"cannot read a structure from {path}: {exc}") from exc
 
 
-@main.command("features")
+@click.command("features")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--element", "-e", required=True, help="Absorbing 3d element, e.g. Fe.")
 @click.option(
@@ -56,7 +55,7 @@ def features_command(path: Path, element: str, exponent: int, as_json: bool) -> 
     click.echo(f"  {'in_domain':<16}{row.in_domain}  {'; '.join(row.domain_notes)}")
 
 
-@main.command("table")
+@click.command("table")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--exponent", "-n", default=DEFAULT_FEATURE_EXPONENT, show_default=True, type=int)
 def table_command(paths: tuple[Path, ...], exponent: int) -> None:

@@ -8,15 +8,17 @@ from pathlib import Path
 import click
 import numpy as np
 
-from vtc_fw.cli import main
 from vtc_fw.errors import VtcError
 from vtc_fw.feff.inputs import PRESETS
+from vtc_fw.settings import DEFAULT_PRESET
 
 
-@main.command("sams")
+@click.command("sams")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--element", "-e", required=True, help="Absorbing 3d element, e.g. Ni.")
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="paper", show_default=True)
+@click.option(
+    "--preset", type=click.Choice(sorted(PRESETS)), default=DEFAULT_PRESET, show_default=True
+)
 @click.option("--route", type=click.Choice(["auto", "axes", "sigma"]), default="sigma")
 @click.option(
     "--workdir",
@@ -82,14 +84,16 @@ def _fail(error: Exception, as_json: bool) -> None:
     raise click.ClickException(f"{error} [{reason}]")
 
 
-@main.command("distortion")
+@click.command("distortion")
 @click.argument("material", type=click.Choice(["nio", "cr2o3"]))
 @click.option(
     "--steps",
     default=None,
     help="Comma-separated strains along c, % (default: the paper's series).",
 )
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="paper", show_default=True)
+@click.option(
+    "--preset", type=click.Choice(sorted(PRESETS)), default=DEFAULT_PRESET, show_default=True
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -5,18 +5,13 @@ from pathlib import Path
 
 import click
 
-from vtc_fw.app.main_job import (
-    DEFAULT_PRESET,
-    RECORD_TIMEOUT_S,
-    SAMPLES,
-    MainJobSettings,
-    run_main_job,
-)
-from vtc_fw.cli import DB_FILE_HELP, main
+from vtc_fw.app.main_job import MainJobSettings, run_main_job
+from vtc_fw.app.sampling import RECORD_TIMEOUT_S, SAMPLES
+from vtc_fw.cli.options import db_config_option, setting
 from vtc_fw.db.config import DbConfig
 
 
-@main.command("run")
+@click.command("run")
 @click.option("--n", "n_new", default=2, show_default=True, help="New structures to run FEFF on.")
 @click.option(
     "--sample",
@@ -26,18 +21,22 @@ from vtc_fw.db.config import DbConfig
     help="quick: one FEFF site per new structure (~10 min run); broad: the reference population.",
 )
 @click.option("--workers", default=2, show_default=True, help="Local rlaunch workers.")
-@click.option("--preset", default=DEFAULT_PRESET, show_default=True, help="FEFF preset.")
+@click.option("--preset", default=setting("preset"), show_default=True, help="FEFF preset.")
 @click.option(
     "--timeout",
     "timeout_s",
     type=float,
-    default=None,
+    default=setting("record_timeout_s"),
     help="Wall-clock limit of one new FEFF record, s (0: none; default: "
     + ", ".join(f"{sample} {limit:g}" for sample, limit in RECORD_TIMEOUT_S.items())
     + "). A record over it is stored as failed (reason timeout) and the run goes on.",
 )
-@click.option("--seed", default=0, show_default=True, help="Seed of the sample and the model.")
-@click.option("--n-iter", default=100, show_default=True, help="Randomized-search draws.")
+@click.option(
+    "--seed", default=setting("seed"), show_default=True, help="Seed of the sample and the model."
+)
+@click.option(
+    "--n-iter", default=setting("n_iter"), show_default=True, help="Randomized-search draws."
+)
 @click.option(
     "--structures",
     type=int,
@@ -56,12 +55,7 @@ from vtc_fw.db.config import DbConfig
     default=None,
     help="Worker, scratch and report directory (default: $VTC_FW_HOME/run).",
 )
-@click.option(
-    "--db-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=DB_FILE_HELP,
-)
+@db_config_option
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
 def run_command(
     n_new: int,
@@ -74,7 +68,7 @@ def run_command(
     structures: int | None,
     reference_dir: Path | None,
     run_dir: Path | None,
-    db_file: Path | None,
+    config: DbConfig,
     as_json: bool,
 ) -> None:
     """Compute, train, predict and report on the configured (default: embedded) database.
@@ -96,7 +90,7 @@ def run_command(
     if reference_dir is not None:
         settings.reference_dir = reference_dir
     try:
-        summary = run_main_job(DbConfig.load(db_file), settings, echo=click.echo)
+        summary = run_main_job(config, settings, echo=click.echo)
     except KeyboardInterrupt as interrupt:
         raise SystemExit(130) from interrupt
     if as_json:

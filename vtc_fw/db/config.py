@@ -16,7 +16,6 @@ configured server is the local default (or a local one whose db.json names an
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,8 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from vtc_fw.db.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer
-from vtc_fw.errors import VtcError
+from vtc_fw.errors import DbConfigError
+from vtc_fw.settings import get_settings
 
 DEFAULT_DATABASE = "vtc_fw"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
@@ -45,12 +45,6 @@ COLLECTION_KEYS: dict[str, str] = {
 
 MODEL_BLOBS = "model_blobs"
 """GridFS bucket of serialised models."""
-
-
-class DbConfigError(VtcError):
-    """A database configuration file is missing or malformed."""
-
-    reason = "bad_db_config"
 
 
 @dataclass(frozen=True)
@@ -86,7 +80,7 @@ class DbConfig:
             path: A db.json-style JSON file or a my_launchpad.yaml; None to search.
         """
         if path is None:
-            path = os.environ.get("VTC_FW_DB_FILE") or _first_existing(
+            path = get_settings().db_file or _first_existing(
                 Path("db.json"), Path("my_launchpad.yaml")
             )
         return cls() if path is None else cls.from_file(path)

@@ -26,22 +26,17 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from vtc_fw.errors import VtcError
+from vtc_fw.errors import DatabaseServerError
+from vtc_fw.settings import get_settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 27017
 SERVER_SCRIPT = "secantusd-py"
 
 
-class DatabaseServerError(VtcError):
-    """The embedded database server cannot be started or stopped."""
-
-    reason = "db_server"
-
-
 def vtc_fw_home() -> Path:
     """The directory of vtc-fw's local state: ``$VTC_FW_HOME``, default ``~/.vtc_fw``."""
-    return Path(os.environ.get("VTC_FW_HOME", Path.home() / ".vtc_fw")).expanduser()
+    return get_settings().home_dir
 
 
 def free_port(host: str = DEFAULT_HOST) -> int:

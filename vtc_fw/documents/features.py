@@ -4,7 +4,7 @@ Built by :class:`vtc_fw.builders.features.FeatureBuilder` from the ``structures`
 The flat feature fields hold the values at one exponent (``exponent``); ``sweep`` holds the
 exponent-dependent sums at every exponent of the paper's range so that training can choose
 the exponent without featurizing again, with the crystal forms of the sums beyond the paper
-(:data:`vtc_fw.science.features.CRYSTAL_SUMS`); ``first_shell`` holds more descriptors beyond
+(:data:`vtc_fw.keys.CRYSTAL_SUMS`); ``first_shell`` holds more descriptors beyond
 the paper; both are for :mod:`vtc_fw.ml.comparison`.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from vtc_fw.documents.xes import BuilderMeta, utc_now
+from vtc_fw.keys import record_key
 from vtc_fw.science.coordination import record_first_shell
 from vtc_fw.science.features import FEATURE_COLUMNS, FeatureRow, moments_by_exponent, sweep_columns
 from vtc_fw.science.records import Record
@@ -58,7 +59,7 @@ class FeatureDocument(BaseModel):
     sweep: dict[str, dict[str, float | None]] = Field(
         default_factory=dict,
         description="QAMS, DAMS, IAMS and their crystal forms (QAMS_crystal...: sums of the "
-        "site-averaged tensors, vtc_fw.science.features.CRYSTAL_SUMS) at each feature exponent "
+        "site-averaged tensors, vtc_fw.keys.CRYSTAL_SUMS) at each feature exponent "
         'n, keyed by str(n): {"5": {...}}.',
     )
     first_shell: dict[str, float] = Field(
@@ -123,7 +124,7 @@ class FeatureDocument(BaseModel):
     ) -> FeatureDocument:
         """A failure document: a structure (element None) or a record that was not featurized."""
         return cls(
-            record_key=f"{structure_id}:{element}" if element else structure_id,
+            record_key=record_key(structure_id, element) if element else structure_id,
             structure_id=structure_id,
             element=element,
             state="failed",

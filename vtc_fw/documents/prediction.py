@@ -13,11 +13,6 @@ from pydantic import BaseModel, Field
 from vtc_fw.documents.xes import BuilderMeta, utc_now
 
 
-def prediction_key(record_key: str, model_id: str) -> str:
-    """Key of the prediction of one record by one model."""
-    return f"{record_key}:{model_id}"
-
-
 class PredictionDocument(BaseModel):
     """Predicted SAMS of one record by one model, with its tree spread and domain flag."""
 

@@ -22,13 +22,9 @@ from pymongo.errors import DuplicateKeyError
 
 from vtc_fw import __version__
 from vtc_fw.documents.provenance import package_versions
+from vtc_fw.keys import parse_record_key, task_key
 
 TASK_COLLECTION = "tasks"
-
-
-def task_key(record_key: str, preset: str) -> str:
-    """The unique key of a task: ``"{structure_id}:{element}:{preset}"``."""
-    return f"{record_key}:{preset}"
 
 
 def _utc_now() -> datetime:
@@ -175,7 +171,7 @@ class TaskDocument(BaseModel):
             attempts: The FEFF attempts made before giving up, if any.
             fields: Further known fields (formula, task_wall_s, run_dir, host, ...).
         """
-        structure_id, _, element = record_key.rpartition(":")
+        structure_id, element = parse_record_key(record_key)
         return cls(
             task_key=task_key(record_key, preset),
             record_key=record_key,

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from vtc_fw.errors import FeffError
+from vtc_fw.errors import FeffError, FeffRunError
 from vtc_fw.feff.inputs import XesInputSet, preset_settings
-from vtc_fw.feff.ladder import LADDER, Attempt, FeffRunError
+from vtc_fw.feff.ladder import LADDER, Attempt
 from vtc_fw.feff.parse import count_failures, read_xmu, scf_converged
 from vtc_fw.feff.run import (
     FMS_STAGES,
@@ -48,6 +48,7 @@ from vtc_fw.science.anisotropy import (
     sigma_from_polarizations,
 )
 from vtc_fw.science.records import AbsorberSite, Record
+from vtc_fw.settings import DEFAULT_PRESET
 
 ROUTES = ("auto", "axes", "sigma")
 
@@ -346,7 +347,7 @@ def _site_sums(
 
 def compute_record_spectra(
     record: Record,
-    preset: str | dict[str, Any] = "paper",
+    preset: str | dict[str, Any] = DEFAULT_PRESET,
     workdir: Path | str = Path("feff_runs"),
     *,
     feff_cmd: str | None = None,

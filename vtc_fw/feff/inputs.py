@@ -22,6 +22,7 @@ from monty.json import MSONable
 from pymatgen.core import Element
 
 from vtc_fw.science.clusters import Cluster
+from vtc_fw.settings import DEFAULT_PRESET
 
 PRESET_FILE = "presets.yaml"
 SETTINGS_COMMENT = "* vtc-fw settings:"
@@ -85,7 +86,7 @@ class XesInputSet(MSONable):
         cls,
         cluster: Cluster,
         basis: np.ndarray,
-        preset: str | dict[str, Any] = "paper",
+        preset: str | dict[str, Any] = DEFAULT_PRESET,
         polarization: np.ndarray | None = None,
         title: list[str] | None = None,
     ) -> XesInputSet:

@@ -8,8 +8,6 @@ atomic potentials). A site is retried from its SCF on each rung; every attempt i
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from vtc_fw.errors import FeffError
-
 
 @dataclass(frozen=True)
 class Rung:
@@ -65,17 +63,3 @@ class Attempt:
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return asdict(self)
-
-
-class FeffRunError(FeffError):
-    """Every rung of the ladder failed for a site; ``attempts`` holds all of them."""
-
-    reason = "feff_ladder_exhausted"
-
-    def __init__(self, message: str, attempts: list[Attempt], reason: str | None = None) -> None:
-        super().__init__(message, reason)
-        self.attempts = attempts
-
-    def as_dict(self) -> dict[str, Any]:
-        """The error with its attempts, as stored in a document."""
-        return {**super().as_dict(), "attempts": [a.as_dict() for a in self.attempts]}

@@ -16,7 +16,7 @@ exponent sweep on the training rows and the same randomized search (``n_iter`` d
 * ``rf_first_shell``, ``gbr_first_shell``: the paper features at the chosen exponent plus the
   charge-free first-shell descriptors of :mod:`vtc_fw.science.coordination`.
 * ``rf_crystal``: the paper's forest with QAMS/DAMS/IAMS replaced by their crystal forms
-  (:data:`~vtc_fw.science.features.CRYSTAL_SUMS`: the sums of the site-averaged tensors, as the
+  (:data:`~vtc_fw.keys.CRYSTAL_SUMS`: the sums of the site-averaged tensors, as the
   target sums the sites' spectra), at the chosen exponent.
 * ``gbr_crystal_first_shell``: gradient boosting on the crystal features plus the first shell.
 
@@ -46,8 +46,8 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import RandomizedSearchCV, RepeatedKFold, cross_val_score
 from threadpoolctl import threadpool_limits
 
+from vtc_fw.keys import CRYSTAL_SUMS, MOMENT_SUMS, parse_sweep_column, sweep_column
 from vtc_fw.ml.protocol import (
-    SWEPT_FEATURES,
     ElementScore,
     ExponentSweep,
     paper_search_space,
@@ -59,7 +59,7 @@ from vtc_fw.ml.protocol import (
     usable_rows,
 )
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
-from vtc_fw.science.features import CRYSTAL_SUMS, FEATURE_COLUMNS
+from vtc_fw.science.features import FEATURE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ FIXED_COLUMNS: dict[str, tuple[str, ...]] = {
 """Columns of the feature sets beyond the paper's that do not depend on the table."""
 
 EXPONENT_FREE_FEATURES: tuple[str, ...] = tuple(
-    name for name in FEATURE_COLUMNS if name not in SWEPT_FEATURES
+    name for name in FEATURE_COLUMNS if name not in MOMENT_SUMS
 )
 """The paper features that do not depend on the feature exponent."""
 
@@ -356,11 +356,11 @@ def describe_features(columns: Sequence[str]) -> str:
         return base
     if base and rest == FIRST_SHELL_FEATURES:
         return f"{base} + first shell {len(rest)} ({len(columns)})"
-    sweep = [c for c in columns if "@" in c]
+    sweep = [parsed for c in columns if (parsed := parse_sweep_column(c))]
     if not sweep:
         return ", ".join(columns)
-    names = "/".join(dict.fromkeys(c.split("@")[0] for c in sweep))
-    exponents = sorted({int(c.split("@")[1]) for c in sweep})
+    names = "/".join(dict.fromkeys(name for name, _ in sweep))
+    exponents = sorted({n for _, n in sweep})
     return f"{len(columns) - len(sweep)} + {names}@{exponents[0]}–{exponents[-1]} ({len(columns)})"
 
 
@@ -457,10 +457,11 @@ def feature_columns(variant: str, frame: pd.DataFrame) -> list[str] | None:
         columns = list(FIXED_COLUMNS[feature_set])
         complete = set(columns) <= set(frame.columns) and frame[columns].notna().all().all()
         return columns if complete else None
+    parsed = [p for c in frame.columns if (p := parse_sweep_column(c))]
     sweep = [
-        f"{name}@{n}"
-        for name in SWEPT_FEATURES
-        for n in sorted(int(c.split("@")[1]) for c in frame.columns if c.startswith(f"{name}@"))
+        sweep_column(name, n)
+        for name in MOMENT_SUMS
+        for n in sorted(n for column_name, n in parsed if column_name == name)
     ]
     return [*EXPONENT_FREE_FEATURES, *sweep] if sweep else None
 

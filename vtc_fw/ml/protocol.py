@@ -19,7 +19,6 @@ counted, never dropped silently.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,19 +37,14 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-from vtc_fw.science.features import CRYSTAL_SUMS, FEATURE_COLUMNS, best_exponent
-
-SWEPT_FEATURES: tuple[str, ...] = ("QAMS", "IAMS", "DAMS")
-"""Features whose value depends on the feature exponent n (weights r^-n)."""
+from vtc_fw.keys import CRYSTAL_SUMS, MOMENT_SUMS, parse_sweep_column, sweep_column
+from vtc_fw.science.features import FEATURE_COLUMNS, best_exponent
 
 NOISE_FEATURE = "noise"
 """Name of the uniform-noise column added for the noise-normalized importances."""
 
 TEST_FRACTION = 0.2
 PERMUTATION_REPEATS = 10
-
-_SWEEP_COLUMN = re.compile(r"^(QAMS|IAMS|DAMS)@(\d+)$")
-_NUMERIC_COLUMN = re.compile(r"^(QAMS|IAMS|DAMS)(_crystal)?@\d+$")
 
 
 def paper_search_space() -> dict[str, Any]:
@@ -214,7 +208,7 @@ def as_table(table: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """A copy of ``table`` as a DataFrame with None turned into NaN in numeric columns."""
     frame = pd.DataFrame(table).copy()
     for column in frame.columns:
-        if column in FEATURE_COLUMNS or column == "sams" or _NUMERIC_COLUMN.match(column):
+        if column in FEATURE_COLUMNS or column == "sams" or parse_sweep_column(column):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     return frame
 
@@ -271,13 +265,20 @@ def sweep_exponents(train: pd.DataFrame) -> ExponentSweep | None:
         The sweep, choosing the n with the highest mean r of QAMS and IAMS; None when the
         table has no ``QAMS@n``/``IAMS@n`` columns.
     """
-    exponents = sorted({int(m.group(2)) for c in train.columns if (m := _SWEEP_COLUMN.match(c))})
+    exponents = sorted(
+        {
+            parsed[1]
+            for c in train.columns
+            if (parsed := parse_sweep_column(c)) and parsed[0] in MOMENT_SUMS
+        }
+    )
     if not exponents:
         return None
     curve: dict[int, dict[str, float | int | None]] = {}
     for n in exponents:
         curve[n] = {
-            f"{name}_r": pearson(train.get(f"{name}@{n}"), train["sams"]) for name in SWEPT_FEATURES
+            f"{name}_r": pearson(train.get(sweep_column(name, n)), train["sams"])
+            for name in MOMENT_SUMS
         }
         curve[n]["n_records"] = len(train)
     return ExponentSweep(curve=curve, chosen_exponent=best_exponent(curve))
@@ -298,8 +299,8 @@ def at_exponent(frame: pd.DataFrame, exponent: int) -> pd.DataFrame:
     """``frame`` with QAMS/IAMS/DAMS (and their crystal forms, where the table has them)
     replaced by their values at ``exponent``."""
     frame = frame.copy()
-    for name in (*SWEPT_FEATURES, *CRYSTAL_SUMS.values()):
-        column = f"{name}@{exponent}"
+    for name in (*MOMENT_SUMS, *CRYSTAL_SUMS.values()):
+        column = sweep_column(name, exponent)
         if column in frame:
             frame[name] = frame[column]
     frame["exponent"] = exponent
@@ -436,9 +437,11 @@ def train_paper_protocol(
 def _with_swept_defaults(frame: pd.DataFrame) -> pd.DataFrame:
     """Fill QAMS/IAMS/DAMS from sweep columns when the table has only those."""
     frame = frame.copy()
-    for name in SWEPT_FEATURES:
+    for name in MOMENT_SUMS:
         if name not in frame:
-            sweep_columns = sorted(c for c in frame.columns if c.startswith(f"{name}@"))
+            sweep_columns = sorted(
+                c for c in frame.columns if (parsed := parse_sweep_column(c)) and parsed[0] == name
+            )
             frame[name] = frame[sweep_columns[0]] if sweep_columns else np.nan
     for column in FEATURE_COLUMNS:
         if column not in frame:

@@ -19,6 +19,7 @@ import numpy as np
 from pymatgen.core import Element, Structure
 from pymatgen.core.units import Length, Mass
 
+from vtc_fw.keys import CRYSTAL_SUMS, MOMENT_SUMS, sweep_column
 from vtc_fw.science.clusters import Cluster
 from vtc_fw.science.records import Record
 from vtc_fw.science.tensors import normalized_diagonals_by_exponent, pair_sum
@@ -34,13 +35,6 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "en_std",
 )
 """Model inputs, in the paper's order."""
-MOMENT_SUMS: tuple[str, ...] = ("QAMS", "DAMS", "IAMS")
-"""The exponent-dependent features."""
-CRYSTAL_SUMS: dict[str, str] = {name: f"{name}_crystal" for name in MOMENT_SUMS}
-"""Beyond the paper: each moment sum of the site average of the normalized tensors (in the
-record's basis) instead of the site average of the sums. A crystal's spectrum for a polarization
-is the sum over its sites, so sites whose anisotropies cancel give 0 here, as they do in SAMS:
-the three tetragonal Sc sites of cubic Sc3GaC have IAMS 3.8 at n = 9 and a FEFF SAMS of 0."""
 DEFAULT_FEATURE_EXPONENT = 5
 """Feature exponent used until a sweep on labelled data chooses another."""
 SWEEP_EXPONENTS: tuple[int, ...] = tuple(range(1, 15))
@@ -250,4 +244,8 @@ def moments_by_exponent(
 def sweep_columns(sweep: Mapping[str, Mapping[str, float | None]]) -> dict[str, float | None]:
     """Flat ``QAMS@n``, ``QAMS_crystal@n``... columns of a :func:`moments_by_exponent` result,
     the form :mod:`vtc_fw.ml.protocol` reads the exponent sweep in."""
-    return {f"{name}@{n}": value for n, sums in sweep.items() for name, value in sums.items()}
+    return {
+        sweep_column(name, int(n)): value
+        for n, sums in sweep.items()
+        for name, value in sums.items()
+    }

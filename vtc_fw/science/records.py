@@ -14,6 +14,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from vtc_fw import THREE_D_METALS
 from vtc_fw.errors import StructureError
+from vtc_fw.keys import record_key
 from vtc_fw.science.clusters import Cluster, clusters_around
 from vtc_fw.science.oxidation import OxidationResult, assign_oxidation_states
 from vtc_fw.science.tensors import (
@@ -256,7 +257,7 @@ def _record(
     own_clusters = {i: clusters[i] for i in indices}
     basis, source = _basis(list(own_clusters.values()), reference_axes)
     return Record(
-        key=f"{structure_id}:{element}",
+        key=record_key(structure_id, element),
         structure_id=structure_id,
         element=element,
         structure=structure,

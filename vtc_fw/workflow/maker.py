@@ -14,8 +14,9 @@ from fireworks import Firework, Workflow
 from pymatgen.core import Structure
 
 from vtc_fw import __version__
-from vtc_fw.documents.task import task_key
 from vtc_fw.firetasks import InsertXesTask, RunXesTask
+from vtc_fw.keys import record_key, task_key
+from vtc_fw.settings import DEFAULT_PRESET
 
 
 @dataclass
@@ -33,7 +34,7 @@ class XesWorkflowMaker:
         priority: FireWorks ``_priority`` (higher runs first).
     """
 
-    preset: str = "paper"
+    preset: str = DEFAULT_PRESET
     route: str = "sigma"
     timeout_s: float | None = None
     feff_cmd: str | None = ">>feff_cmd<<"
@@ -52,12 +53,12 @@ class XesWorkflowMaker:
         """
         if isinstance(structure, dict):
             structure = Structure.from_dict(structure)
-        record_key = f"{structure_id}:{element}"
-        key = task_key(record_key, self.preset)
+        key_of_record = record_key(structure_id, element)
+        key = task_key(key_of_record, self.preset)
         formula = structure.composition.reduced_formula
         metadata = {
             "task_key": key,
-            "record_key": record_key,
+            "record_key": key_of_record,
             "structure_id": structure_id,
             "formula": formula,
             "element": element,
@@ -99,7 +100,7 @@ class XesWorkflowMaker:
 
 
 def xes_workflow(
-    structure: Structure | dict, structure_id: str, element: str, preset: str = "paper"
+    structure: Structure | dict, structure_id: str, element: str, preset: str = DEFAULT_PRESET
 ) -> Workflow:
     """The VtC-XES workflow of one record with the default maker settings."""
     return XesWorkflowMaker(preset=preset).make(structure, structure_id, element)

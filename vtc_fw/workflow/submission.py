@@ -20,8 +20,9 @@ from pymongo import ASCENDING, ReplaceOne
 from pymongo.collection import Collection
 
 from vtc_fw.db.config import DbConfig
-from vtc_fw.documents.task import TASK_COLLECTION, task_key
-from vtc_fw.errors import VtcError
+from vtc_fw.documents.task import TASK_COLLECTION
+from vtc_fw.errors import UsageError
+from vtc_fw.keys import record_key, task_key
 from vtc_fw.science.oxidation_cache import shipped_oxidation
 from vtc_fw.sources import StructureEntry
 from vtc_fw.workflow.maker import XesWorkflowMaker
@@ -80,7 +81,7 @@ def open_source(
     if source == "oqmd-icsd":
         return sources.iter_oqmd_icsd(limit=limit, elements=elements, seed=seed, path=path)
     if source in ("cif-dir", "ase-db") and path is None:
-        raise VtcError(f"source {source} needs a path", reason="bad_arguments")
+        raise UsageError(f"source {source} needs a path")
     if source == "cif-dir":
         entries = sources.iter_directory(path)
     elif source == "ase-db":
@@ -89,7 +90,7 @@ def open_source(
         mp_source = sources.MPSource(**({"elements": list(elements)} if elements else {}))
         entries = mp_source.iter_entries()
     else:
-        raise VtcError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+        raise UsageError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
     return islice(entries, limit)
 
 
@@ -159,7 +160,7 @@ def _submit_batch(
         (e.structure_id, e.error or "unreadable") for e in batch if not e.structure
     ]
     wanted = {
-        task_key(f"{entry.structure_id}:{metal}", maker.preset): (entry, metal)
+        task_key(record_key(entry.structure_id, metal), maker.preset): (entry, metal)
         for entry in batch
         if entry.structure is not None
         for metal in entry.three_d_metals

@@ -1,0 +1,67 @@
+"""The command line's one error policy, walked over every command (no database needed)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from vtc_fw.cli import COMMANDS, main
+from vtc_fw.cli.options import db_config_option
+
+
+def _commands(group: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every leaf command's name path that takes ``--db-file``."""
+    if isinstance(group, click.Group):
+        for name, command in group.commands.items():
+            yield from _commands(command, (*path, name))
+    elif any(param.name == "config" for param in group.params):
+        yield path
+
+
+DB_COMMANDS = sorted(_commands(main))
+
+
+def test_every_database_command_is_walked():
+    names = {" ".join(path) for path in DB_COMMANDS}
+    expected = {"build", "screen", "report", "suggest", "submit", "export", "import", "run"}
+    assert expected | {"db start", "db stop", "db status"} <= names
+
+
+def test_commands_are_registered_explicitly():
+    assert set(main.commands.values()) == set(COMMANDS)
+    assert callable(db_config_option)
+
+
+@pytest.fixture(params=["missing", "not_json", "not_a_mapping", "a_directory"])
+def bad_db_file(request, tmp_path: Path) -> Path:
+    path = tmp_path / "db.json"
+    if request.param == "not_json":
+        path.write_text("{bad")
+    elif request.param == "not_a_mapping":
+        path.write_text("[1, 2]")
+    elif request.param == "a_directory":
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("command", DB_COMMANDS, ids=" ".join)
+def test_a_bad_db_file_is_one_line_and_no_traceback(command, bad_db_file):
+    result = CliRunner().invoke(main, [*command, "--db-file", str(bad_db_file)])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "--db-file" in errors[0] and str(bad_db_file) in errors[0]
+    assert "Traceback" not in result.output
+    assert result.exc_info is None or result.exc_info[0] is SystemExit
+
+
+def test_errors_inside_a_command_are_one_line(db_config, tmp_path):
+    """A file that is not gzip and an unreachable database: one ``Error:`` line, exit 1."""
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    not_gzip = tmp_path / "tasks.jsonl.gz"
+    not_gzip.write_text("plain text\n")
+    result = CliRunner().invoke(main, ["import", str(not_gzip), "--db-file", str(db_file)])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error:")
+    assert "Traceback" not in result.output

@@ -1,0 +1,51 @@
+"""The one settings object of vtc-fw: defaults of every entry point, overridable by environment.
+
+Each field reads ``VTC_FW_<NAME>`` (``VTC_FW_HOME``, ``VTC_FW_DB_FILE``, ``VTC_FW_PRESET``,
+``VTC_FW_SEED``, ``VTC_FW_N_ITER``, ``VTC_FW_N_JOBS``, ``VTC_FW_RECORD_TIMEOUT_S``). ``vtc-fw
+run|build|submit|suggest`` and ``mrun builders/nightly.py`` take their defaults from here;
+command-line options win over both.
+"""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PRESET = "paper"
+"""The FEFF preset of the method (science.md): the targets of the paper's model."""
+
+
+class VtcSettings(BaseSettings):
+    """Defaults of vtc-fw's entry points (environment prefix ``VTC_FW_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="VTC_FW_", frozen=True)
+
+    home: Path = Field(
+        default=Path("~/.vtc_fw"),
+        description="Local state: the embedded database's data, the main job's run directory.",
+    )
+    db_file: Path | None = Field(
+        default=None,
+        description="Database configuration (db.json or my_launchpad.yaml); None: ./db.json, "
+        "then ./my_launchpad.yaml, then the embedded default.",
+    )
+    preset: str = Field(default=DEFAULT_PRESET, description="FEFF preset of new records.")
+    seed: int = Field(default=0, description="Seed of samples and of the training protocol.")
+    n_iter: int = Field(default=100, ge=1, description="Randomized-search draws (the paper's).")
+    n_jobs: int = Field(default=1, ge=-1, description="Parallel jobs of the model search.")
+    record_timeout_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Wall-clock limit of one FEFF record, s; None: the command's default, "
+        "0: no limit.",
+    )
+
+    @property
+    def home_dir(self) -> Path:
+        """``home`` with ``~`` expanded."""
+        return self.home.expanduser()
+
+
+def get_settings() -> VtcSettings:
+    """The settings in force now (the environment is read on every call)."""
+    return VtcSettings()
