@@ -65,3 +65,19 @@ def test_errors_inside_a_command_are_one_line(db_config, tmp_path):
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines()[-1].startswith("Error:")
     assert "Traceback" not in result.output
+
+
+def test_defaults_come_from_the_one_settings_object(monkeypatch):
+    from vtc_fw.app.main_job import MainJobSettings
+    from vtc_fw.cli.build import build_command
+    from vtc_fw.cli.run import run_command
+
+    monkeypatch.setenv("VTC_FW_N_ITER", "7")
+    monkeypatch.setenv("VTC_FW_PRESET", "fast")
+    monkeypatch.setenv("VTC_FW_HOME", "/tmp/elsewhere")
+    build = build_command.make_context("build", []).params
+    run = run_command.make_context("run", ["--seed", "3"]).params
+    assert (build["n_iter"], build["preset"], run["n_iter"], run["seed"]) == (7, "fast", 7, 3)
+    settings = MainJobSettings()
+    assert (settings.n_iter, settings.preset) == (7, "fast")
+    assert settings.run_dir == Path("/tmp/elsewhere/run")

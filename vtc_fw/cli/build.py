@@ -28,19 +28,12 @@ def _connected(config: DbConfig, *names: str) -> list[Any]:
 
 @click.command("build")
 @db_config_option
-@click.option(
-    "--preset", default=setting("preset"), show_default=True, help="FEFF preset of the targets."
-)
-@click.option(
-    "--seed", default=setting("seed"), show_default=True, help="Seed of the training protocol."
-)
-@click.option(
-    "--n-iter", default=setting("n_iter"), show_default=True, help="Draws of the randomized search."
-)
+@click.option("--preset", **setting("preset"), help="FEFF preset of the targets.")
+@click.option("--seed", **setting("seed"), help="Seed of the training protocol.")
+@click.option("--n-iter", **setting("n_iter"), help="Draws of the randomized search.")
 @click.option(
     "--n-jobs",
-    default=setting("n_jobs"),
-    show_default=True,
+    **setting("n_jobs"),
     help="Processes (featurizing, training).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print {builder: documents written}.")
@@ -114,9 +107,7 @@ def report_command(out_dir: Path, model_id: str | None, config: DbConfig) -> Non
 @click.option("--n", "count", type=int, required=True, help="Records to pick.")
 @click.option("--element", "-e", default=None, help="Only this absorbing element.")
 @click.option("--submit", is_flag=True, help="Add their XES workflows to the LaunchPad.")
-@click.option(
-    "--preset", default=setting("preset"), show_default=True, help="FEFF preset when submitting."
-)
+@click.option("--preset", **setting("preset"), help="FEFF preset when submitting.")
 @db_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the picks as JSON.")
 def suggest_command(

@@ -64,7 +64,7 @@ def db_status(config: DbConfig, as_json: bool) -> None:
 @click.command("submit")
 @click.option("--source", type=click.Choice(SOURCES), required=True, help="Structure source.")
 @click.option("--path", help="CIF directory (cif-dir) or ASE database file (ase-db).")
-@click.option("--preset", default=setting("preset"), show_default=True, help="FEFF preset.")
+@click.option("--preset", **setting("preset"), help="FEFF preset.")
 @click.option("--limit", type=int, help="At most this many structures.")
 @click.option("--elements", help="Comma-separated 3d elements, e.g. Fe,Co (records and filter).")
 @click.option("--seed", type=int, help="With --limit: a seeded, element-balanced sample.")

@@ -1,13 +1,13 @@
 """Options shared by the ``vtc-fw`` commands: the database configuration and settings defaults."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 
 from vtc_fw.db.config import DbConfig
 from vtc_fw.errors import VtcError
-from vtc_fw.settings import get_settings
+from vtc_fw.settings import VtcSettings, get_settings
 
 DB_FILE_HELP = (
     "db.json or my_launchpad.yaml (default: $VTC_FW_DB_FILE, ./db.json, ./my_launchpad.yaml, "
@@ -33,6 +33,16 @@ db_config_option = click.option(
 """``--db-file``: the command receives the loaded :class:`DbConfig` as ``config``."""
 
 
-def setting(name: str) -> Any:
-    """A click default read from :class:`vtc_fw.settings.VtcSettings` when the command runs."""
-    return lambda: getattr(get_settings(), name)
+def setting(name: str) -> dict[str, Any]:
+    """click option arguments whose default is read from the settings when the command runs.
+
+    ``@click.option("--seed", **setting("seed"), help=...)``: the default, its type and the
+    help's ``[default: ...]`` come from :class:`vtc_fw.settings.VtcSettings`.
+    """
+    field = VtcSettings.model_fields[name]
+    kinds = {int, float, str} & set(get_args(field.annotation) or (field.annotation,))
+    return {
+        "default": lambda: getattr(get_settings(), name),
+        "type": kinds.pop() if kinds else None,
+        "show_default": f"$VTC_FW_{name.upper()} or {field.default}",
+    }

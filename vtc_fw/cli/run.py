@@ -21,22 +21,17 @@ from vtc_fw.db.config import DbConfig
     help="quick: one FEFF site per new structure (~10 min run); broad: the reference population.",
 )
 @click.option("--workers", default=2, show_default=True, help="Local rlaunch workers.")
-@click.option("--preset", default=setting("preset"), show_default=True, help="FEFF preset.")
+@click.option("--preset", **setting("preset"), help="FEFF preset.")
 @click.option(
     "--timeout",
     "timeout_s",
-    type=float,
-    default=setting("record_timeout_s"),
+    **setting("record_timeout_s"),
     help="Wall-clock limit of one new FEFF record, s (0: none; default: "
     + ", ".join(f"{sample} {limit:g}" for sample, limit in RECORD_TIMEOUT_S.items())
     + "). A record over it is stored as failed (reason timeout) and the run goes on.",
 )
-@click.option(
-    "--seed", default=setting("seed"), show_default=True, help="Seed of the sample and the model."
-)
-@click.option(
-    "--n-iter", default=setting("n_iter"), show_default=True, help="Randomized-search draws."
-)
+@click.option("--seed", **setting("seed"), help="Seed of the sample and the model.")
+@click.option("--n-iter", **setting("n_iter"), help="Randomized-search draws.")
 @click.option(
     "--structures",
     type=int,
