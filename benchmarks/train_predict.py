@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from vtc_fw.builders.train import serialize_estimator
+from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.model import ModelDocument
-from vtc_fw.documents.xes import BuilderMeta
 from vtc_fw.ml.plots import write_report
 from vtc_fw.ml.protocol import train_paper_protocol, tree_predictions
 from vtc_fw.science.features import (

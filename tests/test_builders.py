@@ -147,7 +147,8 @@ def test_xes_process_item_recomputes_the_tasks_sams(stores):
     nio = [documents[f"test:NiO-c{p}pct:Ni"]["sams"] for p in range(6)]
     assert nio == sorted(nio)
     failed = documents["test:NiO-c6pct:Ni"]
-    assert failed["state"] == "failed" and "timeout" in failed["error"]
+    assert failed["state"] == "failed" and failed["error"]["reason"] == "no_successful_task"
+    assert "timeout" in failed["error"]["message"]
     assert failed["sams"] is None
 
 
@@ -354,7 +355,8 @@ def test_prediction_of_a_record_with_null_features_is_a_failure(stores):
         sums["QAMS"] = None
     item = {"model": model, "estimator": load_estimator(stores["model_blobs"], model["model_id"])}
     (document,) = builder.process_item({**item, "features": [features]})
-    assert document["state"] == "failed" and "QAMS" in document["error"]
+    assert document["state"] == "failed" and document["error"]["reason"] == "null_features"
+    assert "QAMS" in document["error"]["message"]
     assert document["sams"] is None
 
 

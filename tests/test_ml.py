@@ -20,8 +20,8 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold, cross_val_predict
 
 from vtc_fw.builders.train import serialize_estimator
+from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.model import ModelDocument
-from vtc_fw.documents.xes import BuilderMeta
 from vtc_fw.ml.plots import R2_FLOOR, cut_r2_bars, metrics_table, plot_per_element_r2
 from vtc_fw.ml.protocol import (
     NOISE_FEATURE,

@@ -83,7 +83,8 @@ def test_importing_twice_adds_nothing_and_keeps_successes(db_config, task_docume
     assert import_tasks(db_config, path)["inserted"] == 0
     assert db_config.collection("tasks").count_documents({}) == 2
     successful = task_documents[0]
-    failed_copy = {**successful, "state": "failed", "error": {"reason": "x", "message": "late"}}
+    late = {"type": "FeffError", "reason": "feff_failed", "message": "late"}
+    failed_copy = {**successful, "state": "failed", "error": late}
     stale = tmp_path / "stale.jsonl.gz"
     with gzip.open(stale, "wt") as handle:
         handle.write(json.dumps(failed_copy, default=str) + "\n")

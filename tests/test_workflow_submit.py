@@ -65,7 +65,8 @@ def test_submit_adds_one_workflow_per_record_and_nothing_on_resubmission(db_conf
 def test_submit_skips_records_with_a_successful_task_and_filters_elements(db_config, cif_dir):
     tasks = db_config.collection("tasks")
     ensure_task_indexes(tasks)
-    done = TaskDocument.from_failure("file:FeCoO2:Fe", "smoke", {"reason": "x", "message": "y"})
+    error = {"type": "FeffError", "reason": "feff_failed", "message": "y"}
+    done = TaskDocument.from_failure("file:FeCoO2:Fe", "smoke", error)
     insert_task(tasks, done.as_mongo() | {"state": "successful", "error": None})
     report = submit_entries(
         open_source("cif-dir", path=str(cif_dir)),

@@ -50,6 +50,10 @@ class Reason(StrEnum):
     GRID_MISMATCH = "grid_mismatch"
     SCF_NOT_CONVERGED = "scf_not_converged"
     SCF_BAD_COUNTS = "scf_bad_counts"
+    # builders
+    NO_SUCCESSFUL_TASK = "no_successful_task"
+    UNUSABLE_SPECTRA = "unusable_spectra"
+    NULL_FEATURES = "null_features"
     # the embedded database server
     PORT_IN_USE = "port_in_use"
     SERVER_MISSING = "server_missing"

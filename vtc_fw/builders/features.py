@@ -15,9 +15,9 @@ from vtc_fw.builders.incremental import (
     remove_by_keys,
     stale_keys,
 )
+from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.features import FeatureDocument
-from vtc_fw.documents.xes import BuilderMeta
-from vtc_fw.errors import StructureError, error_dict
+from vtc_fw.errors import StructureError
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.science.features import (
     CRYSTAL_SUMS,
@@ -108,7 +108,7 @@ class FeatureBuilder(Builder):
             )
         except Exception as error:  # any unusable structure becomes a failed document
             failure = FeatureDocument.from_error(
-                error_dict(error),
+                error,
                 structure_id=structure_id,
                 element=None,
                 last_updated=last_updated,
@@ -127,7 +127,7 @@ class FeatureBuilder(Builder):
                 )
             except Exception as error:  # one bad record must not lose the others
                 document = FeatureDocument.from_error(
-                    error_dict(error),
+                    error,
                     structure_id=structure_id,
                     element=record.element,
                     last_updated=last_updated,

@@ -10,8 +10,9 @@ from maggma.core import Builder, Store
 
 from vtc_fw.builders.incremental import as_utc, chunks, newest_by, query_by_keys, stale_keys
 from vtc_fw.builders.train import latest_model, load_estimator
+from vtc_fw.documents.base import BuilderMeta, ErrorInfo, State
 from vtc_fw.documents.prediction import PredictionDocument
-from vtc_fw.documents.xes import BuilderMeta
+from vtc_fw.errors import Reason
 from vtc_fw.keys import prediction_key
 from vtc_fw.ml.protocol import tree_predictions
 
@@ -144,11 +145,19 @@ def _prediction(
         model_id=model["model_id"],
         model_trained=as_utc(model["last_updated"]),
         exponent=exponent,
-        state="successful" if per_tree is not None else "failed",
-        error=None if per_tree is not None else f"null features: {', '.join(missing)}",
+        state=State.SUCCESSFUL if per_tree is not None else State.FAILED,
+        error=None if per_tree is not None else _null_features(missing),
         sams=float(per_tree.mean()) if per_tree is not None else None,
         sams_std=float(per_tree.std()) if per_tree is not None else None,
         in_domain=bool(document.get("in_domain", False)),
         last_updated=as_utc(document["last_updated"]),
         builder_meta=meta,
+    )
+
+
+def _null_features(missing: list[str]) -> ErrorInfo:
+    return ErrorInfo(
+        type="NullFeatures",
+        reason=Reason.NULL_FEATURES,
+        message=f"null features: {', '.join(missing)}",
     )

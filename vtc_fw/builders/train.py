@@ -6,7 +6,6 @@ import base64
 import hashlib
 import io
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import joblib
@@ -14,10 +13,9 @@ from maggma.core import Builder, Store
 from sklearn.ensemble import RandomForestRegressor
 
 from vtc_fw.builders.incremental import as_utc, newest
+from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.features import FeatureDocument
-from vtc_fw.documents.model import ModelDocument
-from vtc_fw.documents.xes import BuilderMeta, utc_now
-from vtc_fw.errors import error_dict
+from vtc_fw.documents.model import FailedModelDocument, ModelDocument
 from vtc_fw.ml.protocol import train_paper_protocol
 
 
@@ -161,7 +159,13 @@ class TrainBuilder(Builder):
                 balanced=self.balanced,
             )
         except Exception as error:  # too few rows, degenerate data...: record, do not crash
-            return {"model": _failed_model(error, item["sources_last_updated"], excluded, meta)}
+            failed = FailedModelDocument.from_exception(
+                error,
+                sources_last_updated=item["sources_last_updated"],
+                excluded=excluded,
+                builder_meta=meta,
+            )
+            return {"model": failed.model_dump()}
         model_id, data = serialize_estimator(result.estimator)
         document = ModelDocument.from_result(
             result,
@@ -225,21 +229,3 @@ def training_table(
     }
     presets = sorted({doc["preset"] for doc in xes if doc.get("preset")})
     return rows, excluded, ",".join(presets) or None
-
-
-def _failed_model(
-    error: Exception,
-    sources_last_updated: datetime,
-    excluded: dict[str, int],
-    meta: BuilderMeta,
-) -> dict[str, Any]:
-    now = utc_now()
-    return {
-        "model_id": f"failed-{now.strftime('%Y%m%dT%H%M%S%f')}",
-        "state": "failed",
-        "error": error_dict(error),
-        "excluded": excluded,
-        "sources_last_updated": sources_last_updated,
-        "last_updated": now,
-        "builder_meta": meta.model_dump(),
-    }

@@ -9,7 +9,9 @@ from typing import Any
 from maggma.core import Builder, Store
 
 from vtc_fw.builders.incremental import as_utc, chunks, newest_by, query_by_keys, stale_keys
-from vtc_fw.documents.xes import BuilderMeta, XesDocument
+from vtc_fw.documents.base import BuilderMeta, ErrorInfo
+from vtc_fw.documents.xes import XesDocument
+from vtc_fw.errors import Reason
 from vtc_fw.settings import DEFAULT_PRESET
 
 
@@ -75,8 +77,12 @@ class XesBuilder(Builder):
         try:
             document = XesDocument.from_tasks(tasks, builder_meta=meta)
         except (ValueError, KeyError, TypeError) as error:
-            document = XesDocument.from_failed_tasks(tasks, builder_meta=meta)
-            document.error = f"unusable spectra: {error}"
+            unusable = ErrorInfo(
+                type=type(error).__name__,
+                reason=Reason.UNUSABLE_SPECTRA,
+                message=f"unusable spectra: {error}",
+            )
+            document = XesDocument.from_failed_tasks(tasks, builder_meta=meta, error=unusable)
         return document.model_dump()
 
     def update_targets(self, items: list[dict[str, Any]]) -> None:

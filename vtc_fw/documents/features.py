@@ -13,16 +13,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from vtc_fw.documents.xes import BuilderMeta, utc_now
+from vtc_fw.documents.base import BuilderMeta, Document, ErrorInfo, State, utc_now
 from vtc_fw.keys import record_key
 from vtc_fw.science.coordination import record_first_shell
 from vtc_fw.science.features import FEATURE_COLUMNS, FeatureRow, moments_by_exponent, sweep_columns
 from vtc_fw.science.records import Record
 
 
-class FeatureDocument(BaseModel):
+class FeatureDocument(Document):
     """Features of one (structure, element) record, or the reason they could not be made."""
 
     record_key: str = Field(
@@ -31,8 +31,8 @@ class FeatureDocument(BaseModel):
     )
     structure_id: str = Field(description="Id of the structure in the structures collection.")
     element: str | None = Field(default=None, description="Absorbing 3d element X.")
-    state: str = Field(default="successful", description='"successful" or "failed".')
-    error: dict[str, str] | None = Field(
+    state: State = Field(default=State.SUCCESSFUL, description="Outcome of the featurization.")
+    error: ErrorInfo | None = Field(
         default=None, description="type, reason and message of the failure (state failed)."
     )
     exponent: int | None = Field(
@@ -115,7 +115,7 @@ class FeatureDocument(BaseModel):
     @classmethod
     def from_error(
         cls,
-        error: dict[str, str],
+        error: BaseException,
         *,
         structure_id: str,
         element: str | None,
@@ -127,9 +127,9 @@ class FeatureDocument(BaseModel):
             record_key=record_key(structure_id, element) if element else structure_id,
             structure_id=structure_id,
             element=element,
-            state="failed",
-            error=error,
-            domain_notes=[error.get("message", "")],
+            state=State.FAILED,
+            error=ErrorInfo.from_exception(error),
+            domain_notes=[str(error)],
             last_updated=last_updated,
             builder_meta=builder_meta,
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from vtc_fw.documents.xes import BuilderMeta, utc_now
+from vtc_fw.documents.base import BuilderMeta, Document, ErrorInfo, State, utc_now
 from vtc_fw.ml.protocol import ProtocolResult
 
 
@@ -40,11 +40,13 @@ class BalancedMetrics(BaseModel):
     per_element: list[ElementMetrics] = Field(description="Balanced test scores per element.")
 
 
-class ModelDocument(BaseModel):
+class ModelDocument(Document):
     """A random forest trained with the paper's protocol, its metrics and its data."""
 
     model_id: str = Field(description="SHA-256 of the joblib bytes in the model_blobs bucket.")
-    state: str = Field(default="successful", description='"successful" (failures: "failed").')
+    state: State = Field(
+        default=State.SUCCESSFUL, description="successful (failures: FailedModelDocument)."
+    )
     target: str = Field(default="sams", description="What the model predicts.")
     preset: str | None = Field(default=None, description="FEFF preset of the training targets.")
     exponent: int | None = Field(description="Feature exponent n of QAMS, DAMS, IAMS.")
@@ -148,5 +150,45 @@ class ModelDocument(BaseModel):
             n_records=result.n_rows,
             excluded={**excluded, **result.excluded},
             sources_last_updated=sources_last_updated,
+            builder_meta=builder_meta,
+        )
+
+
+class FailedModelDocument(Document):
+    """A training attempt that failed (too few rows, degenerate data...), kept as data.
+
+    It shares the ``models`` collection and its key with :class:`ModelDocument`; its
+    ``model_id`` is ``failed-<UTC time>``, never a content hash.
+    """
+
+    model_id: str = Field(description='"failed-<UTC time of the attempt>".')
+    state: State = Field(default=State.FAILED, description="Always failed.")
+    error: ErrorInfo = Field(description="Why no model was trained.")
+    excluded: dict[str, int] = Field(
+        default_factory=dict, description="Records left out of training, by reason."
+    )
+    sources_last_updated: datetime = Field(
+        description="Newest last_updated of the features and xes documents seen."
+    )
+    last_updated: datetime = Field(default_factory=utc_now, description="When it was tried.")
+    builder_meta: BuilderMeta = Field(description="Provenance of this document.")
+
+    @classmethod
+    def from_exception(
+        cls,
+        error: BaseException,
+        *,
+        sources_last_updated: datetime,
+        excluded: dict[str, int],
+        builder_meta: BuilderMeta,
+    ) -> FailedModelDocument:
+        """The document of a failed training attempt."""
+        now = utc_now()
+        return cls(
+            model_id=f"failed-{now.strftime('%Y%m%dT%H%M%S%f')}",
+            error=ErrorInfo.from_exception(error),
+            excluded=excluded,
+            sources_last_updated=sources_last_updated,
+            last_updated=now,
             builder_meta=builder_meta,
         )

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from vtc_fw.documents.xes import BuilderMeta, utc_now
+from vtc_fw.documents.base import BuilderMeta, Document, ErrorInfo, State, utc_now
 
 
-class PredictionDocument(BaseModel):
+class PredictionDocument(Document):
     """Predicted SAMS of one record by one model, with its tree spread and domain flag."""
 
     prediction_key: str = Field(description='"{record_key}:{model_id}".')
@@ -24,8 +24,8 @@ class PredictionDocument(BaseModel):
     model_id: str = Field(description="model_id of the model (models collection) that predicted.")
     model_trained: datetime = Field(description="When that model was trained (newest wins).")
     exponent: int | None = Field(description="Feature exponent the model's inputs used.")
-    state: str = Field(description='"successful" or "failed" (features missing).')
-    error: str | None = Field(default=None, description="Why no prediction was made.")
+    state: State = Field(description="successful, or failed (features missing).")
+    error: ErrorInfo | None = Field(default=None, description="Why no prediction was made.")
     sams: float | None = Field(default=None, description="Predicted SAMS (mean over trees).")
     sams_std: float | None = Field(
         default=None, description="Standard deviation of the trees' SAMS: the model's uncertainty."

@@ -10,28 +10,24 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 from monty.json import jsanitize
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pymongo import ASCENDING
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
 from vtc_fw import __version__
-from vtc_fw.documents.provenance import package_versions
+from vtc_fw.documents.base import Document, ErrorInfo, State, package_versions, utc_now
 from vtc_fw.keys import parse_record_key, task_key
 
 TASK_COLLECTION = "tasks"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class TaskDocument(BaseModel):
+class TaskDocument(Document):
     """A FEFF10 VtC-XES calculation of one record with one preset, successful or failed."""
 
     task_key: str = Field(description='Unique key "{structure_id}:{element}:{preset}".')
@@ -39,11 +35,10 @@ class TaskDocument(BaseModel):
     structure_id: str = Field(description="Id of the structure in the structures collection.")
     element: str = Field(description="Absorbing 3d element X.")
     preset: str = Field(description='FEFF preset name, e.g. "paper" or "smoke".')
-    state: Literal["successful", "failed"] = Field(description="Outcome of the calculation.")
+    state: State = Field(description="Outcome of the calculation.")
     formula: str | None = Field(default=None, description="Reduced formula of the structure.")
-    error: dict[str, Any] | None = Field(
-        default=None,
-        description="For a failed task: the error's type, machine reason and message.",
+    error: ErrorInfo | None = Field(
+        default=None, description="For a failed task: the error's type, reason and message."
     )
     basis: list[list[float]] | None = Field(
         default=None, description="Record basis V (3×3, columns are the axes, Cartesian frame)."
@@ -108,7 +103,7 @@ class TaskDocument(BaseModel):
         default_factory=package_versions, description="Package versions of the run."
     )
     last_updated: datetime = Field(
-        default_factory=_utc_now, description="When the document was written (UTC)."
+        default_factory=utc_now, description="When the document was written (UTC)."
     )
 
     @classmethod
@@ -129,7 +124,7 @@ class TaskDocument(BaseModel):
             structure_id=record["structure_id"],
             element=record["element"],
             preset=spectra["preset"],
-            state="successful",
+            state=State.SUCCESSFUL,
             formula=record.get("formula"),
             basis=basis.tolist(),
             basis_source=record.get("basis_source"),
@@ -178,8 +173,8 @@ class TaskDocument(BaseModel):
             structure_id=structure_id,
             element=element,
             preset=preset,
-            state="failed",
-            error=dict(error),
+            state=State.FAILED,
+            error=ErrorInfo.model_validate(dict(error)),
             attempts=attempts or [],
             **fields,
         )

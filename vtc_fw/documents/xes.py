@@ -1,47 +1,26 @@
 """The ``xes`` collection: one document per record, the crystal's polarized VtC-XES and SAMS.
 
 Built by :class:`vtc_fw.builders.xes.XesBuilder` from the ``tasks`` of one FEFF preset.
-Also home of :class:`BuilderMeta`, the provenance block every built document carries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from vtc_fw import __version__
-from vtc_fw.documents.provenance import package_versions
+from vtc_fw.documents.base import BuilderMeta, Document, ErrorInfo, State, utc_now
+from vtc_fw.errors import Reason
 from vtc_fw.science.anisotropy import sam_matrix
 
 NO_SCF_RUNG = "no_scf"
 """Ladder rung that drops the SCF (see :mod:`vtc_fw.feff.ladder`)."""
 
 
-def utc_now() -> datetime:
-    """The current time in UTC (builders' ``last_updated`` and build dates)."""
-    return datetime.now(UTC)
-
-
-class BuilderMeta(BaseModel):
-    """Provenance of a built document: who built it, when, with which code and settings."""
-
-    builder: str = Field(description="Name of the builder class that wrote the document.")
-    vtc_fw_version: str = Field(default=__version__, description="vtc-fw version.")
-    versions: dict[str, str] = Field(
-        default_factory=package_versions,
-        description="Versions of Python and of the packages the result depends on.",
-    )
-    build_date: datetime = Field(default_factory=utc_now, description="When it was built (UTC).")
-    parameters: dict[str, Any] = Field(
-        default_factory=dict, description="Builder settings that shaped the document."
-    )
-
-
-class XesDocument(BaseModel):
+class XesDocument(Document):
     """Polarized VtC-XES of one record's crystal along its basis axes, with SAM and SAMS."""
 
     record_key: str = Field(description='Record key "{structure_id}:{element}".')
@@ -49,8 +28,8 @@ class XesDocument(BaseModel):
     element: str = Field(description="Absorbing 3d element X.")
     preset: str = Field(description='FEFF preset the spectra were computed with, e.g. "paper".')
     task_keys: list[str] = Field(description="task_key of every task document considered.")
-    state: str = Field(default="successful", description='"successful" or "failed".')
-    error: str | None = Field(default=None, description="Why no spectra (state failed).")
+    state: State = Field(default=State.SUCCESSFUL, description="Whether spectra were found.")
+    error: ErrorInfo | None = Field(default=None, description="Why no spectra (state failed).")
     task_key: str | None = Field(default=None, description="task whose spectra are stored.")
     formula: str | None = Field(default=None, description="Reduced formula of the structure.")
     energies: list[float] | None = Field(
@@ -124,19 +103,29 @@ class XesDocument(BaseModel):
 
     @classmethod
     def from_failed_tasks(
-        cls, tasks: Sequence[Mapping[str, Any]], *, builder_meta: BuilderMeta
+        cls,
+        tasks: Sequence[Mapping[str, Any]],
+        *,
+        builder_meta: BuilderMeta,
+        error: ErrorInfo | None = None,
     ) -> XesDocument:
-        """A failure document for a record none of whose tasks succeeded."""
+        """A failure document for a record none of whose tasks succeeded (or gave usable
+        spectra: ``error`` says why)."""
         task = tasks[0]
         errors = "; ".join(_error_text(t.get("error")) for t in tasks)
+        error = error or ErrorInfo(
+            type="NoSuccessfulTask",
+            reason=Reason.NO_SUCCESSFUL_TASK,
+            message=f"no successful task among {len(tasks)}: {errors}",
+        )
         return cls(
             record_key=task["record_key"],
             structure_id=task["structure_id"],
             element=task["element"],
             preset=task["preset"],
             task_keys=sorted(t["task_key"] for t in tasks),
-            state="failed",
-            error=f"no successful task among {len(tasks)}: {errors}",
+            state=State.FAILED,
+            error=error,
             formula=task.get("formula"),
             last_updated=max(t["last_updated"] for t in tasks),
             builder_meta=builder_meta,

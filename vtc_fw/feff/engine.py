@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from vtc_fw.errors import FeffError, FeffRunError
+from vtc_fw.errors import FeffError, FeffRunError, Reason
 from vtc_fw.feff.inputs import XesInputSet, preset_settings
-from vtc_fw.feff.ladder import LADDER, Attempt
+from vtc_fw.feff.ladder import Attempt, ends_the_ladder, rungs_to_try
 from vtc_fw.feff.parse import count_failures, read_xmu, scf_converged
 from vtc_fw.feff.run import (
     FMS_STAGES,
@@ -232,6 +232,29 @@ def site_input(record: Record, site_index: int, preset: str | dict[str, Any]) ->
     return XesInputSet.from_cluster(cluster, record.basis, settings, title=title)
 
 
+@dataclass
+class SiteRun:
+    """What FEFF gave on one site: the spectra of the rung that succeeded, and every attempt.
+
+    Attributes:
+        energies: Energy grid, eV, shape (E,).
+        mu: Spectra along the requested directions, shape (P, E).
+        rung: Ladder rung that succeeded.
+        scf: Its SCF settings (None: no SCF).
+        scf_converged: SCF flag of FEFF (None: no SCF).
+        stages: Wall seconds per FEFF stage, summed over every attempt.
+        attempts: Every attempt on this site, the successful one last.
+    """
+
+    energies: np.ndarray
+    mu: np.ndarray
+    rung: str
+    scf: dict[str, Any] | None
+    scf_converged: bool | None
+    stages: dict[str, float]
+    attempts: list[Attempt]
+
+
 def run_site(
     inputs: XesInputSet,
     site_index: int,
@@ -239,56 +262,40 @@ def run_site(
     directory: Path,
     budget: Budget,
     feff_cmd: str | None = None,
-    attempts: list[Attempt] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, str, bool | None, dict[str, float]]:
+) -> SiteRun:
     """SCF once, then one FEFF run per direction; climb the ladder on failure.
 
-    Returns:
-        ``(energies, mu (P, E), rung name, scf_converged, stage seconds)``.
-
     Raises:
-        FeffRunError: Every rung failed (``attempts`` holds them), or the time ran out.
+        FeffRunError: Every rung failed, or the time ran out; ``attempts`` holds every try.
     """
-    attempts = [] if attempts is None else attempts
+    attempts: list[Attempt] = []
     stages: dict[str, float] = {}
-    tried: list[dict[str, Any] | None] = []
-    for rung in LADDER:
-        scf = rung.scf(inputs.settings.get("scf"))
-        if scf in tried:
-            continue
-        tried.append(scf)
+    for rung, scf in rungs_to_try(inputs.settings.get("scf")):
         start = time.perf_counter()
         try:
             energies, mu, converged = _try_rung(
                 inputs.with_scf(scf), directions, directory / rung.name, budget, feff_cmd, stages
             )
         except FeffError as error:
+            wall_s = time.perf_counter() - start
             attempts.append(
-                Attempt(
-                    site_index,
-                    rung.name,
-                    scf,
-                    False,
-                    error.reason,
-                    str(error),
-                    time.perf_counter() - start,
-                )
+                Attempt(site_index, rung.name, scf, False, error.reason, str(error), wall_s)
             )
             if progress:
                 progress(f"site {site_index}: rung {rung.name} failed ({error.reason})")
-            if error.reason == "timeout":
+            if ends_the_ladder(error.reason):
                 break
             continue
         attempts.append(
             Attempt(site_index, rung.name, scf, True, wall_s=time.perf_counter() - start)
         )
-        return energies, mu, rung.name, converged, stages
+        return SiteRun(energies, mu, rung.name, scf, converged, stages, attempts)
     last = attempts[-1]
     raise FeffRunError(
-        f"FEFF failed on site {site_index} after {len(tried)} attempt(s); last: {last.message}",
+        f"FEFF failed on site {site_index} after {len(attempts)} attempt(s); last: {last.message}",
         attempts=attempts,
-        reason="timeout" if last.reason == "timeout" else None,
+        reason=Reason.TIMEOUT if ends_the_ladder(last.reason) else None,
     )
 
 
@@ -383,16 +390,15 @@ def compute_record_spectra(
     sums, sites = [], []
     try:
         for site in record.absorber_sites:
-            site_spectra, rotations, index = _compute_site(
-                record, site, preset, chosen, workdir, budget, feff_cmd, attempts, progress
+            site_spectra, rotations, index, site_attempts = _compute_site(
+                record, site, preset, chosen, workdir, budget, feff_cmd, progress
             )
+            attempts += site_attempts
             sums.append((site_spectra.energies, _site_sums(chosen, site_spectra, rotations, index)))
             sites.append(site_spectra)
-    except FeffRunError as error:
+    except FeffError as error:
         _archive(workdir, keep_files)
-        raise FeffRunError(f"{record.key}: {error}", attempts, error.reason) from error
-    except FeffError as error:  # the time ran out between calls
-        _archive(workdir, keep_files)
+        attempts += error.attempts if isinstance(error, FeffRunError) else []
         raise FeffRunError(f"{record.key}: {error}", attempts, error.reason) from error
     if chosen == "sigma":  # resample along the energy axis, first of σ's (E, 3, 3)
         sums = [(energies, np.moveaxis(total, 0, -1)) for energies, total in sums]
@@ -435,9 +441,8 @@ def _compute_site(
     workdir: Path,
     budget: Budget,
     feff_cmd: str | None,
-    attempts: list[Attempt],
     progress: Callable[[str], None] | None,
-) -> tuple[SiteSpectra, list[np.ndarray], np.ndarray | None]:
+) -> tuple[SiteSpectra, list[np.ndarray], np.ndarray | None, list[Attempt]]:
     rotations = basis_rotations(record, site)
     if route == "axes":
         directions, index = axis_directions(rotations)
@@ -445,35 +450,27 @@ def _compute_site(
         directions, index = SIX_POLARIZATIONS, None
     inputs = site_input(record, site.index, preset)
     cpu_before = budget.cpu_s
-    energies, mu, rung, converged, stages = run_site(
-        inputs,
-        site.index,
-        directions,
-        workdir / f"site{site.index}",
-        budget,
-        feff_cmd,
-        attempts,
-        progress,
+    run = run_site(
+        inputs, site.index, directions, workdir / f"site{site.index}", budget, feff_cmd, progress
     )
-    cards = inputs.with_scf(attempts[-1].scf).cards
     site_spectra = SiteSpectra(
         site_index=site.index,
         multiplicity=site.multiplicity,
         directions=directions,
-        energies=energies,
-        mu=mu,
-        rung=rung,
-        scf_converged=converged,
-        stages=stages,
+        energies=run.energies,
+        mu=run.mu,
+        rung=run.rung,
+        scf_converged=run.scf_converged,
+        stages=run.stages,
         cpu_s=budget.cpu_s - cpu_before,
-        cards=cards,
+        cards=inputs.with_scf(run.scf).cards,
     )
     if progress:
         progress(
             f"site {site.index} (×{site.multiplicity}): {len(directions)} polarizations, "
-            f"rung {rung}, {site_spectra.cpu_s:.1f} CPU-s"
+            f"rung {run.rung}, {site_spectra.cpu_s:.1f} CPU-s"
         )
-    return site_spectra, rotations, index
+    return site_spectra, rotations, index, run.attempts
 
 
 def _archive(workdir: Path, keep_files: bool) -> str | None:

@@ -5,8 +5,11 @@ the SCF: lower mixing with more iterations, then lower still, then no SCF at all
 atomic potentials). A site is retried from its SCF on each rung; every attempt is kept.
 """
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from vtc_fw.errors import Reason
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,24 @@ LADDER: tuple[Rung, ...] = (
     Rung("no_scf", None),
 )
 """Rungs tried in order until a site gives a valid spectrum for every polarization."""
+
+
+def rungs_to_try(preset_scf: dict[str, Any] | None) -> Iterator[tuple[Rung, dict[str, Any] | None]]:
+    """The ladder for a preset: each rung with its SCF settings, rungs that repeat one skipped.
+
+    A preset without SCF has one rung to try (every rung's settings are "no SCF").
+    """
+    tried: list[dict[str, Any] | None] = []
+    for rung in LADDER:
+        scf = rung.scf(preset_scf)
+        if scf not in tried:
+            tried.append(scf)
+            yield rung, scf
+
+
+def ends_the_ladder(reason: str | None) -> bool:
+    """Whether a failure stops the climb: a timeout leaves no time for another rung."""
+    return reason == Reason.TIMEOUT
 
 
 @dataclass
