@@ -177,11 +177,17 @@ def feff_records(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_sams_of_the_record_basis_is_the_engines_sams(feff_records):
+def test_sams_of_the_record_basis_is_the_engines_sams(feff_records, tmp_path):
     for record, spectra in feff_records.values():
         assert sams_in_basis(spectra.energies, spectra.sigma, record.basis) == pytest.approx(
             spectra.sams, abs=1e-4
         )
+    # and FEFF's own three polarizations along the basis axes (the axes route) give it too
+    record, spectra = feff_records["niho2"]
+    three = compute_record_spectra(record, "smoke", tmp_path / "axes", route="axes")
+    assert three.sigma is None and three.sites[0]["n_polarizations"] == 3
+    from_sigma = sams_in_basis(spectra.energies, spectra.sigma, record.basis)
+    assert from_sigma == pytest.approx(three.sams, abs=1e-4)
 
 
 @pytest.mark.slow
