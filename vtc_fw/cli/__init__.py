@@ -44,6 +44,7 @@ COMMANDS: tuple[click.Command, ...] = (
     features.features_command,
     features.table_command,
     feff.sams_command,
+    feff.spectra_command,
     feff.distortion_command,
     db.db_group,
     db.submit_command,

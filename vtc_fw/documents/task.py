@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from monty.json import jsanitize
 from pydantic import Field
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
@@ -215,6 +215,23 @@ def insert_task(tasks: Collection, document: TaskDocument | Mapping[str, Any]) -
     except DuplicateKeyError:
         return "kept_successful"  # the upsert collided with the successful document
     return "inserted" if result.upserted_id is not None else "replaced"
+
+
+def newest_successful_task(
+    tasks: Collection, record_key: str, preset: str | None = None
+) -> dict[str, Any] | None:
+    """The newest successful task of a record (by ``last_updated``), or None.
+
+    Args:
+        tasks: The ``tasks`` collection.
+        record_key: ``"{structure_id}:{element}"``.
+        preset: Only tasks of this preset (None: any).
+    """
+    query: dict[str, Any] = {"record_key": record_key, "state": "successful"}
+    if preset is not None:
+        query["preset"] = preset
+    found = tasks.find(query).sort("last_updated", DESCENDING).limit(1)
+    return next(iter(found), None)
 
 
 def _as_str(value: Any) -> str | None:

@@ -1,6 +1,7 @@
-"""Figures and the metrics table of a trained model (the paper's Figures 6-9 and Table 3).
+"""Figures and the metrics table of a trained model (the paper's Figures 6-9 and Table 3),
+and one record's polarized spectra (the paper's Figure 2).
 
-Every function takes plain documents (a ``models`` document, rows of ``xes``/``features``)
+Every model function takes plain documents (a ``models`` document, rows of ``xes``/``features``)
 and writes a PNG; :func:`write_report` writes them all plus ``metrics.md``.
 """
 
@@ -16,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from vtc_fw import THREE_D_METALS
+from vtc_fw.science.anisotropy import sam_matrix
 
 R2_FLOOR = -1.0
 """Lowest R² the per-element plot draws: a bar below it is cut there and labelled with its value
@@ -244,6 +246,47 @@ def write_report(
     table = directory / "metrics.md"
     table.write_text(metrics_table(model, target))
     return [*written, table]
+
+
+def plot_polarized_spectra(
+    energies: np.ndarray,
+    mu: np.ndarray,
+    path: Path,
+    labels: Sequence[str] = ("1", "2", "3"),
+    title: str | None = None,
+) -> Path:
+    """The paper's Fig. 2 (b, c) for one record: spectra along three axes, their pairwise
+    differences and the SAM they give (title: SAMS).
+
+    Args:
+        energies: Energy grid, eV, shape (E,).
+        mu: Spectra along the three axes, shape (3, E), FEFF units.
+        path: PNG to write.
+        labels: Names of the three axes.
+        title: Figure title (default none).
+    """
+    sam = sam_matrix(energies, mu)
+    figure = Figure(figsize=(13, 3.8))
+    spectra, differences, matrix = figure.subplots(1, 3, width_ratios=(1.2, 1.2, 0.8))
+    short = [label.split(" ")[0] for label in labels]
+    for k, label in enumerate(labels):
+        spectra.plot(energies, mu[k], label=label)
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        differences.plot(energies, mu[i] - mu[j], label=f"{short[i]} − {short[j]}")
+    differences.axhline(0.0, color="k", lw=0.6)
+    for axes, ylabel in ((spectra, "μ (FEFF units)"), (differences, "Δμ (FEFF units)")):
+        axes.set(xlabel="emission energy (eV)", ylabel=ylabel)
+        axes.legend(fontsize=7)
+    image = matrix.imshow(sam, cmap="viridis")
+    for i, j in np.ndindex(3, 3):
+        matrix.text(j, i, f"{sam[i, j]:.3f}", ha="center", va="center", color="w", fontsize=8)
+    matrix.set_xticks(range(3), short)
+    matrix.set_yticks(range(3), short)
+    matrix.set_title(f"SAM (SAMS {np.triu(sam, k=1).sum():.4f})", fontsize=9)
+    figure.colorbar(image, ax=matrix, shrink=0.8)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
 
 
 def _ordered(elements: set[str]) -> list[str]:

@@ -4,12 +4,23 @@ In the dipole approximation the emission of one site for a linear polarization `
 ``μ(e) = eᵀ σ(E) e`` with σ a real symmetric 3×3 tensor at every energy. Six polarizations
 fix σ; the symmetry operations of the crystal then give every equivalent site's σ as
 ``R σ Rᵀ`` without running FEFF again.
+
+From the crystal's σ(E) the anisotropy of any orientation follows without FEFF: the SAMS of
+any basis (:func:`sams_in_basis`), its maximum over all rotations (:func:`sams_max`), the
+rotation-invariant anisotropy (:func:`anisotropy_invariant`), the most different pair of
+orthogonal polarizations (:func:`best_pair`), and those axes as lattice directions [uvw]
+(:func:`lattice_directions`).
 """
 
-from collections.abc import Sequence
-from itertools import combinations
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import combinations, product
+from math import gcd
+from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize
+from scipy.spatial.transform import Rotation
 
 SIX_POLARIZATIONS: np.ndarray = (
     np.array(
@@ -154,3 +165,333 @@ def mu_along(sigma: np.ndarray, polarization: np.ndarray) -> np.ndarray:
 def axis_spectra(sigma: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """Spectra along the three columns of ``basis``; shape (3, E)."""
     return np.array([mu_along(sigma, basis[:, axis]) for axis in range(3)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Orientations from σ(E): SAMS of any basis, its maximum, the invariant, the best pair
+
+
+@dataclass(frozen=True)
+class OrientationResult:
+    """An optimized set of orthogonal polarization axes.
+
+    Attributes:
+        value: The maximized quantity (dimensionless): SAMS for :func:`sams_max`, the pair's
+            SAM for :func:`best_pair`.
+        axes: Unit polarization axes as columns, Cartesian frame, shape (3, k); k = 3 (a
+            right-handed basis) for :func:`sams_max`, k = 2 for :func:`best_pair`. Ordered by
+            ascending ∫μ dE; each axis's sign puts its largest Cartesian component positive
+            (μ(e) = μ(−e), so an axis is a line), the third of a basis then made right-handed.
+    """
+
+    value: float
+    axes: np.ndarray
+
+
+@dataclass(frozen=True)
+class LatticeDirection:
+    """The low-index lattice direction [uvw] nearest to a polarization axis.
+
+    Attributes:
+        uvw: Integer indices, first non-zero one positive (a direction and its opposite
+            are the same polarization).
+        angle_deg: Angle between the axis and [uvw], degrees, in [0, 90].
+    """
+
+    uvw: tuple[int, int, int]
+    angle_deg: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form ``{"uvw": [u, v, w], "angle_deg": angle}``."""
+        return {"uvw": list(self.uvw), "angle_deg": self.angle_deg}
+
+
+def sam_in_basis(energies: np.ndarray, sigma: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """SAM of the spectra along the columns of an orthonormal ``basis`` (3×3, dimensionless).
+
+    Args:
+        energies: Energy grid, eV, shape (E,).
+        sigma: Dipole tensor σ(E), shape (E, 3, 3), in the frame of ``basis``.
+        basis: Orthonormal axes as columns, shape (3, 3).
+    """
+    return sam_matrix(energies, axis_spectra(sigma, np.asarray(basis, dtype=float)))
+
+
+def sams_in_basis(energies: np.ndarray, sigma: np.ndarray, basis: np.ndarray) -> float:
+    """SAMS of the spectra along the columns of an orthonormal ``basis`` (dimensionless).
+
+    With the record's basis V and the engine's σ this is the engine's ``sams``.
+    """
+    return float(np.triu(sam_in_basis(energies, sigma, basis), k=1).sum())
+
+
+def anisotropy_invariant(energies: np.ndarray, sigma: np.ndarray) -> float:
+    """Rotation-invariant anisotropy A_inv of σ(E) (dimensionless).
+
+    ``A_inv = sqrt(∫‖s(E)‖²_F dE) / ∫ tr σ(E)/3 dE`` with ``s = σ − (tr σ/3)·1`` the
+    anisotropic (traceless) part; trapezoid rule, like :func:`sam_matrix`. It is zero exactly
+    when μ(e) does not depend on e at any energy. For any orthonormal basis
+    ``Σ_{i<j} SAM_ij² ≤ 3 A_inv²`` (equal where the basis diagonalizes σ at every energy), so
+    ``SAMS ≤ SAMS_max ≤ 3 A_inv``.
+
+    Args:
+        energies: Energy grid, eV, shape (E,).
+        sigma: Dipole tensor σ(E), shape (E, 3, 3), any frame.
+
+    Raises:
+        ValueError: If the orientation-averaged spectrum integrates to ≤ 0.
+    """
+    weights, anisotropic, area = _anisotropic_part(energies, sigma)
+    return float(np.sqrt(weights @ np.einsum("eij,eij->e", anisotropic, anisotropic)) / area)
+
+
+def sams_max(
+    energies: np.ndarray, sigma: np.ndarray, basis: np.ndarray | None = None
+) -> OrientationResult:
+    """The largest SAMS over all orthonormal bases (rotations in SO(3)) and its basis.
+
+    ``∫μ_avg dE = ∫tr σ/3 dE`` does not depend on the basis, so only the numerators turn.
+    Nelder–Mead on a rotation vector from deterministic starts: ``basis``, the Cartesian axes,
+    the eigenbases of ∫s dE, ∫s² dE and of s at the energy of its largest norm, and twelve
+    fixed random rotations; the best is polished once more. The result is never below the
+    SAMS of ``basis``.
+
+    Args:
+        energies: Energy grid, eV, shape (E,).
+        sigma: Dipole tensor σ(E), shape (E, 3, 3), Cartesian frame.
+        basis: A basis to start from and never fall below (e.g. the record's V), columns.
+
+    Returns:
+        SAMS_max and its basis (see :class:`OrientationResult`).
+    """
+    weights, anisotropic, area = _anisotropic_part(energies, sigma)
+
+    def objective(rotation: np.ndarray) -> float:
+        return _pair_norms(weights, anisotropic, rotation).sum() / area
+
+    starts = _starts(weights, anisotropic, basis)
+    best = _maximize_over_rotations(objective, starts)
+    if basis is not None and objective(best) < objective(np.asarray(basis, dtype=float)):
+        best = np.asarray(basis, dtype=float)
+    axes = _canonical_axes(weights, sigma, best, right_handed=True)
+    return OrientationResult(sams_in_basis(energies, sigma, axes), axes)
+
+
+def best_pair(energies: np.ndarray, sigma: np.ndarray) -> OrientationResult:
+    """The two orthogonal polarizations ε₁ ⟂ ε₂ whose spectra differ most.
+
+    Maximizes ``sqrt(∫(μ(ε₁) − μ(ε₂))² dE) / ∫μ_avg dE`` (μ_avg = tr σ/3, the orientation
+    average): the largest SAM element any basis can show, the contrast of the best
+    two-polarization measurement. Same optimizer and starts as :func:`sams_max`.
+
+    Args:
+        energies: Energy grid, eV, shape (E,).
+        sigma: Dipole tensor σ(E), shape (E, 3, 3), Cartesian frame.
+
+    Returns:
+        The pair's SAM and the two unit polarizations as columns, shape (3, 2).
+    """
+    weights, anisotropic, area = _anisotropic_part(energies, sigma)
+
+    def objective(rotation: np.ndarray) -> float:
+        return _pair_norms(weights, anisotropic, rotation[:, :2])[0] / area
+
+    best = _maximize_over_rotations(objective, _starts(weights, anisotropic, None))
+    axes = _canonical_axes(weights, sigma, best[:, :2], right_handed=False)
+    return OrientationResult(float(sam_in_basis(energies, sigma, _complete(axes))[0, 1]), axes)
+
+
+def lattice_vector(uvw: Sequence[float], lattice: Any) -> np.ndarray:
+    """Cartesian unit vector along the lattice direction [uvw] (u a + v b + w c).
+
+    Args:
+        uvw: Indices (integers or not).
+        lattice: A pymatgen ``Lattice`` or its 3×3 matrix (rows a, b, c; Å).
+
+    Raises:
+        ValueError: If [uvw] is the zero vector.
+    """
+    vector = np.asarray(uvw, dtype=float) @ _lattice_matrix(lattice)
+    norm = np.linalg.norm(vector)
+    if not norm > 0:
+        raise ValueError(f"[uvw] = {list(uvw)} has zero length")
+    return vector / norm
+
+
+def nearest_lattice_direction(
+    vector: np.ndarray, lattice: Any, max_index: int = 3
+) -> LatticeDirection:
+    """The lattice direction [uvw] (|u|, |v|, |w| ≤ ``max_index``) closest to an axis.
+
+    An axis is a line (±vector); among directions at the same angle (within 1e-9°) the one
+    with the smallest |u| + |v| + |w| wins.
+
+    Args:
+        vector: Cartesian axis, shape (3,), any length > 0.
+        lattice: A pymatgen ``Lattice`` or its 3×3 matrix (rows a, b, c; Å).
+        max_index: Largest |index| considered.
+    """
+    candidates = _index_triples(max_index)
+    directions = candidates @ _lattice_matrix(lattice)
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    unit = np.asarray(vector, dtype=float) / np.linalg.norm(vector)
+    angles = np.degrees(np.arccos(np.clip(np.abs(directions @ unit), 0.0, 1.0)))
+    order = np.lexsort((np.abs(candidates).sum(axis=1), np.round(angles, 9)))
+    best = order[0]
+    return LatticeDirection(tuple(int(i) for i in candidates[best]), float(angles[best]))
+
+
+def lattice_directions(
+    axes: np.ndarray, lattice: Any, max_index: int = 3
+) -> list[LatticeDirection]:
+    """:func:`nearest_lattice_direction` of each column of ``axes`` (shape (3, k))."""
+    axes = np.asarray(axes, dtype=float)
+    return [nearest_lattice_direction(axes[:, k], lattice, max_index) for k in range(axes.shape[1])]
+
+
+def orientation_summary(
+    energies: np.ndarray,
+    sigma: np.ndarray,
+    basis: np.ndarray | None = None,
+    lattice: Any = None,
+    max_index: int = 3,
+) -> dict[str, Any]:
+    """SAMS_max, its basis, A_inv and the best pair of σ(E), JSON-able.
+
+    Args:
+        energies: Energy grid, eV, shape (E,).
+        sigma: Dipole tensor σ(E), shape (E, 3, 3), Cartesian frame.
+        basis: The record's basis V (columns), the start SAMS_max never falls below.
+        lattice: The structure's lattice (pymatgen ``Lattice`` or rows a, b, c) for the
+            [uvw] of the axes; None leaves them out (``null``).
+        max_index: Largest |index| of the [uvw] considered.
+
+    Returns:
+        ``SAMS_max``; ``basis_max`` (3×3, columns = axes, like a task's ``basis``);
+        ``axes_max_uvw`` (per axis ``{"uvw", "angle_deg"}``); ``A_inv``; ``best_pair``
+        (``value``, ``directions``: the two unit vectors, ``uvw``).
+    """
+    maximum = sams_max(energies, sigma, basis)
+    pair = best_pair(energies, sigma)
+
+    def in_lattice(axes: np.ndarray) -> list[dict[str, Any]] | None:
+        if lattice is None:
+            return None
+        return [direction.as_dict() for direction in lattice_directions(axes, lattice, max_index)]
+
+    return {
+        "SAMS_max": maximum.value,
+        "basis_max": maximum.axes.tolist(),
+        "axes_max_uvw": in_lattice(maximum.axes),
+        "A_inv": anisotropy_invariant(energies, sigma),
+        "best_pair": {
+            "value": pair.value,
+            "directions": pair.axes.T.tolist(),
+            "uvw": in_lattice(pair.axes),
+        },
+    }
+
+
+def _anisotropic_part(
+    energies: np.ndarray, sigma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Trapezoid weights (∫f dE = w·f), s = σ − tr σ/3 · 1 and ∫ tr σ/3 dE."""
+    energies = np.asarray(energies, dtype=float)
+    sigma = np.asarray(sigma, dtype=float)
+    if sigma.shape != (energies.size, 3, 3):
+        raise ValueError(f"sigma must have shape ({energies.size}, 3, 3), got {sigma.shape}")
+    steps = np.diff(energies)
+    weights = np.zeros(energies.size)
+    weights[:-1] += steps / 2
+    weights[1:] += steps / 2
+    isotropic = np.trace(sigma, axis1=1, axis2=2) / 3
+    area = float(weights @ isotropic)
+    if not area > 0:
+        raise ValueError(f"the isotropic spectrum integrates to {area:.3g}, not > 0")
+    return weights, sigma - isotropic[:, None, None] * np.eye(3), area
+
+
+def _pair_norms(weights: np.ndarray, anisotropic: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """sqrt(∫(μ_i − μ_j)² dE) for every pair i < j of the columns of ``axes``."""
+    along = np.einsum("ai,eab,bi->ie", axes, anisotropic, axes)
+    pairs = list(combinations(range(axes.shape[1]), 2))
+    differences = np.array([along[i] - along[j] for i, j in pairs])
+    return np.sqrt(differences**2 @ weights)
+
+
+def _starts(
+    weights: np.ndarray, anisotropic: np.ndarray, basis: np.ndarray | None
+) -> list[np.ndarray]:
+    """Deterministic starting bases: given, Cartesian, eigenbases of σ's anisotropy, fixed draws."""
+    peak = int(np.argmax(np.einsum("eij,eij->e", anisotropic, anisotropic)))
+    tensors = (
+        np.einsum("e,eij->ij", weights, anisotropic),
+        np.einsum("e,eij,ejk->ik", weights, anisotropic, anisotropic),
+        anisotropic[peak],
+    )
+    starts = [] if basis is None else [np.asarray(basis, dtype=float)]
+    starts += [np.eye(3), *(np.linalg.eigh(tensor)[1] for tensor in tensors)]
+    starts += list(Rotation.random(12, random_state=0).as_matrix())
+    return starts
+
+
+def _maximize_over_rotations(
+    objective: Callable[[np.ndarray], float], starts: Sequence[np.ndarray]
+) -> np.ndarray:
+    """The rotated basis R·start with the largest objective: Nelder–Mead from each start, then
+    once more from the best with a smaller simplex."""
+    climbed = [_climb(objective, start, step=0.3) for start in starts]
+    best = max(climbed, key=objective)
+    return _climb(objective, best, step=0.02)
+
+
+def _climb(objective: Callable[[np.ndarray], float], start: np.ndarray, step: float) -> np.ndarray:
+    """Nelder–Mead on the rotation vector v of R(v)·start (simplex edges ``step`` rad)."""
+
+    def turned(vector: np.ndarray) -> np.ndarray:
+        return Rotation.from_rotvec(vector).as_matrix() @ start
+
+    simplex = np.vstack([np.zeros(3), step * np.eye(3)])
+    found = minimize(
+        lambda vector: -objective(turned(vector)),
+        np.zeros(3),
+        method="Nelder-Mead",
+        options={"initial_simplex": simplex, "xatol": 1e-8, "fatol": 1e-13, "maxiter": 4000},
+    )
+    return turned(found.x)
+
+
+def _canonical_axes(
+    weights: np.ndarray, sigma: np.ndarray, axes: np.ndarray, right_handed: bool
+) -> np.ndarray:
+    """Columns ordered by ascending ∫μ dE, largest component positive; optionally det = +1."""
+    areas = [weights @ mu_along(sigma, axes[:, k]) for k in range(axes.shape[1])]
+    axes = axes[:, np.argsort(areas, kind="stable")]
+    signs = np.sign(axes[np.argmax(np.abs(axes), axis=0), range(axes.shape[1])])
+    axes = axes * signs
+    if right_handed and np.linalg.det(axes) < 0:
+        axes[:, 2] *= -1
+    return axes
+
+
+def _complete(axes: np.ndarray) -> np.ndarray:
+    """Two orthonormal columns completed to a basis by their cross product."""
+    return np.column_stack([axes, np.cross(axes[:, 0], axes[:, 1])])
+
+
+def _index_triples(max_index: int) -> np.ndarray:
+    """Every [uvw] with |indices| ≤ max_index, coprime, first non-zero index positive."""
+    span = range(-max_index, max_index + 1)
+    triples = [
+        t
+        for t in product(span, repeat=3)
+        if any(t) and gcd(*t) == 1 and next(i for i in t if i) > 0
+    ]
+    return np.array(triples)
+
+
+def _lattice_matrix(lattice: Any) -> np.ndarray:
+    matrix = np.asarray(getattr(lattice, "matrix", lattice), dtype=float)
+    if matrix.shape != (3, 3):
+        raise ValueError(f"a lattice needs a 3×3 matrix, got shape {matrix.shape}")
+    return matrix
