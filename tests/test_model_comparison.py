@@ -104,7 +104,7 @@ def test_extended_variants_get_every_sweep_column(result):
         assert result.variant(name).feature_columns == list(FEATURE_COLUMNS)
     assert result.variant("gbr").model == "HistGradientBoostingRegressor"
     assert result.variant("rf_all_exponents").model == "RandomForestRegressor"
-    assert describe_features(expected) == "5 + QAMS/IAMS/DAMS@2–9 (14)"
+    assert describe_features(expected) == "5 + QAMS/DAMS/IAMS@2–9 (14)"
 
 
 def test_first_shell_variants_add_the_descriptors_to_the_paper_features(table, result):

@@ -345,7 +345,7 @@ def _paired_row(score: PairedScore) -> str:
 def describe_features(columns: Sequence[str]) -> str:
     """Short description of a feature list.
 
-    Sweep columns are summarized, e.g. ``5 + QAMS/IAMS/DAMS@1–14 (47)``; the paper's 8
+    Sweep columns are summarized, e.g. ``5 + QAMS/DAMS/IAMS@1–14 (47)``; the paper's 8
     features are ``paper 8``, the crystal forms ``crystal 8``, followed by the first-shell
     descriptors ``paper 8 + first shell 6 (14)``; any other list is written out.
     """
