@@ -26,14 +26,12 @@ from vtc_fw.ml.plots import R2_FLOOR, cut_r2_bars, metrics_table, plot_per_eleme
 from vtc_fw.ml.protocol import (
     NOISE_FEATURE,
     PAPER_BEST_PARAMS,
-    at_exponent,
     balanced_variant,
     paper_search_space,
-    split_for_training,
-    stratified_split,
     train_paper_protocol,
     tree_predictions,
 )
+from vtc_fw.ml.table import at_exponent, split_for_training, stratified_split
 from vtc_fw.science.features import FEATURE_COLUMNS
 
 TINY_SPACE = {

@@ -41,7 +41,8 @@ from vtc_fw.ml.comparison import (
     corrected_paired_t,
     describe_features,
 )
-from vtc_fw.ml.protocol import at_exponent, split_for_training, train_paper_protocol
+from vtc_fw.ml.protocol import train_paper_protocol
+from vtc_fw.ml.table import at_exponent, split_for_training
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.science.features import FEATURE_COLUMNS
 

@@ -49,15 +49,12 @@ from threadpoolctl import threadpool_limits
 from vtc_fw.keys import CRYSTAL_SUMS, MOMENT_SUMS, parse_sweep_column, sweep_column
 from vtc_fw.ml.protocol import (
     ElementScore,
-    ExponentSweep,
     paper_search_space,
-    pearson,
     per_element_scores,
     plain_params,
     randomized_search,
-    split_for_training,
-    usable_rows,
 )
+from vtc_fw.ml.table import ExponentSweep, pearson, split_for_training, usable_rows
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.science.features import FEATURE_COLUMNS
 
