@@ -140,30 +140,20 @@ def _submitted(fw_id: int | None) -> str:
 
 def _submit(config: DbConfig, picks: list[dict[str, Any]], preset: str) -> list[int | None]:
     """Add one XES workflow per pick not queued yet; returns the new Firework ids (None: queued)."""
-    from vtc_fw.workflow.maker import xes_workflow
-    from vtc_fw.workflow.submission import (
-        existing_task_keys,  # FireWorks machinery only when submitting
-    )
+    from vtc_fw.workflow.maker import XesWorkflowMaker  # FireWorks machinery only when submitting
+    from vtc_fw.workflow.submission import add_new_workflows
 
     (structures,) = _connected(config, "structures")
-    launchpad = config.launchpad()
-    keys = [task_key(pick["record_key"], preset) for pick in picks]
+    records = []
+    for pick in picks:
+        document = structures.query_one({"structure_id": pick["structure_id"]})
+        if document is None or not document.get("structure"):
+            raise click.ClickException(f"structure {pick['structure_id']} is not in the database")
+        records.append((document["structure"], pick["structure_id"], pick["element"]))
     client = config.client()
     try:
-        queued = existing_task_keys(keys, config.collection(TASK_COLLECTION, client), launchpad)
+        tasks = config.collection(TASK_COLLECTION, client)
+        added = add_new_workflows(records, tasks, config.launchpad(), XesWorkflowMaker(preset))
     finally:
         client.close()
-    fw_ids: list[int | None] = []
-    for pick, key in zip(picks, keys, strict=True):
-        if key in queued:
-            fw_ids.append(None)
-            continue
-        document = structures.query_one({"structure_id": pick["structure_id"]})
-        if document is None:
-            raise click.ClickException(f"structure {pick['structure_id']} is not in the database")
-        workflow = xes_workflow(
-            document["structure"], pick["structure_id"], pick["element"], preset
-        )
-        mapping = launchpad.add_wf(workflow)
-        fw_ids.append(min(mapping.values()))
-    return fw_ids
+    return [added[task_key(pick["record_key"], preset)] for pick in picks]

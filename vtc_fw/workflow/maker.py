@@ -97,10 +97,3 @@ class XesWorkflowMaker:
         if self.priority is not None:
             spec["_priority"] = self.priority
         return spec
-
-
-def xes_workflow(
-    structure: Structure | dict, structure_id: str, element: str, preset: str = DEFAULT_PRESET
-) -> Workflow:
-    """The VtC-XES workflow of one record with the default maker settings."""
-    return XesWorkflowMaker(preset=preset).make(structure, structure_id, element)

@@ -16,6 +16,7 @@ from itertools import islice
 from typing import Any
 
 from fireworks import LaunchPad
+from pymatgen.core import Structure
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.collection import Collection
 
@@ -159,20 +160,43 @@ def _submit_batch(
     report.unreadable += [
         (e.structure_id, e.error or "unreadable") for e in batch if not e.structure
     ]
-    wanted = {
-        task_key(record_key(entry.structure_id, metal), maker.preset): (entry, metal)
+    records = [
+        (entry.structure, entry.structure_id, metal)
         for entry in batch
         if entry.structure is not None
         for metal in entry.three_d_metals
         if elements is None or metal in elements
+    ]
+    added = add_new_workflows(records, tasks, launchpad, maker)
+    report.existing += sorted(key for key, fw_id in added.items() if fw_id is None)
+    report.added += [key for key, fw_id in added.items() if fw_id is not None]
+
+
+def add_new_workflows(
+    records: Sequence[tuple[Structure | dict[str, Any], str, str]],
+    tasks: Collection,
+    launchpad: LaunchPad,
+    maker: XesWorkflowMaker,
+) -> dict[str, int | None]:
+    """Add the workflow of every ``(structure, structure_id, element)`` record not queued yet.
+
+    Returns:
+        Task key → the new Firework's id, or None where a workflow or a successful task
+        already exists (nothing is added twice).
+    """
+    wanted = {
+        task_key(record_key(sid, element), maker.preset): (s, sid, element)
+        for s, sid, element in records
     }
     existing = existing_task_keys(list(wanted), tasks, launchpad)
-    report.existing += sorted(existing)
-    new = [wanted[key] for key in wanted if key not in existing]
-    workflows = [maker.make(entry.structure, entry.structure_id, metal) for entry, metal in new]
-    for workflow in workflows:
-        launchpad.add_wf(workflow)
-    report.added += [workflow.metadata["task_key"] for workflow in workflows]
+    added: dict[str, int | None] = {}
+    for key, (structure, structure_id, element) in wanted.items():
+        if key in existing:
+            added[key] = None
+            continue
+        mapping = launchpad.add_wf(maker.make(structure, structure_id, element))
+        added[key] = min(mapping.values())
+    return added
 
 
 def existing_task_keys(keys: list[str], tasks: Collection, launchpad: LaunchPad) -> set[str]:
