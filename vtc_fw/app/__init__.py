@@ -1,2 +1,5 @@
-"""Application services the command line runs: the main job and its sample policy,
-screening, the model report, dataset transfer, timing, the Fig. 3 distortion series."""
+"""Application services the command line runs.
+
+The main job and its sample policy, screening, the model report, dataset transfer, timing,
+the Fig. 3 distortion series.
+"""

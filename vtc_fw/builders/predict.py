@@ -120,8 +120,11 @@ class PredictionBuilder(Builder):
 def feature_vector(
     document: dict[str, Any], columns: list[str], exponent: int | None
 ) -> np.ndarray:
-    """A record's model input: the exponent-dependent sums at the model's exponent (from the
-    document's sweep when it was featurized at another one), NaN where null."""
+    """A record's model input, NaN where null.
+
+    The exponent-dependent sums are taken at the model's exponent (from the document's sweep
+    when it was featurized at another one).
+    """
     sweep = document.get("sweep", {}).get(str(exponent), {})
     use_sweep = exponent is not None and document.get("exponent") != exponent and sweep
     values = [sweep.get(c, document.get(c)) if use_sweep else document.get(c) for c in columns]

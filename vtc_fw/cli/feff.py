@@ -1,5 +1,8 @@
-"""``vtc-fw sams`` (one record with FEFF10, no database), ``vtc-fw spectra`` (μ for any
-polarization from σ, the paper's Fig. 2) and ``vtc-fw distortion`` (Fig. 3)."""
+"""FEFF on one record from the command line: ``vtc-fw sams``, ``spectra`` and ``distortion``.
+
+``sams``: one record with FEFF10, no database; ``spectra``: μ for any polarization from σ and
+the paper's Fig. 2; ``distortion``: the paper's Fig. 3.
+"""
 
 import csv
 import io
@@ -92,8 +95,10 @@ def _run_feff(
     workdir: Path | None,
     timeout_s: float | None,
 ) -> tuple[Any, Any]:
-    """The record of a structure file and its FEFF spectra (work files in ``workdir`` or a
-    temporary folder)."""
+    """The record of a structure file and its FEFF spectra.
+
+    FEFF's work files go to ``workdir`` or a temporary folder.
+    """
     from pymatgen.core import Structure
 
     from vtc_fw.feff.engine import compute_record_spectra
@@ -347,7 +352,7 @@ def _spectra_table(source: SigmaSource, labels: list[str], directions: list[np.n
 
 def _write_spectra(source: SigmaSource, table: str, out: Path) -> None:
     """The CSV and the Fig. 2 PNG in ``out``, then one summary line per file and number."""
-    from vtc_fw.ml.protocol.plots import plot_polarized_spectra
+    from vtc_fw.ml.plots import plot_polarized_spectra
     from vtc_fw.science.anisotropy import anisotropy_invariant, axis_spectra, sams_max
 
     out.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ db_config_option = click.option(
 
 
 def setting(name: str) -> dict[str, Any]:
-    """click option arguments whose default is read from the settings when the command runs.
+    """Click option arguments whose default is read from the settings when the command runs.
 
     ``@click.option("--seed", **setting("seed"), help=...)``: the default, its type and the
     help's ``[default: ...]`` come from :class:`vtc_fw.settings.VtcSettings`.

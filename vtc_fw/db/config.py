@@ -142,8 +142,11 @@ class DbConfig:
 
     @property
     def is_local_default(self) -> bool:
-        """Whether vtc-fw runs this server itself: a local host without authentication, on the
-        default port or with an explicit ``embedded_home`` (a second embedded server)."""
+        """Whether vtc-fw runs this server itself.
+
+        It does for a local host without authentication, on the default port or with an
+        explicit ``embedded_home`` (a second embedded server).
+        """
         return (
             self.uri is None
             and self.host in LOCAL_HOSTS

@@ -135,9 +135,11 @@ class FeatureDocument(Document):
         )
 
     def training_row(self) -> dict[str, Any]:
-        """The row this record contributes to :func:`vtc_fw.ml.protocol.train_paper_protocol`
-        (without the target): key, element, in_domain, features, ``QAMS@n`` columns and the
-        first-shell descriptors."""
+        """The row this record contributes to a training table (without the target).
+
+        Key, element, in_domain, features, ``QAMS@n`` columns and the first-shell descriptors
+        (see :mod:`vtc_fw.ml.table`).
+        """
         row: dict[str, Any] = {
             "key": self.record_key,
             "element": self.element,

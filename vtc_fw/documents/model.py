@@ -115,8 +115,10 @@ class ModelDocument(Document):
         sources_last_updated: datetime,
         builder_meta: BuilderMeta,
     ) -> ModelDocument:
-        """The document of a protocol run; ``excluded`` adds counts found before the table
-        (failed tasks) to those the protocol found."""
+        """The document of a protocol run.
+
+        ``excluded`` adds counts found before the table (failed tasks) to the protocol's own.
+        """
         return cls(
             model_id=model_id,
             preset=preset,

@@ -109,8 +109,10 @@ class XesDocument(Document):
         builder_meta: BuilderMeta,
         error: ErrorInfo | None = None,
     ) -> XesDocument:
-        """A failure document for a record none of whose tasks succeeded (or gave usable
-        spectra: ``error`` says why)."""
+        """A failure document for a record none of whose tasks succeeded.
+
+        ``error`` says why when tasks succeeded but gave no usable spectra.
+        """
         task = tasks[0]
         errors = "; ".join(_error_text(t.get("error")) for t in tasks)
         error = error or ErrorInfo(

@@ -1,2 +1,4 @@
-"""Machine learning, pure (no database): the training table, the paper's protocol, the model
-comparison and the figures of a trained model."""
+"""Machine learning, pure (no database).
+
+The training table, the paper's protocol, the model comparison and the figures of a model.
+"""

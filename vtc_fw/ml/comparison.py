@@ -309,8 +309,9 @@ def _format_r(value: float | None) -> str:
 
 
 def descriptor_correlations(train: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-    """Pearson r of IAMS, QAMS, their crystal forms (where the table has them) and each
-    first-shell descriptor with SAMS and with IAMS.
+    """Pearson r of the moment sums and first-shell descriptors with SAMS and with IAMS.
+
+    IAMS, QAMS, their crystal forms (where the table has them) and each first-shell descriptor.
 
     Args:
         train: Training rows, IAMS and QAMS at the chosen exponent.
@@ -489,9 +490,13 @@ def fit_variant(
 
     Args:
         name: A key of :data:`VARIANTS`.
-        train, test: The split, swept columns already at the chosen exponent.
+        train: Training rows, swept columns already at the chosen exponent.
+        test: Test rows, likewise.
         space: Hyperparameter space of the variant's model family.
-        seed, n_iter, cv, n_jobs: As in :func:`compare_models`.
+        seed: As in :func:`compare_models`.
+        n_iter: As in :func:`compare_models`.
+        cv: As in :func:`compare_models`.
+        n_jobs: As in :func:`compare_models`.
 
     Returns:
         The variant's search outcome and scores.
@@ -563,7 +568,8 @@ def paired_repeated_cv(
         variants: Fitted variants, ``paper`` among them.
         rows: The rows to cross-validate on (:func:`usable_rows`).
         seed: Seeds the folds and the estimators.
-        cv, repeats: Folds per repeat and repeats (0: no comparison, empty list).
+        cv: Folds per repeat.
+        repeats: Repeats (0: no comparison, empty list).
         n_jobs: Processes for ``cross_val_score`` (None: 1).
 
     Returns:

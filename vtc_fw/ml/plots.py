@@ -1,5 +1,6 @@
-"""Figures and the metrics table of a trained model (the paper's Figures 6-9 and Table 3),
-and one record's polarized spectra (the paper's Figure 2).
+"""Figures: a trained model's (the paper's Figures 6-9, Table 3) and one record's spectra.
+
+One record's polarized spectra are the paper's Figure 2.
 
 Every model function takes plain documents (a ``models`` document, rows of ``xes``/``features``)
 and writes a PNG; :func:`write_report` writes them all plus ``metrics.md``.
@@ -88,8 +89,10 @@ def plot_per_element_r2(model: Mapping[str, Any], path: Path) -> Path:
 
 
 def cut_r2_bars(r2: Sequence[float]) -> tuple[list[float], dict[int, str]]:
-    """Bar heights with every R² below :data:`R2_FLOOR` cut to it, and ``{index: label}`` of
-    the cut bars (their true value); NaN stays NaN (no bar)."""
+    """Bar heights with every R² below :data:`R2_FLOOR` cut to it.
+
+    Also ``{index: label}`` of the cut bars (their true value); NaN stays NaN (no bar).
+    """
     drawn = [max(value, R2_FLOOR) if np.isfinite(value) else value for value in r2]
     cut = {i: f"{value:.1f}" for i, value in enumerate(r2) if value < R2_FLOOR}
     return drawn, cut
@@ -115,8 +118,10 @@ def plot_distributions(
     path: Path,
     labels: Mapping[str, str] | None = None,
 ) -> Path:
-    """Box plots of ``columns`` (e.g. sams, QAMS) per element over ``rows``, titled with
-    ``labels[column]`` when given."""
+    """Box plots of ``columns`` (e.g. sams, QAMS) per element over ``rows``.
+
+    Each is titled with ``labels[column]`` when given.
+    """
     figure = Figure(figsize=(5 * len(columns), 3.5))
     all_axes = figure.subplots(1, len(columns), squeeze=False)
     for axes, column in zip(all_axes[0], columns, strict=True):
@@ -255,8 +260,9 @@ def plot_polarized_spectra(
     labels: Sequence[str] = ("1", "2", "3"),
     title: str | None = None,
 ) -> Path:
-    """The paper's Fig. 2 (b, c) for one record: spectra along three axes, their pairwise
-    differences and the SAM they give (title: SAMS).
+    """The paper's Fig. 2 (b, c) for one record.
+
+    Spectra along three axes, their pairwise differences and the SAM they give (title: SAMS).
 
     Args:
         energies: Energy grid, eV, shape (E,).

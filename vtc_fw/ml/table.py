@@ -129,8 +129,10 @@ def sweep_exponents(train: pd.DataFrame) -> ExponentSweep | None:
 
 
 def pearson(values: pd.Series | None, target: pd.Series) -> float | None:
-    """Pearson r of two columns over their rows where both are set (None: under 3 such rows,
-    a constant column, or no column)."""
+    """Pearson r of two columns over their rows where both are set.
+
+    None under 3 such rows, for a constant column, or without a column.
+    """
     if values is None:
         return None
     both = pd.concat([values, target], axis=1).dropna()
@@ -140,8 +142,10 @@ def pearson(values: pd.Series | None, target: pd.Series) -> float | None:
 
 
 def at_exponent(frame: pd.DataFrame, exponent: int) -> pd.DataFrame:
-    """``frame`` with QAMS/IAMS/DAMS (and their crystal forms, where the table has them)
-    replaced by their values at ``exponent``."""
+    """``frame`` with the moment sums replaced by their values at ``exponent``.
+
+    QAMS/DAMS/IAMS, and their crystal forms where the table has them.
+    """
     frame = frame.copy()
     for name in (*MOMENT_SUMS, *CRYSTAL_SUMS.values()):
         column = sweep_column(name, exponent)

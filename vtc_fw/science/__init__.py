@@ -1,2 +1,4 @@
-"""The science: clusters, moment tensors, oxidation states, records, features and the
-spectral anisotropy. Pure: no database, FireWorks or FEFF (enforced by ruff and import-linter)."""
+"""The science, pure: no database, FireWorks or FEFF (enforced by ruff and import-linter).
+
+Clusters, moment tensors, oxidation states, records, features and the spectral anisotropy.
+"""

@@ -438,8 +438,10 @@ def _starts(
 def _maximize_over_rotations(
     objective: Callable[[np.ndarray], float], starts: Sequence[np.ndarray]
 ) -> np.ndarray:
-    """The rotated basis R·start with the largest objective: Nelder–Mead from each start, then
-    once more from the best with a smaller simplex."""
+    """The rotated basis R·start with the largest objective.
+
+    Nelder–Mead from each start, then once more from the best with a smaller simplex.
+    """
     climbed = [_climb(objective, start, step=0.3) for start in starts]
     best = max(climbed, key=objective)
     return _climb(objective, best, step=0.02)

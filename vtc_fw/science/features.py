@@ -128,8 +128,9 @@ def featurize_record(record: Record, exponent: int = DEFAULT_FEATURE_EXPONENT) -
 def moment_anisotropies(
     clusters: list[Cluster], basis: np.ndarray, exponent: float
 ) -> dict[str, float | None]:
-    """QAMS, DAMS and IAMS averaged over the sites, with tensors expressed in ``basis``, and
-    their :data:`CRYSTAL_SUMS`.
+    """QAMS, DAMS and IAMS averaged over the sites, and their :data:`CRYSTAL_SUMS`.
+
+    The tensors are expressed in ``basis``.
 
     A charge-dependent sum is None if any site lacks charges or has vanishing magnitude.
     """
@@ -139,8 +140,10 @@ def moment_anisotropies(
 def _moment_sums(
     clusters: list[Cluster], basis: np.ndarray, exponents: list[float]
 ) -> list[dict[str, float | None]]:
-    """Per exponent, the site averages of QAMS, DAMS and IAMS and the :data:`CRYSTAL_SUMS`
-    (None where undefined)."""
+    """Per exponent, the site averages of QAMS, DAMS and IAMS and the :data:`CRYSTAL_SUMS`.
+
+    None where undefined.
+    """
     per_site = [
         normalized_diagonals_by_exponent(
             c.coords[c.neighbors],
@@ -229,8 +232,9 @@ def best_exponent(curve: Mapping[int, Mapping[str, Any]]) -> int:
 def moments_by_exponent(
     record: Record, exponents: Iterable[int] = SWEEP_EXPONENTS
 ) -> dict[str, dict[str, float | None]]:
-    """QAMS, DAMS, IAMS and :data:`CRYSTAL_SUMS` of a record at every exponent, keyed by
-    ``str(n)`` (JSON-able).
+    """QAMS, DAMS, IAMS and :data:`CRYSTAL_SUMS` of a record at every exponent.
+
+    Keyed by ``str(n)`` (JSON-able).
 
     Stored beside the feature row so that the exponent can be re-chosen on labelled data
     without going back to the structures.
@@ -242,8 +246,10 @@ def moments_by_exponent(
 
 
 def sweep_columns(sweep: Mapping[str, Mapping[str, float | None]]) -> dict[str, float | None]:
-    """Flat ``QAMS@n``, ``QAMS_crystal@n``... columns of a :func:`moments_by_exponent` result,
-    the form :mod:`vtc_fw.ml.protocol` reads the exponent sweep in."""
+    """Flat ``QAMS@n``, ``QAMS_crystal@n``... columns of a :func:`moments_by_exponent` result.
+
+    The form :mod:`vtc_fw.ml.table` reads the exponent sweep in.
+    """
     return {
         sweep_column(name, int(n)): value
         for n, sums in sweep.items()

@@ -225,7 +225,7 @@ def _checked_oxidation(
 
 
 def _symmetry_dataset(structure: Structure, symprec: float, structure_id: str) -> Any:
-    """spglib's symmetry dataset, or a StructureError when the analysis fails."""
+    """Spglib's symmetry dataset, or a StructureError when the analysis fails."""
     dataset = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_dataset()
     if dataset is None:
         raise StructureError(

@@ -132,8 +132,9 @@ def _span_from_references(subspace: np.ndarray, reference_axes: np.ndarray) -> n
 def normalized_diagonals_by_exponent(
     coords: np.ndarray, charges: np.ndarray | None, basis: np.ndarray, exponents: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Diagonals of one site's quadrupole, dipole and inertia tensors in the basis, each divided
-    by the tensor's isotropic magnitude, at many exponents at once.
+    """Diagonals of one site's moment tensors in the basis, at many exponents at once.
+
+    Quadrupole, dipole and inertia tensors, each divided by the tensor's isotropic magnitude.
 
     Only the diagonal of a tensor in the basis enters an anisotropy sum (:func:`pair_sum` of
     these equals :func:`anisotropy_sum` of the full tensor rotated into the basis), so with x = r V
