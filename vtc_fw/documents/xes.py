@@ -14,7 +14,7 @@ from pydantic import Field
 
 from vtc_fw.documents.base import BuilderMeta, Document, ErrorInfo, State, utc_now
 from vtc_fw.errors import Reason
-from vtc_fw.science.anisotropy import sam_matrix
+from vtc_fw.science.anisotropy import orientation_summary, sam_matrix, sigma_from_components
 
 NO_SCF_RUNG = "no_scf"
 """Ladder rung that drops the SCF (see :mod:`vtc_fw.feff.ladder`)."""
@@ -56,8 +56,30 @@ class XesDocument(Document):
     self_consistent: bool | None = Field(
         default=None,
         description="Whether every site's potentials came from an SCF (no site on the "
-        '"no_scf" rung). False marks spectra of overlapped atomic potentials: not the '
-        "method's target, so they are not trained on.",
+        '"no_scf" rung, and a preset with an SCF). False marks spectra of overlapped atomic '
+        "potentials: not the method's target, so they are not trained on.",
+    )
+    has_sigma: bool = Field(
+        default=False,
+        description="Whether the task stored the crystal's dipole tensor σ(E) (six "
+        "polarizations); records computed before σ have three spectra only.",
+    )
+    sams_max: float | None = Field(
+        default=None,
+        description="Largest SAMS over all orientations of the basis, from σ (null: no σ).",
+    )
+    basis_max: list[list[float]] | None = Field(
+        default=None, description="The basis of sams_max (3×3, columns = axes, Cartesian)."
+    )
+    a_inv: float | None = Field(
+        default=None,
+        description="Rotation-invariant anisotropy of σ: sqrt(∫‖σ − tr σ/3‖²_F dE) / "
+        "∫ tr σ/3 dE; SAMS ≤ sams_max ≤ 3 a_inv (null: no σ).",
+    )
+    best_pair: dict[str, Any] | None = Field(
+        default=None,
+        description="The two orthogonal polarizations with the largest contrast: value and "
+        "directions (two Cartesian unit vectors); null without σ.",
     )
     last_updated: datetime = Field(
         default_factory=utc_now, description="Newest last_updated of the tasks used."
@@ -82,6 +104,7 @@ class XesDocument(Document):
         mu = np.asarray(task["mu"], dtype=float)
         sam = sam_matrix(energies, mu)
         rungs = [str(site.get("rung")) for site in task.get("sites") or []]
+        without_scf = any(a.get("ok") and a.get("scf") is None for a in task.get("attempts") or [])
         return cls(
             record_key=task["record_key"],
             structure_id=task["structure_id"],
@@ -96,9 +119,10 @@ class XesDocument(Document):
             sams=float(np.triu(sam, k=1).sum()),
             task_sams=task.get("sams"),
             rungs=rungs,
-            self_consistent=bool(rungs) and NO_SCF_RUNG not in rungs,
+            self_consistent=bool(rungs) and NO_SCF_RUNG not in rungs and not without_scf,
             last_updated=max(t["last_updated"] for t in tasks),
             builder_meta=builder_meta,
+            **_orientations(task, energies),
         )
 
     @classmethod
@@ -138,3 +162,20 @@ def _error_text(error: Any) -> str:
     if isinstance(error, Mapping):
         return f"{error.get('reason', 'error')}: {error.get('message', '')}"
     return str(error)
+
+
+def _orientations(task: Mapping[str, Any], energies: np.ndarray) -> dict[str, Any]:
+    """``has_sigma``, ``sams_max``, ``basis_max``, ``a_inv``, ``best_pair`` of a task's σ."""
+    if task.get("sigma") is None:
+        return {"has_sigma": False}
+    sigma = sigma_from_components(task["sigma"])
+    basis = np.asarray(task["basis"], dtype=float) if task.get("basis") else None
+    summary = orientation_summary(energies, sigma, basis)
+    pair = summary["best_pair"]
+    return {
+        "has_sigma": True,
+        "sams_max": summary["SAMS_max"],
+        "basis_max": summary["basis_max"],
+        "a_inv": summary["A_inv"],
+        "best_pair": {"value": pair["value"], "directions": pair["directions"]},
+    }

@@ -1,0 +1,58 @@
+"""xes documents carry σ's orientation quantities; a no-SCF preset is never self-consistent.
+
+Input: three real "screen" task documents with σ, recorded from our own runs
+(tests/data/screen_tasks_recorded.jsonl.gz; tests/data/feff/README.md says how they were made).
+"""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bson import json_util
+
+from vtc_fw.documents.base import BuilderMeta
+from vtc_fw.documents.xes import XesDocument
+from vtc_fw.science.anisotropy import (
+    anisotropy_invariant,
+    sams_in_basis,
+    sigma_from_components,
+)
+
+RECORDED = Path(__file__).parent / "data" / "screen_tasks_recorded.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def tasks() -> list[dict]:
+    with gzip.open(RECORDED, "rt") as handle:
+        return [json_util.loads(line) for line in handle]
+
+
+def _document(task: dict) -> XesDocument:
+    return XesDocument.from_tasks([task], builder_meta=BuilderMeta(builder="test"))
+
+
+def test_sigma_gives_the_stored_sams_and_the_orientation_quantities(tasks):
+    for task in tasks:
+        document = _document(task)
+        energies = np.asarray(task["energies"])
+        sigma = sigma_from_components(task["sigma"])
+        basis = np.asarray(task["basis"])
+        assert abs(sams_in_basis(energies, sigma, basis) - task["sams"]) < 1e-4
+        assert document.has_sigma and document.sams_max >= document.sams - 1e-9
+        assert document.sams_max <= 3 * document.a_inv + 1e-9
+        assert document.a_inv == pytest.approx(anisotropy_invariant(energies, sigma))
+        first, second = np.asarray(document.best_pair["directions"])
+        assert abs(first @ second) < 1e-6 and document.best_pair["value"] > 0
+
+
+def test_a_preset_without_scf_is_never_self_consistent(tasks):
+    assert all(_document(task).self_consistent is False for task in tasks)
+    with_scf = {**tasks[0], "attempts": [{**a, "scf": {"nscf": 30}} for a in tasks[0]["attempts"]]}
+    assert _document(with_scf).self_consistent is True
+
+
+def test_a_task_without_sigma_is_flagged(tasks):
+    legacy = {key: value for key, value in tasks[1].items() if key not in ("sigma", "sigma_frame")}
+    document = _document(legacy)
+    assert document.has_sigma is False and document.sams_max is None and document.a_inv is None
