@@ -7,7 +7,7 @@ import click
 from vtc_fw import __version__
 
 # Each module registers its commands on ``main`` when imported (features, feff, db, build...).
-_COMMAND_MODULES = ("features", "feff", "db", "build", "run")
+_COMMAND_MODULES = ("features", "feff", "db", "build", "run", "serve")
 
 # DbConfig.load's search order, shared by every ``--db-file`` option.
 DB_FILE_HELP = (
