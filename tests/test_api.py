@@ -299,6 +299,9 @@ def test_record_page_spectra_and_structure_file(client):
     cif = client.get(f"/records/{key}/structure.cif")
     structure = Structure.from_str(cif.text, fmt="cif")
     assert structure.composition.reduced_formula == "NiO"
+    # rock salt stretched along c is tetragonal; unstretched it is cubic
+    assert "I4/mmm (139), tetragonal" in page.text
+    assert "Fm-3m (225), cubic" in client.get("/records/test:NiO-c0pct:Ni").text
     # the failed FEFF record has a prediction and features, no spectra
     failed = client.get("/records/test:NiO-c6pct:Ni")
     assert failed.status_code == 200 and "FEFF did not give spectra" in failed.text

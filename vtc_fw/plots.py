@@ -270,13 +270,18 @@ def plot_polarized_spectra(
     spectra_axes, difference_axes, sam_axes = figure.subplots(
         1, 3, gridspec_kw={"width_ratios": [1.25, 1.25, 0.9]}
     )
+    styles = ("-", "--", ":")  # equal spectra (two degenerate axes) stay visible
     for i, spectrum in enumerate(mu):
-        spectra_axes.plot(energies, spectrum, lw=1.4, label=f"μ{i + 1} (axis {i + 1})")
+        spectra_axes.plot(
+            energies, spectrum, ls=styles[i], lw=1.6, label=f"μ{i + 1} (axis {i + 1})"
+        )
     spectra_axes.set(xlabel="emission energy (eV)", ylabel="μ (FEFF units)")
     spectra_axes.set_title("(a) polarized spectra")
     spectra_axes.legend(fontsize=8)
-    for i, j in combinations(range(3), 2):
-        difference_axes.plot(energies, mu[i] - mu[j], lw=1.2, label=f"μ{i + 1} − μ{j + 1}")
+    for style, (i, j) in zip(styles, combinations(range(3), 2), strict=True):
+        difference_axes.plot(
+            energies, mu[i] - mu[j], ls=style, lw=1.6, label=f"μ{i + 1} − μ{j + 1}"
+        )
     difference_axes.axhline(0, color="k", lw=0.6)
     difference_axes.set(xlabel="emission energy (eV)", ylabel="difference (FEFF units)")
     difference_axes.set_title("(b) pairwise differences")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -16,7 +17,13 @@ from starlette.exceptions import HTTPException
 from vtc_fw import THREE_D_METALS
 from vtc_fw.api.app import ServerState, database_address
 from vtc_fw.api.candidates import COLUMNS, SORT_KEYS, CandidateQuery, CandidateQueryError
-from vtc_fw.api.record import load_record, spectra_of, structure_cif, structure_summary
+from vtc_fw.api.record import (
+    load_record,
+    spectra_of,
+    spectra_version,
+    structure_cif,
+    structure_summary,
+)
 from vtc_fw.api.resources import RESOURCE_COLLECTIONS, resource_descriptions
 from vtc_fw.plots import plot_polarized_spectra, write_report
 
@@ -166,15 +173,19 @@ def record_cif(request: Request, record_key: str) -> Response:
 def record_spectra(request: Request, record_key: str) -> Response:
     """The polarized spectra, their differences and the SAM (the paper's Fig. 2)."""
     state = _state(request)
-    spectra = spectra_of(state.stores, record_key)
-    if spectra is None:
+    version = spectra_version(state.stores, record_key)
+    if version is None:
         raise HTTPException(404, f"no FEFF spectra for {record_key!r}")
-    path = state.figure_dir / "spectra" / (re.sub(r"[^A-Za-z0-9_.-]+", "_", record_key) + ".png")
+    name = hashlib.sha256(f"{record_key}|{version}".encode()).hexdigest()[:32]
+    path = state.figure_dir / "spectra" / f"{name}.png"
     with state.figure_lock:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        plot_polarized_spectra(*spectra, path, title=record_key)
-        content = path.read_bytes()
-    return Response(content, media_type="image/png")
+        if not path.is_file():
+            spectra = spectra_of(state.stores, record_key)
+            if spectra is None:
+                raise HTTPException(404, f"no FEFF spectra for {record_key!r}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            plot_polarized_spectra(*spectra, path, title=record_key)
+    return FileResponse(path, media_type="image/png")
 
 
 # --- the model -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pymatgen.io.cif import CifWriter
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from vtc_fw.features import FEATURE_COLUMNS
+from vtc_fw.records import SYMPREC
 
 SIGMA_FIELDS = ("sams_max", "a_inv", "best_pair")
 """Optional σ-derived fields of an ``xes`` document."""
@@ -104,6 +105,14 @@ def load_record(stores: Mapping[str, Store], record_key: str) -> RecordView:
     return RecordView(record_key, structure_id, element, structure, features, predictions, xes)
 
 
+def spectra_version(stores: Mapping[str, Store], record_key: str) -> str | None:
+    """``last_updated`` of the record's successful ``xes`` document (None: no spectra)."""
+    xes = stores["xes"].query_one(
+        {"record_key": record_key, "state": "successful"}, properties=["last_updated"]
+    )
+    return None if xes is None else str(xes.get("last_updated"))
+
+
 def spectra_of(stores: Mapping[str, Store], record_key: str) -> tuple[list, list] | None:
     """``(energies, mu)`` of the record's FEFF spectra (``xes``, else its task), or None."""
     xes = stores["xes"].query_one(
@@ -128,7 +137,7 @@ def structure_summary(document: Mapping[str, Any] | None) -> dict[str, Any] | No
     structure = Structure.from_dict(document["structure"])
     lattice = structure.lattice
     try:
-        analyzer = SpacegroupAnalyzer(structure, symprec=0.1)
+        analyzer = SpacegroupAnalyzer(structure, symprec=SYMPREC)  # the features' tolerance
         spacegroup = f"{analyzer.get_space_group_symbol()} ({analyzer.get_space_group_number()})"
         crystal_system = analyzer.get_crystal_system()
     except Exception:  # spglib gives up on some structures; the page does without
