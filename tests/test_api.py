@@ -335,3 +335,60 @@ def test_serve_refuses_a_public_address_without_the_flag(monkeypatch, screening_
     local = runner.invoke(main, ["serve", "--port", "8123", "--db-file", db_file])
     assert local.exit_code == 0 and "WARNING" not in local.stderr
     assert (started["host"], started["port"]) == ("127.0.0.1", 8123)
+
+
+def test_candidates_snapshot_follows_new_models_and_feff_results(monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from maggma.stores import MemoryStore
+
+    from vtc_fw.api import candidates
+    from vtc_fw.api.candidates import CandidateQuery, CandidateTable
+
+    stores = {}
+    for name, key in [("models", "model_id"), ("predictions", "prediction_key")]:
+        stores[name] = MemoryStore(collection_name=name, key=key)
+    stores["xes"] = MemoryStore(collection_name="xes", key="record_key")
+    stores["features"] = MemoryStore(collection_name="features", key="record_key")
+    for store in stores.values():
+        store.connect()
+    start = datetime.now(UTC)
+
+    def predict(model_id: str, when: datetime, sams: float) -> None:
+        stores["models"].update(
+            [{"model_id": model_id, "state": "successful", "last_updated": when}]
+        )
+        stores["predictions"].update(
+            [
+                {
+                    "prediction_key": f"s{i}:Fe:{model_id}",
+                    "record_key": f"s{i}:Fe",
+                    "element": "Fe",
+                    "model_id": model_id,
+                    "state": "successful",
+                    "sams": sams + i / 10,
+                    "sams_std": 0.01,
+                    "in_domain": True,
+                }
+                for i in range(3)
+            ]
+        )
+
+    def feff(record_key: str, sams: float, when: datetime) -> None:
+        document = {"record_key": record_key, "state": "successful", "sams": sams}
+        stores["xes"].update([{**document, "last_updated": when}])
+
+    predict("m1", start, 0.1)
+    feff("s0:Fe", 0.5, start)
+    table = CandidateTable(stores)
+    first = table.page(CandidateQuery())
+    assert (first.total, first.computed, first.model["model_id"]) == (3, 1, "m1")
+    feff("s1:Fe", 0.6, start + timedelta(minutes=1))
+    assert table.page(CandidateQuery()).computed == 1  # checked again only after a while
+    monkeypatch.setattr(candidates, "CHECK_INTERVAL_S", 0.0)
+    assert table.page(CandidateQuery()).computed == 2
+    predict("m2", start + timedelta(hours=1), 0.3)
+    newest = table.page(CandidateQuery(sort="-feff_sams"))
+    assert newest.model["model_id"] == "m2"
+    assert [row["feff_sams"] for row in newest.rows] == [0.6, 0.5, None]
+    assert newest.rows[0]["sams"] == pytest.approx(0.4)
