@@ -18,6 +18,7 @@ from vtc_fw import THREE_D_METALS
 from vtc_fw.api.app import ServerState, database_address
 from vtc_fw.api.candidates import COLUMNS, SORT_KEYS, CandidateQuery, CandidateQueryError
 from vtc_fw.api.record import (
+    RecordView,
     load_record,
     spectra_of,
     spectra_version,
@@ -134,7 +135,7 @@ def candidates_json(request: Request) -> Response:
 # --- one record ------------------------------------------------------------------------------
 
 
-def _record_or_404(request: Request, record_key: str):
+def _record_or_404(request: Request, record_key: str) -> RecordView:
     record = load_record(_state(request).stores, record_key)
     if not record.exists:
         raise HTTPException(404, f"no record {record_key!r} in the database")
@@ -210,7 +211,7 @@ def _model_or_404(request: Request, model_id: str | None) -> dict[str, Any]:
 def model_page(request: Request, model_id: str | None = None) -> Response:
     """Metrics table and report figures of the newest (or the given) model."""
     model = _model_or_404(request, model_id)
-    figures = {name: title for name, title in MODEL_FIGURES.items()}
+    figures = dict(MODEL_FIGURES)
     if not model.get("exponent_sweep"):
         figures.pop("exponent_sweep")
     importances = sorted(model.get("importances", {}).items(), key=lambda kv: -kv[1])

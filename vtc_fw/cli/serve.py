@@ -8,6 +8,7 @@ import click
 
 from vtc_fw.cli import DB_FILE_HELP, main
 from vtc_fw.db.config import DbConfig
+from vtc_fw.errors import VtcError
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -32,8 +33,10 @@ def serve_command(host: str, port: int, public: bool, db_file: Path | None, log_
 
     from vtc_fw.api import create_app
 
-    config = DbConfig.load(db_file)
-    app = create_app(config)
+    try:
+        app = create_app(DbConfig.load(db_file))
+    except VtcError as error:  # unreadable db.json, embedded server that would not start
+        raise click.ClickException(str(error)) from error
     if host not in LOOPBACK:
         click.echo(
             f"WARNING: serving on {host}:{port}: anyone who can reach this address can read "
