@@ -270,6 +270,9 @@ def test_candidates_page_filters_counts_and_downloads(client):
     assert page.status_code == 200
     assert '<span class="big" id="total">6</span>' in page.text
     assert "test:CoO-c5pct:Co" in page.text and "test:NiO-c5pct:Ni" not in page.text
+    everything = client.get("/").text
+    assert '<span class="pill">Co 6</span>' in everything
+    assert '<span class="pill">Ni 7</span>' in everything
     rows = list(csv.DictReader(io.StringIO(client.get("/candidates.csv").text)))
     assert len(rows) == 13  # in-domain records of the newest model, as on the page
     sams = [float(row["sams"]) for row in rows]

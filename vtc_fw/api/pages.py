@@ -299,7 +299,7 @@ def _parameter_row(parameter: dict[str, Any]) -> dict[str, Any]:
         "type": kind + (f" ({', '.join(bounds)})" if bounds else ""),
         "default": schema.get("default"),
         "required": parameter.get("required", False),
-        "description": parameter.get("description") or schema.get("description", ""),
+        "description": parameter.get("description") or schema.get("title", ""),
     }
 
 
