@@ -183,18 +183,20 @@ class DbConfig:
         """
         return (client or self.client())[self.database][name]
 
-    def store(self, name: str, key: str | None = None) -> MongoStore:
+    def store(self, name: str, key: str | None = None, **client_options: Any) -> MongoStore:
         """A maggma ``MongoStore`` (not yet connected) on collection ``name``.
 
         Args:
             name: Collection name, e.g. ``"tasks"``.
             key: The store key; default from :data:`COLLECTION_KEYS`, else ``"task_id"``.
+            client_options: Extra ``MongoClient`` options, e.g. ``serverSelectionTimeoutMS``.
         """
         self.ensure_server()
         return MongoStore(
             database=self.database,
             collection_name=name,
             key=key or COLLECTION_KEYS.get(name, "task_id"),
+            mongoclient_kwargs=client_options or None,
             **self._maggma_kwargs(),
         )
 

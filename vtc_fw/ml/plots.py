@@ -271,6 +271,7 @@ def plot_polarized_spectra(
         labels: Names of the three axes.
         title: Figure title (default none).
     """
+    energies, mu = np.asarray(energies, dtype=float), np.asarray(mu, dtype=float)
     sam = sam_matrix(energies, mu)
     figure = Figure(figsize=(13, 3.8))
     spectra, differences, matrix = figure.subplots(1, 3, width_ratios=(1.2, 1.2, 0.8))
