@@ -29,7 +29,13 @@ from vtc_fw.db.config import DbConfig
 from vtc_fw.db.embedded import free_port
 
 OUT_OF_DOMAIN = ("test:NiO-c5pct#copy:Ni", "test:CoO-c5pct#copy:Co")
-SIGMA = {"sams_max": 0.4321, "a_inv": 0.1234, "best_pair": {"pair": [1, 3], "sams": 0.3}}
+SIGMA = {
+    "has_sigma": True,
+    "sams_max": 0.4321,
+    "a_inv": 0.1234,
+    "best_pair": {"value": 0.3, "directions": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]},
+}
+"""σ fields of the xes document's form, set on one record (its smoke task has no σ)."""
 
 
 def build_screening_database(config: DbConfig) -> None:
@@ -122,8 +128,9 @@ def test_sort_orders_by_the_predicted_sams(client):
 
 def test_xes_serves_feff_sams_and_the_optional_sigma_fields(client):
     cubic = client.get("/api/xes/", params={"record_key": "test:NiO-c0pct:Ni"}).json()["data"]
-    # a cubic site is isotropic: its SAMS vanishes; the σ fields are absent, not null
-    assert cubic[0]["sams"] < 1e-3 and "sams_max" not in cubic[0]
+    # a cubic site is isotropic: its SAMS vanishes; computed without σ, its σ fields are null
+    assert cubic[0]["sams"] < 1e-3 and cubic[0]["sams_max"] is None
+    assert cubic[0]["has_sigma"] is False
     anisotropic = client.get("/api/xes/", params={"sams_min": 0.1, "_sort_fields": "-sams"})
     data = anisotropic.json()["data"]
     assert data and all(d["sams"] >= 0.1 for d in data)

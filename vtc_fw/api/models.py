@@ -41,26 +41,6 @@ class StructureDocument(BaseModel):
     last_updated: datetime | None = Field(default=None, description="When it was stored (UTC).")
 
 
-class SigmaFields(BaseModel):
-    """σ-derived fields of an ``xes`` document, present only where the σ analysis ran."""
-
-    sams_max: float | None = Field(
-        default=None,
-        description="Largest SAMS over polarization bases, from the dipole tensor σ(E) "
-        "(dimensionless; absent where not computed).",
-    )
-    a_inv: float | None = Field(
-        default=None,
-        description="Basis-invariant anisotropy of σ(E) (dimensionless; absent where not "
-        "computed).",
-    )
-    best_pair: Any = Field(
-        default=None,
-        description="The most different pair of polarizations and its figure of merit "
-        "(absent where not computed).",
-    )
-
-
 def api_model(document: type[BaseModel], name: str, *extra: type[BaseModel]) -> type[BaseModel]:
     """A copy of ``document`` (plus the fields of ``extra``) safe to hand to maggma.
 
@@ -101,7 +81,7 @@ def _mentions_model(annotation: Any) -> bool:
 
 
 PredictionData = api_model(PredictionDocument, "PredictionData")
-XesData = api_model(XesDocument, "XesData", SigmaFields)
+XesData = api_model(XesDocument, "XesData")
 FeatureData = api_model(FeatureDocument, "FeatureData")
 StructureData = api_model(StructureDocument, "StructureData")
 ModelData = api_model(ModelDocument, "ModelData")

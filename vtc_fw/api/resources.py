@@ -148,6 +148,7 @@ _SPECS: dict[str, dict[str, Any]] = {
             "sams",
             "sam",
             "self_consistent",
+            "has_sigma",
             "sams_max",
             "a_inv",
             "best_pair",

@@ -55,9 +55,10 @@ class XesDocument(Document):
     )
     self_consistent: bool | None = Field(
         default=None,
-        description="Whether every site's potentials came from an SCF (no site on the "
-        '"no_scf" rung, and a preset with an SCF). False marks spectra of overlapped atomic '
-        "potentials: not the method's target, so they are not trained on.",
+        description="Whether every site ran with its preset's potentials (no site fell to the "
+        '"no_scf" rung of the retry ladder). False marks spectra of overlapped atomic '
+        "potentials where the preset asked for an SCF: not that preset's target, so they are "
+        'not trained on. Presets without SCF ("screen", "smoke") are true unless a site failed.',
     )
     has_sigma: bool = Field(
         default=False,
@@ -104,7 +105,6 @@ class XesDocument(Document):
         mu = np.asarray(task["mu"], dtype=float)
         sam = sam_matrix(energies, mu)
         rungs = [str(site.get("rung")) for site in task.get("sites") or []]
-        without_scf = any(a.get("ok") and a.get("scf") is None for a in task.get("attempts") or [])
         return cls(
             record_key=task["record_key"],
             structure_id=task["structure_id"],
@@ -119,7 +119,7 @@ class XesDocument(Document):
             sams=float(np.triu(sam, k=1).sum()),
             task_sams=task.get("sams"),
             rungs=rungs,
-            self_consistent=bool(rungs) and NO_SCF_RUNG not in rungs and not without_scf,
+            self_consistent=bool(rungs) and NO_SCF_RUNG not in rungs,
             last_updated=max(t["last_updated"] for t in tasks),
             builder_meta=builder_meta,
             **_orientations(task, energies),
