@@ -3,7 +3,7 @@
 The module starts a private single-node SLURM cluster (:mod:`slurm_cluster`; Debian packages,
 installed when missing, else the tests skip) and submits jobs with the shipped queue adapter
 (:data:`QADAPTER`, only its paths filled in) against the session's test database. The jobs run
-real FEFF10 (preset "smoke") in ``rlaunch rapidfire``.
+real FEFF10 in ``rlaunch rapidfire`` (presets "smoke" and, for the killed job, "screen").
 
 Checks: ``qlaunch rapidfire`` through ``sbatch`` completes every submitted record exactly once;
 with a heartbeat of :data:`PING_TIME_S` s, ``lpad detect_lostruns --time`` :data:`LOST_AFTER_S`
@@ -226,6 +226,7 @@ def test_job_preamble_finds_rlaunch_and_a_lost_run_window_of_several_heartbeats(
     pre_rocket = with_checkout_paths(yaml.safe_load(QADAPTER.read_text())["pre_rocket"])
     probe = (
         "command -v rlaunch\n"
+        'echo "$FW_CONFIG_FILE"\n'
         "python -c 'from fireworks import fw_config as c; "
         "print(c.PING_TIME_SECS, c.RUN_EXPIRATION_SECS)'\n"
     )
@@ -239,13 +240,15 @@ def test_job_preamble_finds_rlaunch_and_a_lost_run_window_of_several_heartbeats(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    rlaunch, ping_s, window_s = done.stdout.split()
+    rlaunch, fw_config, ping_s, window_s = done.stdout.split()
     assert Path(rlaunch) == BIN / "rlaunch"
+    assert Path(fw_config) == FW_CONFIG
     ping_s, window_s = int(ping_s), int(window_s)
     assert ping_s <= 120  # FireWorks' default heartbeat, 3600 s, would hide a lost run for hours
     assert window_s >= 4 * ping_s  # a live run would have to miss four heartbeats in a row
 
 
+@pytest.mark.slow
 @pytest.mark.slurm
 def test_qlaunch_rapidfire_through_sbatch_computes_each_record_once(
     queue, launchpad, db_config, tmp_path
@@ -278,11 +281,11 @@ def test_qlaunch_rapidfire_through_sbatch_computes_each_record_once(
         assert task["sams"] < 1e-3  # cubic rock salt: no anisotropy
 
 
+@pytest.mark.slow
 @pytest.mark.slurm
 def test_scancel_leaves_a_lost_run_that_detect_lostruns_reruns_once_and_never_a_live_one(
     queue, slurm, launchpad, db_config
 ):
-    # "screen" (no SCF, the whole FMS shell): ~10 CPU-s of FEFF, enough to outlive the window.
     workflow = XesWorkflowMaker(preset=LIVE_PRESET).make(nio_structure(), "slurm:NiO", "Ni")
     (fw_id,) = launchpad.add_wf(workflow).values()
     tasks = db_config.collection("tasks")
@@ -306,6 +309,7 @@ def test_scancel_leaves_a_lost_run_that_detect_lostruns_reruns_once_and_never_a_
     assert launch["state"] == "RUNNING" and not (launch_dir / RESULT_FILE).exists(), (
         "FEFF ended before the check: the record is too small to test a live run"
     )
+    # Updated after the task's start (a checkpoint at RUNNING + ~0 s): by the heartbeat thread.
     assert seconds_since(launch["state_history"][-1]["updated_on"]) < LOST_AFTER_S
 
     slurm.run("scancel", job_id)
