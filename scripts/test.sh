@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
+.venv/bin/lint-imports
+.venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -20,6 +20,8 @@ from fireworks.core.rocket_launcher import launch_rocket
 from test_workflow import rock_salt
 
 from vtc_fw import firetasks
+from vtc_fw.documents.task import TaskDocument
+from vtc_fw.errors import FeffError
 from vtc_fw.workflow.maker import XesWorkflowMaker
 
 DiskUsage = namedtuple("DiskUsage", "total used free")
@@ -93,7 +95,18 @@ def test_result_file_on_a_full_disk_reaches_the_database_through_the_spec(
     assert task["state"] == "failed" and task["error"]["reason"] == "disk_full"
     assert "No space left on device" in task["error"]["message"]
     assert state_of(launchpad, workflow.metadata["task_key"]) == "FIZZLED"
+    launch = launchpad.launches.find_one({"state": "FIZZLED"})
+    stacktrace = launch["action"]["stored_data"]["_exception"]["_stacktrace"]
+    assert "FeffError: " in stacktrace and "failed (disk_full)" in stacktrace
     assert not list(tmp_path.glob(f"**/{firetasks.RESULT_FILE}*"))  # no partial file left
+
+
+def test_a_failed_task_document_fails_its_firework_with_its_own_reason():
+    error = {"type": "FeffRunError", "reason": "timeout", "message": "the record ran out of time"}
+    document = TaskDocument.from_failure("test:NiO:Ni", "smoke", error)
+    failure = firetasks.task_failure(document)
+    assert isinstance(failure, FeffError) and failure.reason == "timeout"
+    assert str(failure) == f"{document.task_key} failed (timeout): the record ran out of time"
 
 
 def test_a_failure_that_leaves_the_disk_full_is_called_a_full_disk(tmp_path, monkeypatch):

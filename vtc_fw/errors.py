@@ -123,9 +123,15 @@ class FeffRunError(FeffError):
 
 
 class DiskFullError(VtcError):
-    """The disk (or quota) where a record's FEFF runs or its result is written is full."""
+    """The disk (or quota) where a record's FEFF runs or its result is written is full.
+
+    Attributes:
+        attempts: The FEFF attempts of the record when the disk filled up during its ladder
+            (those of the :class:`FeffRunError` it replaces), else None.
+    """
 
     reason = Reason.DISK_FULL
+    attempts: list[Any] | None = None
 
 
 class TransferError(VtcError):

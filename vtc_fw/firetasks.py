@@ -142,14 +142,21 @@ class InsertXesTask(FiretaskBase):
         finally:
             client.close()
         if document.state == "failed":
-            error = document.error or {}
-            raise FeffError(
-                f"{document.task_key} failed ({error.get('reason')}): {error.get('message')}",
-                reason=str(error.get("reason", FeffError.reason)),
-            )
+            raise task_failure(document)
         return FWAction(
             stored_data={"task_key": document.task_key, "sams": document.sams, "db": written}
         )
+
+
+def task_failure(document: TaskDocument) -> FeffError:
+    """The error that fails the Firework of a failed task document, with the document's reason."""
+    error = document.error
+    reason = None if error is None else error.reason
+    message = None if error is None else error.message
+    return FeffError(
+        f"{document.task_key} failed ({reason}): {message}",
+        reason=str(FeffError.reason if reason is None else reason),
+    )
 
 
 def task_document(outcome: dict[str, Any], **provenance: Any) -> TaskDocument:

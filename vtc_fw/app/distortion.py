@@ -30,7 +30,7 @@ CR2O3_STRAINS: tuple[float, ...] = tuple(np.round(np.arange(-5.0, 5.01, 0.5), 2)
 def nio_structure(strain_percent: float = 0.0) -> Structure:
     """Primitive rock-salt NiO with the cubic c axis scaled by (1 + strain/100)."""
     lattice = Lattice.tetragonal(NIO_A, NIO_A * (1 + strain_percent / 100))
-    fcc = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+    fcc: list[list[float]] = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
     oxygen = [[(x + 0.5) % 1, y, z] for x, y, z in fcc]
     conventional = Structure(lattice, ["Ni"] * 4 + ["O"] * 4, fcc + oxygen)
     return conventional.get_primitive_structure()

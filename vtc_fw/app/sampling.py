@@ -52,13 +52,14 @@ def quick_to_compute(entry: StructureEntry) -> bool:
     such records among the 500 of the reference dataset cost 34–1,598 CPU-s with "paper"
     (median 146), against 196 at the median of all records.
     """
-    if not worth_computing(entry, QUICK_MAX_SITES):
+    structure = entry.structure
+    if structure is None or not worth_computing(entry, QUICK_MAX_SITES):
         return False
     metals = entry.three_d_metals
-    if len(metals) != 1 or len(entry.structure.symbol_set) > QUICK_MAX_ELEMENTS:
+    if len(metals) != 1 or len(structure.symbol_set) > QUICK_MAX_ELEMENTS:
         return False
     try:
-        return inequivalent_site_count(entry.structure, metals[0]) == 1
+        return inequivalent_site_count(structure, metals[0]) == 1
     except StructureError:
         return False
 

@@ -129,6 +129,7 @@ def _ignore_interrupts() -> None:
 
 
 def _process_in_worker(item: Any) -> Any:
+    assert _FORKED_BUILDER is not None, "the builder is set before the workers fork"
     return _FORKED_BUILDER.process_item(item)
 
 

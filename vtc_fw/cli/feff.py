@@ -244,14 +244,14 @@ def spectra_command(
     σ comes from FEFF10 on PATH (absorber ELEMENT) or from the newest successful task of
     --record in the database. Without --polarization/--uvw: the record's three basis axes.
     """
-    if (path is None) == (record_key is None):
-        raise click.UsageError("give either PATH (with --element) or --record KEY")
-    if path is not None and element is None:
-        raise click.UsageError("PATH needs --element")
-    if path is not None:
+    if path is not None and record_key is None:
+        if element is None:
+            raise click.UsageError("PATH needs --element")
         source = _sigma_from_file(path, element, preset or DEFAULT_PRESET, timeout_s)
-    else:
+    elif path is None and record_key is not None:
         source = _sigma_from_database(record_key, preset, config)
+    else:
+        raise click.UsageError("give either PATH (with --element) or --record KEY")
     labels, directions = _requested_directions(source, polarizations, lattice_indices)
     table = _spectra_table(source, labels, directions)
     if out is None:

@@ -18,7 +18,7 @@ polarization without another FEFF run. The ``"axes"`` route gives the three basi
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +146,9 @@ class RecordSpectra:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RecordSpectra":
         """Inverse of :meth:`as_dict`."""
-        arrays = {key: np.asarray(d[key], dtype=float) for key in ("energies", "mu", "sam")}
+        arrays: dict[str, np.ndarray | None] = {
+            key: np.asarray(d[key], dtype=float) for key in ("energies", "mu", "sam")
+        }
         sigma = d.get("sigma")
         arrays["sigma"] = None if sigma is None else sigma_from_components(sigma)
         return cls(**{**d, **arrays})
@@ -347,9 +349,24 @@ def _site_sums(
 ) -> np.ndarray:
     """Sum over a site's equivalents, basis frame: the axis spectra (3, E) or σ (E, 3, 3)."""
     if route == "axes":
-        return sum(site_spectra.mu[index[j]] for j in range(len(rotations)))
+        assert index is not None, "the axes route computes a direction index per site"
+        return _array_sum(site_spectra.mu[index[j]] for j in range(len(rotations)))
     sigma = sigma_from_polarizations(site_spectra.mu)
-    return sum(rotate_sigma(sigma, rotation) for rotation in rotations)
+    return _array_sum(rotate_sigma(sigma, rotation) for rotation in rotations)
+
+
+def _array_sum(arrays: Iterable[np.ndarray]) -> np.ndarray:
+    """The built-in ``sum`` of arrays (0 + a₁ + a₂ + …, in this order), typed as an array.
+
+    Raises:
+        ValueError: ``arrays`` is empty (the built-in would give the integer 0).
+    """
+    total: np.ndarray | None = None
+    for array in arrays:
+        total = 0 + array if total is None else total + array
+    if total is None:
+        raise ValueError("no arrays to sum")
+    return total
 
 
 def compute_record_spectra(
@@ -404,7 +421,7 @@ def compute_record_spectra(
         sums = [(energies, np.moveaxis(total, 0, -1)) for energies, total in sums]
     energies, resampled = common_grid(sums)
     n_sites = sum(s.multiplicity for s in sites)
-    crystal = sum(resampled) / n_sites
+    crystal = _array_sum(resampled) / n_sites
     sigma = None
     if chosen == "sigma":
         sigma_basis = np.moveaxis(crystal, -1, 0)
@@ -490,4 +507,4 @@ def _feff_version(feff_cmd: str | None) -> str:
         return f"external: {feff_cmd}"
     import feff10
 
-    return f"feff10-rs {feff10.__version__}"
+    return f"feff10-rs {feff10.__version__}"  # type: ignore[attr-defined]  # stub omits it

@@ -402,10 +402,11 @@ def compare_models(
     train, test, sweep = split.train, split.test, split.sweep
     exponent = None if sweep is None else sweep.chosen_exponent
     logger.info("%d usable rows of %d, exponent %s", len(split.usable), split.n_rows, exponent)
-    settings = {"seed": seed, "n_iter": n_iter, "cv": cv, "n_jobs": n_jobs}
     rows = usable_rows(split)
     variants = [
-        fit_variant(name, train, test, space=spaces[family], **settings)
+        fit_variant(
+            name, train, test, space=spaces[family], seed=seed, n_iter=n_iter, cv=cv, n_jobs=n_jobs
+        )
         for name, (family, _) in VARIANTS.items()
         if feature_columns(name, rows) is not None
     ]

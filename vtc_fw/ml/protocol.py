@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 from sklearn.base import BaseEstimator, clone
@@ -398,16 +399,16 @@ def normalize_by_noise(raw: Mapping[str, Mapping[str, float]]) -> dict[str, floa
 
 
 def per_element_scores(
-    elements: pd.Series | Sequence[str], true: Sequence[float], predicted: Sequence[float]
+    elements: pd.Series | Sequence[str], true: npt.ArrayLike, predicted: npt.ArrayLike
 ) -> list[ElementScore]:
     """R² and MAE of the predictions restricted to each element (R² None below 2 rows)."""
-    elements = np.asarray(elements)
-    true, predicted = np.asarray(true, dtype=float), np.asarray(predicted, dtype=float)
+    labels = np.asarray(elements)
+    y_true, y_pred = np.asarray(true, dtype=float), np.asarray(predicted, dtype=float)
     scores = []
-    for element in sorted(set(elements)):
-        mask = elements == element
-        r2 = float(r2_score(true[mask], predicted[mask])) if mask.sum() >= 2 else None
-        mae = float(mean_absolute_error(true[mask], predicted[mask]))
+    for element in sorted(set(labels)):
+        mask = labels == element
+        r2 = float(r2_score(y_true[mask], y_pred[mask])) if mask.sum() >= 2 else None
+        mae = float(mean_absolute_error(y_true[mask], y_pred[mask]))
         scores.append(ElementScore(element=str(element), n_test=int(mask.sum()), r2=r2, mae=mae))
     return scores
 

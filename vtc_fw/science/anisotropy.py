@@ -301,11 +301,11 @@ def best_pair(energies: np.ndarray, sigma: np.ndarray) -> OrientationResult:
     return OrientationResult(float(sam_in_basis(energies, sigma, _complete(axes))[0, 1]), axes)
 
 
-def lattice_vector(uvw: Sequence[float], lattice: Any) -> np.ndarray:
+def lattice_vector(uvw: Sequence[float] | np.ndarray, lattice: Any) -> np.ndarray:
     """Cartesian unit vector along the lattice direction [uvw] (u a + v b + w c).
 
     Args:
-        uvw: Indices (integers or not).
+        uvw: Indices (integers or not), a sequence or an array of shape (3,).
         lattice: A pymatgen ``Lattice`` or its 3×3 matrix (rows a, b, c; Å).
 
     Raises:
@@ -338,7 +338,8 @@ def nearest_lattice_direction(
     angles = np.degrees(np.arccos(np.clip(np.abs(directions @ unit), 0.0, 1.0)))
     order = np.lexsort((np.abs(candidates).sum(axis=1), np.round(angles, 9)))
     best = order[0]
-    return LatticeDirection(tuple(int(i) for i in candidates[best]), float(angles[best]))
+    u, v, w = (int(i) for i in candidates[best])
+    return LatticeDirection((u, v, w), float(angles[best]))
 
 
 def lattice_directions(

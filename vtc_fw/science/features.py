@@ -10,7 +10,7 @@ Beyond the paper, :data:`CRYSTAL_SUMS` take each sum of the site-averaged tensor
 way the target sums the sites' spectra before comparing polarizations.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
@@ -19,6 +19,7 @@ import numpy as np
 from pymatgen.core import Element, Structure
 from pymatgen.core.units import Length, Mass
 
+from vtc_fw.errors import Reason, StructureError
 from vtc_fw.keys import CRYSTAL_SUMS, MOMENT_SUMS, sweep_column
 from vtc_fw.science.clusters import Cluster
 from vtc_fw.science.records import Record
@@ -97,9 +98,18 @@ def featurize_record(record: Record, exponent: int = DEFAULT_FEATURE_EXPONENT) -
 
     Returns:
         The features, with an in-domain flag and the reasons when out of domain.
+
+    Raises:
+        StructureError: IAMS is undefined (an absorber without neighbours).
     """
     clusters = [record.site_clusters[i] for i in record.absorber_indices]
     moments = moment_anisotropies(clusters, record.basis, exponent)
+    iams = moments["IAMS"]
+    if iams is None:
+        raise StructureError(
+            f"{record.key}: IAMS is undefined (an absorber site without neighbours)",
+            reason=Reason.ISOLATED_SITE,
+        )
     notes = domain_notes(record, moments["QAMS"] is None)
     return FeatureRow(
         record_key=record.key,
@@ -108,7 +118,7 @@ def featurize_record(record: Record, exponent: int = DEFAULT_FEATURE_EXPONENT) -
         exponent=int(exponent),
         QAMS=moments["QAMS"],
         DAMS=moments["DAMS"],
-        IAMS=moments["IAMS"],
+        IAMS=iams,
         density=mass_density(record.structure),
         spacegroup_norm=record.spacegroup / 230.0,
         n_d=d_electron_count(clusters, record.element),
@@ -126,7 +136,7 @@ def featurize_record(record: Record, exponent: int = DEFAULT_FEATURE_EXPONENT) -
 
 
 def moment_anisotropies(
-    clusters: list[Cluster], basis: np.ndarray, exponent: float
+    clusters: Sequence[Cluster], basis: np.ndarray, exponent: float
 ) -> dict[str, float | None]:
     """QAMS, DAMS and IAMS averaged over the sites, and their :data:`CRYSTAL_SUMS`.
 
@@ -138,7 +148,7 @@ def moment_anisotropies(
 
 
 def _moment_sums(
-    clusters: list[Cluster], basis: np.ndarray, exponents: list[float]
+    clusters: Sequence[Cluster], basis: np.ndarray, exponents: Sequence[float]
 ) -> list[dict[str, float | None]]:
     """Per exponent, the site averages of QAMS, DAMS and IAMS and the :data:`CRYSTAL_SUMS`.
 
@@ -169,12 +179,13 @@ def _finite_or_none(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def d_electron_count(clusters: list[Cluster], element: str) -> float | None:
+def d_electron_count(clusters: Sequence[Cluster], element: str) -> float | None:
     """Site-averaged Z − q − 18 of the absorber, or None without oxidation states."""
-    if any(cluster.charges is None for cluster in clusters):
+    charges = [cluster.charges for cluster in clusters if cluster.charges is not None]
+    if len(charges) < len(clusters):
         return None
     atomic_number = Element(element).Z
-    return float(np.mean([atomic_number - cluster.charges[0] - 18 for cluster in clusters]))
+    return float(np.mean([atomic_number - q[0] - 18 for q in charges]))
 
 
 @cache

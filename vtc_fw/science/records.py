@@ -272,12 +272,15 @@ def _record(
 
 def _basis(clusters: list[Cluster], reference_axes: np.ndarray) -> tuple[np.ndarray, str]:
     """Principal axes of the n = 5 quadrupole averaged over the sites (inertia as fallback)."""
-    neighbors = [(c.coords[1:], None if c.charges is None else c.charges[1:]) for c in clusters]
-    if all(q is not None for _, q in neighbors):
-        tensors = [quadrupole_tensor(r, q, BASIS_EXPONENT) for r, q in neighbors]
+    coords = [c.coords[1:] for c in clusters]
+    charges = [c.charges[1:] for c in clusters if c.charges is not None]
+    if len(charges) == len(clusters):  # every site has charges
+        tensors = [
+            quadrupole_tensor(r, q, BASIS_EXPONENT) for r, q in zip(coords, charges, strict=True)
+        ]
         if np.mean([m for _, m in tensors]) > 0:
             return _averaged_basis(tensors, reference_axes), "quadrupole"
-    tensors = [inertia_tensor(r, BASIS_EXPONENT) for r, _ in neighbors]
+    tensors = [inertia_tensor(r, BASIS_EXPONENT) for r in coords]
     return _averaged_basis(tensors, reference_axes), "inertia"
 
 

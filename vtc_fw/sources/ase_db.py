@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ase.db
 import numpy as np
+import numpy.typing as npt
 from ase.db.row import AtomsRow
 from pymatgen.core import Lattice, Structure
 
 from vtc_fw.errors import SourceUnavailableError, StructureError
 from vtc_fw.sources.entry import StructureEntry, json_safe, structure_summary
+
+if TYPE_CHECKING:  # the backends ase.db.connect imports when it opens a file
+    from ase.db.jsondb import JSONDatabase
+    from ase.db.sqlite import SQLite3Database
 
 SOURCE = "ase-db"
 
@@ -31,11 +36,25 @@ def structure_from_row(row: AtomsRow) -> Structure:
     cell = np.asarray(row.cell, dtype=float)
     if abs(np.linalg.det(cell)) < 1e-6:
         raise StructureError(f"row {row.id} has a zero-volume cell", reason="not_periodic")
-    return Structure(Lattice(cell), row.numbers, row.positions, coords_are_cartesian=True)
+    numbers = atomic_numbers(row)  # pymatgen takes atomic numbers, its annotation only symbols
+    return Structure(Lattice(cell), numbers, row.positions, coords_are_cartesian=True)  # type: ignore[arg-type]
 
 
-def open_ase_db(path: str | Path) -> ase.db.core.Database:
+def atomic_numbers(row: AtomsRow) -> npt.NDArray[np.int_]:
+    """The atomic numbers of a row.
+
+    ASE sets ``numbers`` (like ``unique_id``) per instance from the stored record, and its
+    ``AtomsRow`` class does not declare it; item access reads the same attribute, typed.
+    """
+    numbers: npt.NDArray[np.int_] = row["numbers"]
+    return numbers
+
+
+def open_ase_db(path: str | Path) -> SQLite3Database | JSONDatabase:
     """Connect to an existing ASE database (ase.db.connect would silently create a new one).
+
+    The file's extension chooses the backend: ``.db`` SQLite, ``.json`` JSON (both are context
+    managers, which ASE's ``Database`` base class is not).
 
     Raises:
         SourceUnavailableError: No file at ``path``.
@@ -73,7 +92,7 @@ def _entry_from_row(row: AtomsRow, stem: str, path: Path) -> StructureEntry:
     provenance: dict[str, Any] = {
         "path": str(path),
         "row_id": row.id,
-        "unique_id": row.unique_id,
+        "unique_id": row["unique_id"],
         "key_value_pairs": json_safe(row.key_value_pairs),
     }
     return entry_from_row(row, f"{SOURCE}:{stem}:{row.id}", SOURCE, provenance)

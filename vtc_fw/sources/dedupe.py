@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -86,14 +86,13 @@ def deduplicate(
         The unique entries and the map of merged ids.
     """
     entries = list(entries)
-    by_formula: dict[str, list[int]] = defaultdict(list)
+    by_formula: dict[str, dict[int, Structure]] = defaultdict(dict)
     for index, entry in enumerate(entries):
         if entry.structure is not None:
-            by_formula[entry.structure.composition.reduced_formula].append(index)
+            by_formula[entry.structure.composition.reduced_formula][index] = entry.structure
     duplicate_of: dict[int, int] = {}
-    for indices in by_formula.values():
-        if len(indices) > 1:
-            structures = {index: entries[index].structure for index in indices}
+    for structures in by_formula.values():
+        if len(structures) > 1:
             duplicate_of |= _match_within_formula(structures, symprec)
     return DeduplicationResult(
         unique=[entry for index, entry in enumerate(entries) if index not in duplicate_of],
@@ -104,7 +103,7 @@ def deduplicate(
     )
 
 
-def _match_within_formula(structures: dict[int, Structure], symprec: float) -> dict[int, int]:
+def _match_within_formula(structures: Mapping[int, Structure], symprec: float) -> dict[int, int]:
     """{dropped index: kept index} among structures of one formula, the first of a match kept."""
     matcher = StructureMatcher()
     primitives = {index: _reduced_primitive(structure) for index, structure in structures.items()}

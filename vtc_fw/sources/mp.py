@@ -153,7 +153,7 @@ class MPSource:
         """Ids of all materials the query matches (network), sorted."""
         found: set[str] = set()
         for kwargs in self.query_kwargs():
-            documents = self._retry(lambda k=kwargs: rester.materials.summary.search(**k), "query")
+            documents = self._retry(_summary_search(rester, kwargs), "query")
             found.update(str(document["material_id"]) for document in documents)
         return sorted(found)
 
@@ -162,7 +162,7 @@ class MPSource:
         Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
         for start in range(0, len(missing), self.chunk_size):
             kwargs = self.fetch_kwargs(missing[start : start + self.chunk_size])
-            documents = self._retry(lambda k=kwargs: rester.materials.summary.search(**k), "fetch")
+            documents = self._retry(_summary_search(rester, kwargs), "fetch")
             for document in documents:
                 self._write_cache(document, rester.db_version)
 
@@ -243,3 +243,8 @@ class MPSource:
             f"{self.max_retries} attempts: {type(last_error).__name__}: {last_error}",
             reason="network",
         ) from last_error
+
+
+def _summary_search(rester: Any, kwargs: dict[str, Any]) -> Callable[[], Any]:
+    """The summary search with ``kwargs`` as a call for ``MPSource._retry`` (bound per request)."""
+    return lambda: rester.materials.summary.search(**kwargs)

