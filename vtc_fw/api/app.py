@@ -102,11 +102,14 @@ def create_app(
         server_selection_timeout_ms: How long a request waits for the database before 503.
         figure_dir: Cache of rendered model figures (default: a new temporary directory).
     """
-    options = {
-        "serverSelectionTimeoutMS": server_selection_timeout_ms,
-        "connectTimeoutMS": server_selection_timeout_ms,
+    stores: dict[str, Store] = {
+        name: config.store(
+            name,
+            serverSelectionTimeoutMS=server_selection_timeout_ms,
+            connectTimeoutMS=server_selection_timeout_ms,
+        )
+        for name in (*RESOURCE_COLLECTIONS, "tasks")
     }
-    stores = {name: config.store(name, **options) for name in (*RESOURCE_COLLECTIONS, "tasks")}
     templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
     formatting.register(templates.env)
     state = ServerState(

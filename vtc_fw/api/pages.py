@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
@@ -185,7 +186,8 @@ def record_spectra(request: Request, record_key: str) -> Response:
             if spectra is None:
                 raise HTTPException(404, f"no FEFF spectra for {record_key!r}")
             path.parent.mkdir(parents=True, exist_ok=True)
-            plot_polarized_spectra(*spectra, path, title=record_key)
+            energies, mu = spectra
+            plot_polarized_spectra(np.asarray(energies), np.asarray(mu), path, title=record_key)
     return FileResponse(path, media_type="image/png")
 
 

@@ -227,12 +227,13 @@ def build_resources(
         "models": _model_filters(),
     }
     return {
-        name: _resource(stores[name], filters[name], **_SPECS[name])
+        name: _resource(name, stores[name], filters[name], **_SPECS[name])
         for name in RESOURCE_COLLECTIONS
     }
 
 
 def _resource(
+    name: str,
     store: Store,
     filters: list[Filter],
     *,
@@ -244,7 +245,7 @@ def _resource(
     return ReadOnlyResource(
         store,
         model,
-        tags=[f"{store.collection_name}: {description}"],
+        tags=[f"{name}: {description}"],
         query_operators=[
             FilterQuery(filters),
             SortQuery(sort),
