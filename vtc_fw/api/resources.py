@@ -24,6 +24,8 @@ from vtc_fw.api.operators import (
     SortQuery,
     range_filters,
 )
+from vtc_fw.app.screening import CANDIDATE_FIELDS
+from vtc_fw.science.features import FEATURE_COLUMNS
 
 RESOURCE_COLLECTIONS = ("predictions", "xes", "features", "structures", "models")
 """Collections served, in the order of the API reference."""
@@ -123,17 +125,7 @@ _SPECS: dict[str, dict[str, Any]] = {
     "predictions": {
         "model": PredictionData,
         "sort": ["sams", "sams_std", "element", "formula", "record_key", "model_trained"],
-        "fields": [
-            "prediction_key",
-            "record_key",
-            "element",
-            "formula",
-            "sams",
-            "sams_std",
-            "in_domain",
-            "model_id",
-            "state",
-        ],
+        "fields": ["prediction_key", *CANDIDATE_FIELDS, "state"],
         "description": "Predicted SAMS per (record, model).",
     },
     "xes": {
@@ -166,14 +158,7 @@ _SPECS: dict[str, dict[str, Any]] = {
             "spacegroup",
             "in_domain",
             "exponent",
-            "QAMS",
-            "DAMS",
-            "IAMS",
-            "density",
-            "spacegroup_norm",
-            "n_d",
-            "en_mean",
-            "en_std",
+            *FEATURE_COLUMNS,
         ],
         "description": "The model's input features per record.",
     },
