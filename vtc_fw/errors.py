@@ -33,6 +33,9 @@ class Reason(StrEnum):
     ISOLATED_SITE = "isolated_site"
     NO_3D_METAL = "no_3d_metal"
     SYMMETRY_FAILED = "symmetry_failed"
+    NON_FINITE = "non_finite"
+    DEGENERATE_LATTICE = "degenerate_lattice"
+    TOO_LARGE = "too_large"
     # structure sources
     NO_API_KEY = "no_api_key"
     INVALID_API_KEY = "invalid_api_key"

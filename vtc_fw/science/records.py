@@ -23,6 +23,7 @@ from vtc_fw.science.tensors import (
     principal_basis,
     quadrupole_tensor,
 )
+from vtc_fw.sources.geometry import check_geometry
 
 SYMPREC = 0.01
 """Å tolerance of the symmetry analysis (OQMD positions carry ~1e-6 relaxation noise)."""
@@ -205,6 +206,7 @@ def _validated(structure: Structure, structure_id: str) -> Structure:
         )
     if len(structure) == 0:
         raise StructureError(f"{structure_id} has no atoms", reason="empty")
+    check_geometry(structure, structure_id)
     structure = structure.copy()
     structure.remove_oxidation_states()
     return structure
@@ -226,6 +228,7 @@ def _checked_oxidation(
 
 def _symmetry_dataset(structure: Structure, symprec: float, structure_id: str) -> Any:
     """Spglib's symmetry dataset, or a StructureError when the analysis fails."""
+    check_geometry(structure, structure_id)  # spglib dies on a NaN lattice: never hand it one
     dataset = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_dataset()
     if dataset is None:
         raise StructureError(

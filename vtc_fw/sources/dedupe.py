@@ -13,6 +13,7 @@ from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from vtc_fw.sources.entry import StructureEntry
+from vtc_fw.sources.geometry import geometry_problem
 
 DEDUPE_SYMPREC = 0.1
 """spglib tolerance (Å) of the space-group key; OQMD relaxations carry noise of ~1e-6."""
@@ -88,7 +89,7 @@ def deduplicate(
     entries = list(entries)
     by_formula: dict[str, dict[int, Structure]] = defaultdict(dict)
     for index, entry in enumerate(entries):
-        if entry.structure is not None:
+        if entry.structure is not None and geometry_problem(entry.structure) is None:
             by_formula[entry.structure.composition.reduced_formula][index] = entry.structure
     duplicate_of: dict[int, int] = {}
     for structures in by_formula.values():
