@@ -146,7 +146,8 @@ class VariantResult:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, without the estimator."""
-        return {k: v for k, v in asdict(self).items() if k != "estimator"}
+        fields = {k: v for k, v in asdict(self).items() if k != "estimator"}
+        return {**fields, "per_element": [score.model_dump() for score in self.per_element]}
 
 
 @dataclass

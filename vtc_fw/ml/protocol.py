@@ -15,12 +15,12 @@ The input is a training table (:mod:`vtc_fw.ml.table`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestRegressor
@@ -84,101 +84,100 @@ PAPER_BEST_PARAMS: dict[str, Any] = {
 """The paper's best configuration (Table 2), for reference and for quick fits."""
 
 
-@dataclass
-class ElementScore:
-    """Scores restricted to one absorber element.
+class ElementScore(BaseModel):
+    """Scores restricted to one absorber element (test set, or out-of-fold on training)."""
 
-    Attributes:
-        element: The absorbing element.
-        n_test: Rows scored: test rows, or training rows for the out-of-fold scores.
-        r2: R² on those rows (None below 2 rows).
-        mae: Mean absolute error on those rows.
-    """
-
-    element: str
-    n_test: int
-    r2: float | None
-    mae: float
+    element: str = Field(description="Absorbing 3d element.")
+    n_test: int = Field(
+        description="Records of this element scored (training records for out-of-fold scores)."
+    )
+    r2: float | None = Field(description="R² on them (null below 2 records).")
+    mae: float = Field(description="Mean absolute error of SAMS on them.")
 
 
-@dataclass
-class BalancedResult:
-    """The balanced variant: equal numbers of records per element, best hyperparameters.
+class BalancedResult(BaseModel):
+    """Scores of the balanced variant (equal records per element, same hyperparameters)."""
 
-    Attributes:
-        n_per_element: Records drawn per element (the smallest element count).
-        elements: Elements included.
-        r2_train, r2_test, mae_train, mae_test: Scores of the refit on the balanced split.
-        per_element: Test scores per element.
-    """
-
-    n_per_element: int
-    elements: list[str]
-    r2_train: float
-    r2_test: float
-    mae_train: float
-    mae_test: float
-    per_element: list[ElementScore]
+    n_per_element: int = Field(description="Records drawn per element.")
+    elements: list[str] = Field(description="Elements included.")
+    r2_train: float = Field(description="R² on the balanced training split.")
+    r2_test: float = Field(description="R² on the balanced test split.")
+    mae_train: float = Field(description="MAE on the balanced training split.")
+    mae_test: float = Field(description="MAE on the balanced test split.")
+    per_element: list[ElementScore] = Field(description="Balanced test scores per element.")
 
 
-@dataclass
-class ProtocolResult:
-    """Everything the paper's protocol produces.
+class ProtocolMetrics(BaseModel):
+    """Every figure of one run of the paper's protocol: the part a model document stores."""
+
+    exponent: int | None = Field(description="Feature exponent n of QAMS, DAMS, IAMS.")
+    feature_columns: list[str] = Field(description="Input columns, in the estimator's order.")
+    exponent_sweep: dict[str, Any] | None = Field(
+        default=None, description="r of QAMS/IAMS/DAMS with SAMS per exponent (training rows)."
+    )
+    best_params: dict[str, Any] = Field(description="Hyperparameters chosen by the search.")
+    seed: int = Field(description="Seed of split, folds, draws, forests and permutations.")
+    n_iter: int = Field(description="Hyperparameter draws of the randomized search.")
+    cv: int = Field(description="Cross-validation folds.")
+    cv_best_r2: float = Field(description="Mean CV R² of the chosen configuration.")
+    cv_results: list[dict[str, Any]] = Field(description="Every draw: params, mean/std CV R².")
+    r2_train: float = Field(description="R² of the refit on the training split.")
+    r2_test: float = Field(description="R² on the held-out 20 % test split.")
+    mae_train: float = Field(description="MAE of SAMS on the training split.")
+    mae_test: float = Field(description="MAE of SAMS on the test split.")
+    importances: dict[str, float] = Field(
+        description=(
+            "Permutation importance in units of a uniform-noise feature's (its mean, or its std"
+            " when larger; 1 = noise)."
+        )
+    )
+    raw_importances: dict[str, dict[str, float]] = Field(
+        description="Mean and std of the test-MSE increase on permutation, noise included."
+    )
+    per_element: list[ElementScore] = Field(description="Test-set scores per element.")
+    per_element_oof: list[ElementScore] = Field(
+        default_factory=list,
+        description=(
+            "Scores per element of the cv-fold out-of-fold predictions on the training records "
+            "with the chosen hyperparameters; the hyperparameters were chosen on these same "
+            "folds, so slightly optimistic (empty in models trained before it existed)."
+        ),
+    )
+    r2_oof: float | None = Field(
+        default=None, description="R² of those out-of-fold predictions on all training records."
+    )
+    mae_oof: float | None = Field(
+        default=None, description="MAE of those out-of-fold predictions on all training records."
+    )
+    balanced: BalancedResult | None = Field(description="Balanced-per-element variant.")
+    train_keys: list[str] = Field(description="Record keys of the training split.")
+    test_keys: list[str] = Field(description="Record keys of the test split.")
+    test_elements: list[str] = Field(description="Element of each test record.")
+    test_true: list[float] = Field(description="True SAMS of each test record.")
+    test_predicted: list[float] = Field(description="Predicted SAMS of each test record.")
+
+
+class ProtocolResult(ProtocolMetrics):
+    """A protocol run: its :class:`ProtocolMetrics` and what is not stored in a document.
 
     Attributes:
         estimator: The refit random forest (inputs: ``feature_columns``, in that order).
-        feature_columns: Column order the estimator expects.
-        exponent: Feature exponent of the exponent-dependent features used for training.
-        sweep: The exponent sweep, or None when the table had no sweep columns.
-        best_params: Hyperparameters chosen by the randomized search.
-        cv_best_r2: Mean 5-fold CV R² of the chosen configuration.
-        cv_results: Per draw: parameters, mean and std of the CV R².
-        r2_train, r2_test, mae_train, mae_test: Scores of the refit (SAMS units for MAE).
-        importances: Noise-normalized permutation importances per feature (noise = 1).
-        raw_importances: Mean and std of the permutation importance (MSE increase) per
-            feature, noise included.
-        per_element: Test-set scores per element.
-        per_element_oof: Scores per element of the ``cv``-fold out-of-fold predictions on
-            the training records with the chosen hyperparameters; the hyperparameters were
-            chosen on these same folds, so slightly optimistic.
-        r2_oof, mae_oof: R² and MAE of those out-of-fold predictions over all training
-            records (same caveat).
-        balanced: The balanced variant, or None when fewer than two elements qualify.
-        train_keys, test_keys: Record keys of the split.
-        test_elements, test_true, test_predicted: Element, target and prediction of the
-            test rows (test_keys order).
-        n_rows: Rows received; excluded: rows left out, by reason.
-        seed, n_iter, cv: The protocol's settings.
+        sweep: The exponent sweep, or None when the table had no sweep columns
+            (``exponent_sweep`` is its JSON form).
+        n_rows: Rows received.
+        excluded: Rows left out, by reason.
     """
 
-    estimator: RandomForestRegressor
-    feature_columns: list[str]
-    exponent: int | None
-    sweep: ExponentSweep | None
-    best_params: dict[str, Any]
-    cv_best_r2: float
-    cv_results: list[dict[str, Any]]
-    r2_train: float
-    r2_test: float
-    mae_train: float
-    mae_test: float
-    importances: dict[str, float]
-    raw_importances: dict[str, dict[str, float]]
-    per_element: list[ElementScore]
-    per_element_oof: list[ElementScore]
-    r2_oof: float
-    mae_oof: float
-    balanced: BalancedResult | None
-    train_keys: list[str]
-    test_keys: list[str]
-    test_elements: list[str]
-    test_true: list[float]
-    test_predicted: list[float]
-    n_rows: int
-    excluded: dict[str, int] = field(default_factory=dict)
-    seed: int = 0
-    n_iter: int = 100
-    cv: int = 5
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    estimator: RandomForestRegressor = Field(exclude=True)
+    sweep: ExponentSweep | None = Field(exclude=True)
+    n_rows: int = Field(exclude=True)
+    excluded: dict[str, int] = Field(default_factory=dict, exclude=True)
+
+    def metrics(self) -> ProtocolMetrics:
+        """The stored part: every field of :class:`ProtocolMetrics`."""
+        return ProtocolMetrics.model_validate(self.model_dump())
 
 
 def train_paper_protocol(
@@ -227,6 +226,7 @@ def train_paper_protocol(
         feature_columns=columns,
         exponent=_exponent_of(train, sweep),
         sweep=sweep,
+        exponent_sweep=sweep.as_dict() if sweep else None,
         best_params=plain_params(search.best_params_),
         cv_best_r2=float(search.best_score_),
         cv_results=_cv_table(search.cv_results_),
