@@ -91,25 +91,18 @@ class FeatureDocument(Document):
         last_updated: datetime,
         builder_meta: BuilderMeta,
     ) -> FeatureDocument:
-        """The document of a featurized record, with the exponent sweep of its moment sums."""
-        sweep = moments_by_exponent(record, sweep_exponents)
-        values = {name: getattr(row, name) for name in FEATURE_COLUMNS}
+        """The document of a featurized record, with the exponent sweep of its moment sums.
+
+        Every field the row shares with the document is taken from the row by name (the row's
+        ``basis`` and ``n_sites`` are not stored).
+        """
+        shared = {name: value for name, value in row.as_dict().items() if name in cls.model_fields}
         return cls(
-            record_key=row.record_key,
-            structure_id=row.structure_id,
-            element=row.element,
-            exponent=row.exponent,
-            sweep=sweep,
+            **shared,
+            sweep=moments_by_exponent(record, sweep_exponents),
             first_shell=record_first_shell(record),
-            in_domain=row.in_domain,
-            domain_notes=row.domain_notes,
-            formula=row.formula,
-            spacegroup=row.spacegroup,
-            oxidation_method=row.oxidation_method,
-            basis_source=row.basis_source,
             last_updated=last_updated,
             builder_meta=builder_meta,
-            **values,
         )
 
     @classmethod
