@@ -22,9 +22,34 @@ from pymongo.errors import DuplicateKeyError
 
 from vtc_fw import __version__
 from vtc_fw.documents.base import Document, ErrorInfo, State, package_versions, utc_now
+from vtc_fw.errors import Reason
 from vtc_fw.keys import parse_record_key, task_key
 
 TASK_COLLECTION = "tasks"
+
+
+class SiteInfo(Document):
+    """What the FEFF engine did on one inequivalent absorbing site."""
+
+    site_index: int = Field(description="Representative site (index in the structure).")
+    multiplicity: int = Field(description="Equivalent sites it stands for.")
+    n_polarizations: int = Field(description="FEFF polarization runs on this site.")
+    rung: str = Field(description="Retry-ladder rung that succeeded (vtc_fw.feff.ladder).")
+    scf_converged: bool | None = Field(description="FEFF's SCF flag (null: no SCF).")
+    stages: dict[str, float] = Field(description="Wall seconds per FEFF stage.")
+    cpu_s: float = Field(description="CPU seconds of the site's FEFF processes.")
+
+
+class AttemptInfo(Document):
+    """One try of one site on one rung of the retry ladder."""
+
+    site_index: int = Field(description="Representative absorbing site.")
+    rung: str = Field(description="Ladder rung name.")
+    scf: dict[str, Any] | None = Field(description="SCF settings used (null: no SCF).")
+    ok: bool = Field(description="Whether every polarization gave a valid spectrum.")
+    reason: Reason | None = Field(default=None, description="Why it failed (null: it did not).")
+    message: str | None = Field(default=None, description="The failure's message.")
+    wall_s: float = Field(default=0.0, description="Seconds spent on the attempt.")
 
 
 class TaskDocument(Document):
@@ -50,10 +75,8 @@ class TaskDocument(Document):
         default=None,
         description="Unit polarization vectors of the three spectra (Cartesian frame, rows).",
     )
-    sites: list[dict[str, Any]] = Field(
-        default_factory=list,
-        description="Per inequivalent absorbing site: site_index, multiplicity, FEFF rung, "
-        "stage seconds, CPU seconds (as reported by the FEFF engine).",
+    sites: list[SiteInfo] = Field(
+        default_factory=list, description="Per inequivalent absorbing site: what FEFF did."
     )
     energies: list[float] | None = Field(default=None, description="FEFF energy grid (eV).")
     mu: list[list[float]] | None = Field(
@@ -78,7 +101,7 @@ class TaskDocument(Document):
     )
     cards: dict[str, Any] = Field(default_factory=dict, description="FEFF cards used.")
     feff_version: str | None = Field(default=None, description="FEFF version string.")
-    attempts: list[dict[str, Any]] = Field(
+    attempts: list[AttemptInfo] = Field(
         default_factory=list,
         description="Every FEFF attempt of the retry ladder: changed parameters and outcome.",
     )
