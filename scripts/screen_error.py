@@ -7,50 +7,71 @@ record (data/reference_paper.jsonl.gz) and prints |ΔSAMS| (median, p90, max, by
 bias, the rank correlation and the CPU cost of both, read from the task documents themselves.
 """
 
-import glob
 import gzip
 import json
 from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
-paper = {
-    json.loads(l)["record_key"]: json.loads(l)
-    for l in gzip.open("data/reference_paper.jsonl.gz", "rt")
-}
-rows, failed = [], 0
-for path in sorted(glob.glob("data/screen/batch_*.jsonl.gz")):
-    for line in gzip.open(path, "rt"):
-        t = json.loads(line)
-        if t["record_key"] not in paper:
-            continue
-        if t["state"] != "successful":
-            failed += 1
-            continue
-        p = paper[t["record_key"]]
-        rows.append((t["element"], t["sams"], p["sams"], t["cpu_s"], p["cpu_s"], t["record_key"]))
-s = np.array([r[1] for r in rows])
-pp = np.array([r[2] for r in rows])
-cs = np.array([r[3] for r in rows])
-cp = np.array([r[4] for r in rows])
-d = np.abs(s - pp)
-print(f"{len(rows)} paired reference records ({failed} screen failures)")
-print(
-    f"|dSAMS| median {np.median(d):.4f}, p90 {np.percentile(d, 90):.4f}, max {d.max():.4f}; bias {np.mean(s - pp):+.4f}"
-)
-print(f"Pearson {np.corrcoef(s, pp)[0, 1]:.3f}, Spearman {spearmanr(s, pp).statistic:.3f}")
-print(
-    f"CPU-s screen median {np.median(cs):.1f} (max {cs.max():.0f}), paper median {np.median(cp):.0f}; per-record paper/screen median {np.median(cp / cs):.1f}"
-)
-by = defaultdict(list)
-for r, x in zip(rows, d):
-    by[r[0]].append(x)
-print("by element (n, median, p90, max):")
-for e in sorted(by):
-    v = np.array(by[e])
-    print(f"  {e}: {len(v)}, {np.median(v):.4f}, {np.percentile(v, 90):.4f}, {v.max():.3f}")
-worst = sorted(zip(d, rows), key=lambda x: -x[0])[:5]
-print(
-    "largest:", "; ".join(f"{r[5].split(':')[1]}:{r[0]} {r[2]:.3f}->{r[1]:.3f}" for _, r in worst)
-)
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def tasks(path: Path) -> Iterator[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        yield from (json.loads(line) for line in handle if line.strip())
+
+
+def main() -> None:
+    paper = {task["record_key"]: task for task in tasks(DATA / "reference_paper.jsonl.gz")}
+    pairs, failed = [], 0
+    for path in sorted((DATA / "screen").glob("batch_*.jsonl.gz")):
+        for task in tasks(path):
+            if task["record_key"] not in paper:
+                continue
+            if task["state"] != "successful":
+                failed += 1
+                continue
+            pairs.append((task, paper[task["record_key"]]))
+    screen = np.array([cheap["sams"] for cheap, _ in pairs])
+    exact = np.array([full["sams"] for _, full in pairs])
+    cpu_screen = np.array([cheap["cpu_s"] for cheap, _ in pairs])
+    cpu_paper = np.array([full["cpu_s"] for _, full in pairs])
+    error = np.abs(screen - exact)
+    print(f"{len(pairs)} paired reference records ({failed} screen failures)")
+    print(
+        f"|dSAMS| median {np.median(error):.4f}, p90 {np.percentile(error, 90):.4f}, "
+        f"max {error.max():.4f}; bias {np.mean(screen - exact):+.4f}"
+    )
+    spearman = spearmanr(screen, exact).statistic
+    print(f"Pearson {np.corrcoef(screen, exact)[0, 1]:.3f}, Spearman {spearman:.3f}")
+    print(
+        f"CPU-s screen median {np.median(cpu_screen):.1f} (max {cpu_screen.max():.0f}), "
+        f"paper median {np.median(cpu_paper):.0f}; "
+        f"per-record paper/screen median {np.median(cpu_paper / cpu_screen):.1f}"
+    )
+    by_element = defaultdict(list)
+    for (cheap, _), value in zip(pairs, error, strict=True):
+        by_element[cheap["element"]].append(value)
+    print("by element (n, median, p90, max):")
+    for element, values in sorted(by_element.items()):
+        values = np.array(values)
+        print(
+            f"  {element}: {len(values)}, {np.median(values):.4f}, "
+            f"{np.percentile(values, 90):.4f}, {values.max():.3f}"
+        )
+    worst = sorted(zip(error, pairs, strict=True), key=lambda item: -item[0])[:5]
+    print(
+        "largest:",
+        "; ".join(
+            f"{cheap['record_key'].split(':')[1]}:{cheap['element']} "
+            f"{full['sams']:.3f}->{cheap['sams']:.3f}"
+            for _, (cheap, full) in worst
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()
