@@ -15,27 +15,35 @@ from vtc_fw.documents.base import BuilderMeta, Document, ErrorInfo, State, utc_n
 from vtc_fw.ml.protocol import ProtocolMetrics, ProtocolResult
 
 
-class ModelDocument(ProtocolMetrics, Document):
+class TrainingAttempt(Document):
+    """What every ``models`` document holds, trained or failed: key, sources and provenance."""
+
+    model_id: str = Field(
+        description="SHA-256 of the joblib bytes in the model_blobs bucket; "
+        '"failed-<UTC time>" for a failed attempt.'
+    )
+    state: State = Field(description="successful, or failed (FailedModelDocument).")
+    excluded: dict[str, int] = Field(
+        default_factory=dict,
+        description="Records left out of training, by reason (failed tasks, null features...).",
+    )
+    sources_last_updated: datetime = Field(
+        description="Newest last_updated of the features and xes documents seen."
+    )
+    last_updated: datetime = Field(default_factory=utc_now, description="When it was tried.")
+    builder_meta: BuilderMeta = Field(description="Provenance of this document.")
+
+
+class ModelDocument(ProtocolMetrics, TrainingAttempt):
     """A random forest trained with the paper's protocol: its metrics and its data.
 
     The metrics are the fields of :class:`~vtc_fw.ml.protocol.ProtocolMetrics`, defined once.
     """
 
-    model_id: str = Field(description="SHA-256 of the joblib bytes in the model_blobs bucket.")
-    state: State = Field(
-        default=State.SUCCESSFUL, description="successful (failures: FailedModelDocument)."
-    )
+    state: State = Field(default=State.SUCCESSFUL, description="Always successful.")
     target: str = Field(default="sams", description="What the model predicts.")
     preset: str | None = Field(default=None, description="FEFF preset of the training targets.")
     n_records: int = Field(description="Records with features that were considered.")
-    excluded: dict[str, int] = Field(
-        description="Records left out of training, by reason (failed tasks, null features...)."
-    )
-    sources_last_updated: datetime = Field(
-        description="Newest last_updated of the features and xes documents seen."
-    )
-    last_updated: datetime = Field(default_factory=utc_now, description="When it was trained.")
-    builder_meta: BuilderMeta = Field(description="Provenance of this document.")
 
     @classmethod
     def from_result(
@@ -63,24 +71,15 @@ class ModelDocument(ProtocolMetrics, Document):
         )
 
 
-class FailedModelDocument(Document):
+class FailedModelDocument(TrainingAttempt):
     """A training attempt that failed (too few rows, degenerate data...), kept as data.
 
     It shares the ``models`` collection and its key with :class:`ModelDocument`; its
     ``model_id`` is ``failed-<UTC time>``, never a content hash.
     """
 
-    model_id: str = Field(description='"failed-<UTC time of the attempt>".')
     state: State = Field(default=State.FAILED, description="Always failed.")
     error: ErrorInfo = Field(description="Why no model was trained.")
-    excluded: dict[str, int] = Field(
-        default_factory=dict, description="Records left out of training, by reason."
-    )
-    sources_last_updated: datetime = Field(
-        description="Newest last_updated of the features and xes documents seen."
-    )
-    last_updated: datetime = Field(default_factory=utc_now, description="When it was tried.")
-    builder_meta: BuilderMeta = Field(description="Provenance of this document.")
 
     @classmethod
     def from_exception(
