@@ -28,6 +28,22 @@ from vtc_fw.science.records import AbsorberSite, make_records
 pytestmark = pytest.mark.slow
 
 
+def _script(directory, body: str) -> str:
+    """An executable script standing in for an external FEFF (commands run without a shell)."""
+    path = directory / f"fake_feff_{abs(hash(body))}.sh"
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_an_external_command_runs_without_a_shell(cr2o3, tmp_path):
+    marker = tmp_path / "injected"
+    with pytest.raises(FeffRunError) as failure:
+        compute_record_spectra(cr2o3, "smoke", tmp_path / "w", feff_cmd=f"true; touch {marker}")
+    assert not marker.exists()  # "true;" is not a program: nothing ran
+    assert {a.reason for a in failure.value.attempts} == {"feff_not_found"}
+
+
 def _record(structure, name, element):
     return make_records(structure, structure_id=name, elements=[element])[0]
 
@@ -113,7 +129,7 @@ def test_feff_response_is_a_dipole_tensor(cr2o3, tmp_path):
 
 def test_failed_feff_climbs_the_ladder_and_records_every_attempt(cr2o3, tmp_path):
     with pytest.raises(FeffRunError) as failure:
-        compute_record_spectra(cr2o3, "paper", tmp_path / "w", feff_cmd="exit 3")
+        compute_record_spectra(cr2o3, "paper", tmp_path / "w", feff_cmd=_script(tmp_path, "exit 3"))
     attempts = failure.value.attempts
     assert [a.rung for a in attempts] == [rung.name for rung in LADDER]
     assert all(not a.ok and a.reason == "nonzero_exit" for a in attempts)
@@ -148,13 +164,14 @@ def test_feff_processes_get_the_malloc_pad_and_the_users_tunables_win(tmp_path, 
 
     inputs = site_input(_record(nio_structure(0.0), "nio", "Ni"), 0, "smoke")
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    run_stages(inputs, tmp_path / "a", SCF_STAGES, feff_cmd="env > env.txt")
+    dump_env = _script(tmp_path, "env > env.txt")
+    run_stages(inputs, tmp_path / "a", SCF_STAGES, feff_cmd=dump_env)
     assert f"GLIBC_TUNABLES={MALLOC_TUNABLES}\n" in (tmp_path / "a" / "env.txt").read_text()
     user = "glibc.malloc.top_pad=0:glibc.malloc.arena_max=2"
     monkeypatch.setenv("GLIBC_TUNABLES", user)
-    run_stages(inputs, tmp_path / "b", SCF_STAGES, feff_cmd="env > env.txt")
+    run_stages(inputs, tmp_path / "b", SCF_STAGES, feff_cmd=dump_env)
     assert f"GLIBC_TUNABLES={user}\n" in (tmp_path / "b" / "env.txt").read_text()
-    run_stages(inputs, tmp_path / "c", SCF_STAGES, feff_cmd="env > env.txt", malloc_tunables="")
+    run_stages(inputs, tmp_path / "c", SCF_STAGES, feff_cmd=dump_env, malloc_tunables="")
     assert f"GLIBC_TUNABLES={user}\n" in (tmp_path / "c" / "env.txt").read_text()
     assert os.environ["GLIBC_TUNABLES"] == user
 

@@ -38,12 +38,20 @@ def rock_salt(metal: str, a: float) -> Structure:
 
 
 def worker_files(config: DbConfig, directory: Path) -> tuple[Path, Path]:
-    """my_launchpad.yaml and my_fworker.yaml of a worker on ``config``."""
+    """my_launchpad.yaml and my_fworker.yaml of a worker on ``config``.
+
+    Its env also names a broken external FEFF, ``feff_cmd_broken`` (a script that prints
+    "bad counts" and exits 3), for the workflow that must fail through the whole ladder.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     db_file = config.write_db_json(directory / "db.json")
     launchpad_file = config.write_launchpad_yaml(directory / "my_launchpad.yaml")
+    broken = directory / "broken_feff.sh"
+    broken.write_text("#!/bin/sh\necho 'bad counts'\nexit 3\n")
+    broken.chmod(0o755)
     fworker_file = directory / "my_fworker.yaml"
-    FWorker(name="test_worker", env={"db_file": str(db_file)}).to_file(str(fworker_file))
+    env = {"db_file": str(db_file), "feff_cmd_broken": str(broken)}
+    FWorker(name="test_worker", env=env).to_file(str(fworker_file))
     return launchpad_file, fworker_file
 
 
@@ -89,7 +97,7 @@ def test_two_workers_complete_every_workflow_once_and_failures_become_documents(
     disordered = rock_salt("Ni", 4.2)
     disordered.replace_species({"Ni": {"Ni": 0.5, "Mg": 0.5}})
     broken = maker.make(disordered, "test:Ni0.5Mg0.5O", "Ni")
-    feff_fails = XesWorkflowMaker(preset="smoke", feff_cmd="echo 'bad counts'; exit 3").make(
+    feff_fails = XesWorkflowMaker(preset="smoke", feff_cmd=">>feff_cmd_broken<<").make(
         rock_salt("Cu", 4.25), "test:CuO-broken-feff", "Cu"
     )
     for workflow in [*good, broken, feff_fails]:

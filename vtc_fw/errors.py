@@ -53,6 +53,8 @@ class Reason(StrEnum):
     GRID_MISMATCH = "grid_mismatch"
     SCF_NOT_CONVERGED = "scf_not_converged"
     SCF_BAD_COUNTS = "scf_bad_counts"
+    FEFF_NOT_FOUND = "feff_not_found"
+    UNTRUSTED_SPEC = "untrusted_spec"
     # builders
     NO_SUCCESSFUL_TASK = "no_successful_task"
     UNUSABLE_SPECTRA = "unusable_spectra"

@@ -36,7 +36,7 @@ from pymatgen.core import Structure
 # (vtc_fw.db.fireworks_ids): every worker that runs these tasks gets unique launch ids.
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
-from vtc_fw.errors import DiskFullError, FeffError, VtcError, error_dict
+from vtc_fw.errors import DiskFullError, FeffError, Reason, VtcError, error_dict
 
 RESULT_FILE = "xes_result.json.gz"
 """Outcome of ``RunXesTask`` in the launch directory, read by ``InsertXesTask``."""
@@ -55,6 +55,27 @@ def env_value(value: Any, fw_spec: dict[str, Any], default: Any = None) -> Any:
     return default if value is None else value
 
 
+def worker_feff_cmd(value: Any, fw_spec: dict[str, Any]) -> str | None:
+    """The external FEFF command, taken only from the worker's own configuration.
+
+    A Firework may name a command of the FWorker's ``env`` (``">>feff_cmd<<"``, or another
+    ``>>key<<``) but never carry one: whoever can write to the database could otherwise make
+    every worker run a program of their choice.
+
+    Raises:
+        VtcError: ``untrusted_spec``, when the spec holds a command instead of a reference.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and value.startswith(">>") and value.endswith("<<"):
+        return env_value(value, fw_spec)
+    raise VtcError(
+        f"refused the FEFF command written in the Firework ({value!r}): executables come only "
+        "from the worker's my_fworker.yaml (env.feff_cmd, named by >>feff_cmd<<)",
+        reason=Reason.UNTRUSTED_SPEC,
+    )
+
+
 @explicit_serialize
 class RunXesTask(FiretaskBase):
     """Compute the polarized VtC-XES of one record with FEFF10 and write :data:`RESULT_FILE`.
@@ -66,7 +87,8 @@ class RunXesTask(FiretaskBase):
         preset (str): FEFF preset name.
 
     Optional params:
-        feff_cmd (str): External FEFF command, or ``">>feff_cmd<<"`` (default: feff10-rs).
+        feff_cmd (str): ``">>key<<"`` naming a command of the FWorker env (default: feff10-rs);
+            a command written in the spec itself is refused (:func:`worker_feff_cmd`).
         scratch_dir (str): Where FEFF runs, or ``">>scratch_dir<<"`` (default: launch dir).
         timeout_s (float): Wall-clock limit of the whole record (every site and rung), s.
         route (str): Engine route (default ``"sigma"``: the crystal σ too).
@@ -111,7 +133,7 @@ class RunXesTask(FiretaskBase):
             record,
             preset=self["preset"],
             workdir=workdir,
-            feff_cmd=env_value(self.get("feff_cmd"), fw_spec),
+            feff_cmd=worker_feff_cmd(self.get("feff_cmd"), fw_spec),
             timeout_s=self.get("timeout_s"),
             route=self.get("route", "sigma"),
         )

@@ -82,5 +82,7 @@ class Attempt:
     wall_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return asdict(self)
+        """JSON-able form; the reason as its plain value (monty would serialize an enum as an
+        ``@module``/``@class`` object).
+        """
+        return {**asdict(self), "reason": None if self.reason is None else str(self.reason)}

@@ -3,13 +3,15 @@
 The SCF stages (rdinp, atomic, pot, screen) and the site's Green's function (xsph, fms) depend on
 the site only; the polarization stages (rdinp, xsph, mkgtr, path, genfmt, ff2x) run on copies of
 the site directory, one per polarization. An external FEFF (atomate's ``feff_cmd`` convention,
-e.g. ``"feff"``) runs every module in one call; the CONTROL card then switches the SCF modules on
-or off. FEFF's CONTROL flag of fms also gates mkgtr, so an external FEFF recomputes the Green's
-function in every polarization run: only in-process runs compute it once per site.
+e.g. ``"feff"``; split into words and run without a shell) runs every module in one call; the
+CONTROL card then switches the SCF modules on or off. FEFF's CONTROL flag of fms also gates
+mkgtr, so an external FEFF recomputes the Green's function in every polarization run: only
+in-process runs compute it once per site.
 """
 
 import os
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -180,12 +182,18 @@ def _run_external(
     control = EXTERNAL_CONTROL[stages]
     (directory / "feff.inp").write_text(inputs.to_str(control))
     start = time.perf_counter()
-    try:
+    try:  # no shell: the command's words are the executable and its arguments, nothing more
         completed = subprocess.run(
-            feff_cmd, shell=True, cwd=directory, capture_output=True, text=True, timeout=timeout_s
+            shlex.split(feff_cmd),
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
         )
     except subprocess.TimeoutExpired as error:
         raise FeffError(f"{feff_cmd!r} exceeded {timeout_s} s", reason="timeout") from error
+    except (OSError, ValueError) as error:  # not found, not executable, unbalanced quotes
+        raise FeffError(f"cannot run {feff_cmd!r}: {error}", reason="feff_not_found") from error
     (directory / FEFF_LOG).write_text(completed.stdout + completed.stderr)
     if completed.returncode != 0:
         tail = (completed.stdout + completed.stderr).strip().splitlines()[-3:]

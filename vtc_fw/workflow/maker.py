@@ -27,7 +27,9 @@ class XesWorkflowMaker:
         preset: FEFF preset name (``"paper"`` is the method's; ``"smoke"`` for plumbing).
         route: FEFF engine route (``"sigma"``: the dipole tensor σ too; see vtc_fw.feff.engine).
         timeout_s: Wall-clock limit of the whole record (every site and rung), s (None: none).
-        feff_cmd: External FEFF command; ``">>feff_cmd<<"`` reads the FWorker env.
+        feff_cmd: The FWorker env key of an external FEFF command, as ``">>key<<"`` (default
+            ``">>feff_cmd<<"``: the worker's ``env.feff_cmd``, null runs feff10-rs). A command
+            itself is refused by the worker: executables come from its configuration only.
         db_file: Database configuration file; ``">>db_file<<"`` reads the FWorker env.
         scratch_dir: Where FEFF runs; ``">>scratch_dir<<"`` reads the FWorker env.
         category: FireWorks ``_category`` of the Firework (None: any worker).
