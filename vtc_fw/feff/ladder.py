@@ -82,7 +82,9 @@ class Attempt:
     wall_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able form; the reason as its plain value (monty would serialize an enum as an
-        ``@module``/``@class`` object).
+        """JSON-able form, the reason as its plain value.
+
+        monty's ``jsanitize`` would write a :class:`~vtc_fw.errors.Reason` as an
+        ``@module``/``@class`` object, which no task document accepts.
         """
         return {**asdict(self), "reason": None if self.reason is None else str(self.reason)}
