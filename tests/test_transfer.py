@@ -79,7 +79,8 @@ def test_importing_twice_adds_nothing_and_keeps_successes(db_config, task_docume
     _filled(db_config, task_documents)
     path = tmp_path / "tasks.jsonl.gz"
     export_tasks(db_config, path, {"state": "successful"})
-    assert import_tasks(db_config, path) == {"inserted": 0, "replaced": 1, "kept_successful": 0}
+    assert import_tasks(db_config, path) == {"inserted": 0, "replaced": 0, "kept_successful": 1}
+    assert import_tasks(db_config, path, replace=True)["replaced"] == 1
     assert import_tasks(db_config, path)["inserted"] == 0
     assert db_config.collection("tasks").count_documents({}) == 2
     successful = task_documents[0]
@@ -115,3 +116,49 @@ def test_cli_export_and_import(db_config, task_documents, tmp_path):
     imported = runner.invoke(main, ["import", str(path), "--db-file", str(db_file)])
     assert imported.exit_code == 0, imported.output
     assert "0 inserted, 1 replaced" in imported.output
+
+
+def _write_lines(path, documents) -> None:
+    with gzip.open(path, "wt") as handle:
+        for document in documents:
+            handle.write(json.dumps(document, default=str) + "\n")
+
+
+def test_an_imported_success_never_overwrites_a_computed_one(db_config, task_documents, tmp_path):
+    """The audit's case: an imported "successful" task with SAMS 99 replaced a real result."""
+    _filled(db_config, task_documents)
+    real = next(t for t in task_documents if t["state"] == "successful")
+    forged = tmp_path / "forged.jsonl.gz"
+    _write_lines(forged, [{**real, "sams": 99.0}])
+    assert import_tasks(db_config, forged)["kept_successful"] == 1
+    stored = db_config.collection("tasks").find_one({"task_key": real["task_key"]})
+    assert stored["sams"] == real["sams"]
+
+
+def test_a_task_whose_key_does_not_match_its_content_is_rejected(
+    db_config, task_documents, tmp_path
+):
+    real = task_documents[0]
+    lying = tmp_path / "lying.jsonl.gz"
+    _write_lines(lying, [real, {**real, "task_key": "oqmd-icsd:other:Fe:paper"}])
+    with pytest.raises(TransferError, match="line 2: keys"):
+        import_tasks(db_config, lying)
+    assert db_config.collection("tasks").count_documents({}) == 0  # all or nothing
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_gzip"])
+def test_a_damaged_file_imports_nothing_and_says_so_in_one_line(
+    db_config, task_documents, tmp_path, damage
+):
+    whole = tmp_path / "whole.jsonl.gz"
+    _write_lines(whole, task_documents)
+    damaged = tmp_path / f"{damage}.jsonl.gz"
+    data = whole.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"plain text\n")
+    with pytest.raises(TransferError, match="nothing imported"):
+        import_tasks(db_config, damaged)
+    assert db_config.collection("tasks").count_documents({}) == 0
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    result = CliRunner().invoke(main, ["import", str(damaged), "--db-file", str(db_file)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error:")

@@ -127,9 +127,17 @@ def export_command(path: Path, query: str, config: DbConfig) -> None:
 
 @click.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Let the file's successful tasks replace successful tasks of the same key.",
+)
 @db_config_option
-def import_command(path: Path, config: DbConfig) -> None:
-    """Insert the task documents of PATH (.jsonl.gz); importing twice adds nothing."""
+def import_command(path: Path, replace: bool, config: DbConfig) -> None:
+    """Insert the task documents of PATH (.jsonl.gz), all or nothing; importing twice adds nothing.
+
+    A successful task already in the database is kept unless --replace is given.
+    """
     with tqdm(unit="task", desc="import") as bar:
-        counts = import_tasks(config, path, progress=bar.update)
+        counts = import_tasks(config, path, progress=bar.update, replace=replace)
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))

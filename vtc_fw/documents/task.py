@@ -214,15 +214,22 @@ def ensure_task_indexes(tasks: Collection) -> None:
         tasks.create_index([(field, ASCENDING)])
 
 
-def insert_task(tasks: Collection, document: TaskDocument | Mapping[str, Any]) -> str:
+def insert_task(
+    tasks: Collection,
+    document: TaskDocument | Mapping[str, Any],
+    *,
+    replace_successful: bool = True,
+) -> str:
     """Insert or replace a task document, idempotently.
 
-    A successful document replaces whatever has its key; a failed one replaces only a
-    failed one (a late failure never hides a success).
+    A successful document replaces whatever has its key (a rerun's newer result); a failed
+    one replaces only a failed one (a late failure never hides a success).
 
     Args:
         tasks: The ``tasks`` collection (with the unique index of ``ensure_task_indexes``).
         document: The task, as a TaskDocument or a dict of its fields.
+        replace_successful: False keeps any successful document of the key, even against a
+            successful one (an import does not overwrite computed work unless asked to).
 
     Returns:
         What happened: ``"inserted"``, ``"replaced"`` or ``"kept_successful"``.
@@ -231,7 +238,7 @@ def insert_task(tasks: Collection, document: TaskDocument | Mapping[str, Any]) -
         document = document.as_mongo()
     document = {k: v for k, v in document.items() if k != "_id"}
     selector: dict[str, Any] = {"task_key": document["task_key"]}
-    if document["state"] != "successful":
+    if document["state"] != "successful" or not replace_successful:
         selector["state"] = {"$ne": "successful"}
     try:
         result = tasks.replace_one(selector, document, upsert=True)
