@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from pymongo import UpdateOne
-from tqdm import tqdm
 
 from vtc_fw.app.reporting import latest_model, write_model_report
 from vtc_fw.app.sampling import RECORD_TIMEOUT_S, new_sample
@@ -31,6 +30,7 @@ from vtc_fw.app.transfer import import_tasks
 from vtc_fw.builders import nightly_builders, run_builders
 from vtc_fw.db.config import DbConfig
 from vtc_fw.ml.protocol import PAPER_METRICS
+from vtc_fw.progress import progress_bar, refresh_if_terminal
 from vtc_fw.settings import get_settings
 from vtc_fw.sources import iter_oqmd_icsd
 from vtc_fw.workflow.local_workers import (
@@ -136,7 +136,9 @@ def store_oqmd_structures(config: DbConfig, limit: int | None, echo: Echo) -> in
         echo(f"  all {len(present)} structures already stored")
         return 0
     written, batch = 0, []
-    entries = tqdm(iter_oqmd_icsd(), total=OQMD_3D_STRUCTURES, unit="structure", desc="structures")
+    entries = progress_bar(
+        iterable=iter_oqmd_icsd(), total=OQMD_3D_STRUCTURES, unit="structure", desc="structures"
+    )
     for position, entry in enumerate(entries):
         if entry.structure_id in present:
             continue
@@ -173,14 +175,14 @@ def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo)
         return
     files = worker_files(config, settings.run_dir / "config", settings.run_dir / "scratch")
     workers = start_workers(settings.workers, *files, settings.run_dir / "workers")
-    bar = tqdm(total=len(queued), unit="record", desc=f"FEFF ({settings.workers} workers)")
+    bar = progress_bar(total=len(queued), unit="record", desc=f"FEFF ({settings.workers} workers)")
 
     def progress() -> None:
         finished = launchpad.fireworks.count_documents(
             {"fw_id": {"$in": queued}, "state": {"$in": ["COMPLETED", "FIZZLED"]}}
         )
         bar.update(max(finished - bar.n, 0))
-        bar.refresh()  # update(0) alone stops redrawing once a record has finished
+        refresh_if_terminal(bar)
 
     try:
         with stop_signals_interrupt():

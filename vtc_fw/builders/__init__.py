@@ -15,12 +15,12 @@ from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
 
 from maggma.core import Builder
-from tqdm import tqdm
 
 from vtc_fw.builders.features import FeatureBuilder
 from vtc_fw.builders.predict import PredictionBuilder
 from vtc_fw.builders.train import TrainBuilder
 from vtc_fw.builders.xes import XesBuilder
+from vtc_fw.progress import progress_bar
 from vtc_fw.settings import DEFAULT_PRESET
 
 if TYPE_CHECKING:
@@ -97,8 +97,8 @@ def run_builders(
         try:
             parallel = processes > 1 and getattr(builder, "parallel_items", False)
             with _processed(builder, processes if parallel else 1) as results:
-                items = tqdm(
-                    results,
+                items = progress_bar(
+                    iterable=results,
                     desc=type(builder).__name__,
                     unit="item",
                     mininterval=2,

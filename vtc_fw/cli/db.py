@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from vtc_fw.app.transfer import export_tasks, import_tasks
 from vtc_fw.cli.options import db_config_option, setting
 from vtc_fw.db.config import DbConfig
+from vtc_fw.progress import progress_bar
 from vtc_fw.workflow.maker import XesWorkflowMaker
 from vtc_fw.workflow.submission import SOURCES, open_source, submit_entries
 
@@ -95,7 +95,7 @@ def submit_command(
         raise click.ClickException(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     chosen = [e.strip() for e in elements.split(",")] if elements else None
     entries = open_source(source, path=path, limit=limit, elements=chosen, seed=seed)
-    with tqdm(total=limit, unit="structure", desc="submit") as bar:
+    with progress_bar(total=limit, unit="structure", desc="submit") as bar:
         report = submit_entries(
             entries,
             config,
@@ -120,7 +120,7 @@ def export_command(path: Path, query: str, config: DbConfig) -> None:
         criteria = json.loads(query)
     except ValueError as error:
         raise click.ClickException(f"--query is not JSON: {error}") from error
-    with tqdm(unit="task", desc="export") as bar:
+    with progress_bar(unit="task", desc="export") as bar:
         count = export_tasks(config, path, criteria, progress=bar.update)
     click.echo(f"exported {count} task documents to {path}")
 
@@ -138,6 +138,6 @@ def import_command(path: Path, replace: bool, config: DbConfig) -> None:
 
     A successful task already in the database is kept unless --replace is given.
     """
-    with tqdm(unit="task", desc="import") as bar:
+    with progress_bar(unit="task", desc="import") as bar:
         counts = import_tasks(config, path, progress=bar.update, replace=replace)
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
