@@ -48,6 +48,7 @@ COMMANDS: tuple[click.Command, ...] = (
     feff.distortion_command,
     db.db_group,
     db.submit_command,
+    db.backfill_sigma_command,
     db.export_command,
     db.import_command,
     build.build_command,

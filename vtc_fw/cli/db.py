@@ -12,7 +12,12 @@ from vtc_fw.cli.options import db_config_option, setting
 from vtc_fw.db.config import DbConfig
 from vtc_fw.progress import progress_bar
 from vtc_fw.workflow.maker import XesWorkflowMaker
-from vtc_fw.workflow.submission import SOURCES, open_source, submit_entries
+from vtc_fw.workflow.submission import (
+    SOURCES,
+    open_source,
+    resubmit_without_sigma,
+    submit_entries,
+)
 
 
 @click.group("db")
@@ -106,6 +111,24 @@ def submit_command(
     for structure_id, error in report.unreadable:
         click.echo(f"unreadable {structure_id}: {error}", err=True)
     click.echo(report.summary())
+
+
+@click.command("backfill-sigma")
+@click.option("--preset", **setting("preset"), help="Preset of the tasks to recompute.")
+@click.option("--elements", help="Comma-separated absorbers, e.g. Fe,Co (default: all).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many records.")
+@db_config_option
+def backfill_sigma_command(
+    preset: str, elements: str | None, limit: int | None, config: DbConfig
+) -> None:
+    """Queue again the successful tasks without σ so that they gain it (six polarizations)."""
+    chosen = [e.strip() for e in elements.split(",")] if elements else None
+    added = resubmit_without_sigma(config, XesWorkflowMaker(preset=preset), chosen, limit)
+    queued = sum(fw_id is not None for fw_id in added.values())
+    click.echo(
+        f"{queued} records queued for σ, {len(added) - queued} already pending or without a "
+        f"stored structure ({len(added)} {preset} tasks without σ considered)"
+    )
 
 
 @click.command("export")

@@ -210,7 +210,7 @@ class TaskDocument(Document):
 def ensure_task_indexes(tasks: Collection) -> None:
     """Create the unique task-key index and the indexes builders query on."""
     tasks.create_index([("task_key", ASCENDING)], unique=True)
-    for field in ("record_key", "state", "last_updated"):
+    for field in ("record_key", "state", "last_updated", "preset"):
         tasks.create_index([(field, ASCENDING)])
 
 

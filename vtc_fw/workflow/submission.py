@@ -211,3 +211,66 @@ def _batches(entries: Iterable[StructureEntry], size: int) -> Iterator[list[Stru
     iterator = iter(entries)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+PENDING_STATES = ("WAITING", "READY", "RESERVED", "RUNNING")
+"""Firework states of a calculation that is queued or running."""
+
+
+def resubmit_without_sigma(
+    config: DbConfig,
+    maker: XesWorkflowMaker,
+    elements: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> dict[str, int | None]:
+    """Queue again the successful tasks of ``maker.preset`` that have no σ (three polarizations).
+
+    The new Firework computes σ (route ``"sigma"``); its successful task replaces the old one.
+    Records already queued or running are not queued twice.
+
+    Args:
+        config: The database.
+        maker: Workflow settings; its preset selects the tasks.
+        elements: Only records of these absorbers.
+        limit: At most this many records (in task-key order).
+
+    Returns:
+        Task key → new Firework id, or None where the record is already pending or its
+        structure is not in the ``structures`` collection.
+    """
+    query: dict[str, Any] = {"state": "successful", "preset": maker.preset, "sigma": None}
+    if elements:
+        query["element"] = {"$in": list(elements)}
+    client = config.client()
+    try:
+        tasks = config.collection(TASK_COLLECTION, client)
+        found = list(
+            tasks.find(query, {"_id": 0, "task_key": 1, "structure_id": 1, "element": 1})
+            .sort("task_key", ASCENDING)
+            .limit(limit or 0)
+        )
+        ids = sorted({task["structure_id"] for task in found})
+        stored = {
+            doc["structure_id"]: doc.get("structure")
+            for doc in config.collection("structures", client).find(
+                {"structure_id": {"$in": ids}}, {"_id": 0, "structure_id": 1, "structure": 1}
+            )
+        }
+        launchpad = config.launchpad()
+        keys = [task["task_key"] for task in found]
+        pending = set(
+            launchpad.fireworks.distinct(
+                "spec.task_key", {"spec.task_key": {"$in": keys}, "state": {"$in": PENDING_STATES}}
+            )
+        )
+        added: dict[str, int | None] = {}
+        for task in found:
+            structure = stored.get(task["structure_id"])
+            if task["task_key"] in pending or structure is None:
+                added[task["task_key"]] = None
+                continue
+            workflow = maker.make(structure, task["structure_id"], task["element"])
+            added[task["task_key"]] = min(launchpad.add_wf(workflow).values())
+    finally:
+        client.close()
+    return added
