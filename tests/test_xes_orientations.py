@@ -50,3 +50,21 @@ def test_a_task_without_sigma_is_flagged(tasks):
     legacy = {key: value for key, value in tasks[1].items() if key not in ("sigma", "sigma_frame")}
     document = _document(legacy)
     assert document.has_sigma is False and document.sams_max is None and document.a_inv is None
+
+
+def test_screening_by_a_sigma_quantity_ranks_the_records_with_sigma(tasks):
+    from test_builders import memory_store
+
+    from vtc_fw.app.screening import screen_sigma
+
+    xes = memory_store("xes", "record_key")
+    legacy = {key: value for key, value in tasks[0].items() if key not in ("sigma", "sigma_frame")}
+    documents = [_document(task).model_dump() for task in [*tasks[1:], legacy]]
+    xes.update(documents)
+    ranked = screen_sigma(xes, "sams_max", minimum=0.0, limit=10)
+    assert [c["record_key"] for c in ranked] == [
+        d["record_key"] for d in sorted(documents[:2], key=lambda d: -d["sams_max"])
+    ]  # the record without σ is not a candidate
+    assert screen_sigma(xes, "a_inv", minimum=0.2)[0]["a_inv"] >= 0.2
+    with pytest.raises(ValueError, match="quantity"):
+        screen_sigma(xes, "sams", minimum=0.0)

@@ -99,18 +99,67 @@ def screen(
     return collapse_repeated_rows(ranked)[:limit]
 
 
-def collapse_repeated_rows(ranked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+SIGMA_QUANTITIES = ("sams_max", "a_inv")
+"""Orientation quantities of σ that :func:`screen_sigma` ranks by (xes documents with σ)."""
+
+
+def screen_sigma(
+    xes: Store,
+    quantity: str,
+    *,
+    minimum: float,
+    element: str | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """Records whose FEFF σ gives ``quantity`` (SAMS_max or A_inv) ≥ ``minimum``, highest first.
+
+    Only records computed with σ have these (``has_sigma``); spectra without SCF where the
+    preset asked for one do not count.
+
+    Raises:
+        ValueError: ``quantity`` is not one of :data:`SIGMA_QUANTITIES`.
+    """
+    if quantity not in SIGMA_QUANTITIES:
+        raise ValueError(f"quantity must be one of {SIGMA_QUANTITIES}, got {quantity!r}")
+    query: dict[str, Any] = {
+        "state": "successful",
+        "has_sigma": True,
+        "self_consistent": {"$ne": False},
+        quantity: {"$gte": minimum},
+    }
+    if element is not None:
+        query["element"] = element
+    fields = [
+        "record_key",
+        "structure_id",
+        "element",
+        "formula",
+        "preset",
+        "sams",
+        *SIGMA_QUANTITIES,
+    ]
+    found: list[dict[str, Any]] = [
+        {**{name: doc.get(name) for name in fields}, "source": "feff"}
+        for doc in xes.query(query, properties=fields)
+    ]
+    ranked = sorted(found, key=lambda c: float(c[quantity]), reverse=True)
+    return collapse_repeated_rows(ranked, quantity)[:limit]
+
+
+def collapse_repeated_rows(
+    ranked: list[dict[str, Any]], quantity: str = "sams"
+) -> list[dict[str, Any]]:
     """Keep one candidate per source entry that a dataset lists more than once.
 
     OQMD-ICSD holds some entries in several rows; vtc-fw ids the later ones
     ``"{name}#{row id}"`` (:func:`vtc_fw.sources.oqmd.first_row_id` undoes that). Rows of one
-    name whose records have the same SAMS (to 1e-9) are one candidate, listed once with the
-    other ids under ``"repeated_as"``; rows that differ stay.
+    name whose records have the same ``quantity`` (to 1e-9) are one candidate, listed once with
+    the other ids under ``"repeated_as"``; rows that differ stay.
     """
     kept: dict[tuple[str, str, int], dict[str, Any]] = {}
     for candidate in ranked:
         name = first_row_id(str(candidate.get("structure_id") or candidate["record_key"]))
-        key = (name, candidate.get("element") or "", round(candidate["sams"] * 1e9))
+        key = (name, candidate.get("element") or "", round(candidate[quantity] * 1e9))
         if key in kept:
             kept[key].setdefault("repeated_as", []).append(candidate["record_key"])
         else:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from vtc_fw.app.reporting import latest_model, write_model_report
-from vtc_fw.app.screening import least_certain, screen
+from vtc_fw.app.screening import SIGMA_QUANTITIES, least_certain, screen, screen_sigma
 from vtc_fw.builders import nightly_builders, run_builders
 from vtc_fw.cli.options import db_config_option, setting
 from vtc_fw.db.config import DbConfig
@@ -51,7 +51,14 @@ def build_command(
 
 
 @click.command("screen")
-@click.option("--min-sams", type=float, required=True, help="Lowest SAMS (dimensionless).")
+@click.option("--min-sams", type=float, required=True, help="Lowest value of --by (dimensionless).")
+@click.option(
+    "--by",
+    type=click.Choice(["sams", *SIGMA_QUANTITIES]),
+    default="sams",
+    show_default=True,
+    help="sams: FEFF, else the newest model's prediction; sams_max, a_inv: from FEFF's σ.",
+)
 @click.option("--element", "-e", default=None, help="Only this absorbing element.")
 @click.option("--limit", default=20, show_default=True, help="At most this many candidates.")
 @click.option("--include-out-of-domain", is_flag=True, help="Also untrustworthy predictions.")
@@ -59,32 +66,40 @@ def build_command(
 @click.option("--json", "as_json", is_flag=True, help="Print the candidates as JSON.")
 def screen_command(
     min_sams: float,
+    by: str,
     element: str | None,
     limit: int,
     include_out_of_domain: bool,
     config: DbConfig,
     as_json: bool,
 ) -> None:
-    """Records whose SAMS (FEFF, else the newest model's prediction) is at least MIN_SAMS."""
+    """Records whose SAMS (FEFF, else the newest model's prediction) is at least MIN_SAMS.
+
+    With --by sams_max or a_inv: records whose FEFF σ gives at least that value.
+    """
     predictions, xes, models = _connected(config, "predictions", "xes", "models")
-    candidates = screen(
-        predictions,
-        xes,
-        models,
-        min_sams=min_sams,
-        element=element,
-        limit=limit,
-        in_domain_only=not include_out_of_domain,
-    )
+    if by == "sams":
+        candidates = screen(
+            predictions,
+            xes,
+            models,
+            min_sams=min_sams,
+            element=element,
+            limit=limit,
+            in_domain_only=not include_out_of_domain,
+        )
+    else:
+        candidates = screen_sigma(xes, by, minimum=min_sams, element=element, limit=limit)
     if as_json:
         click.echo(json.dumps(candidates, indent=2))
         return
-    click.echo(f"{len(candidates)} candidates with SAMS >= {min_sams}")
+    click.echo(f"{len(candidates)} candidates with {by} >= {min_sams}")
     for c in candidates:
         spread = f" ± {c['sams_std']:.3f}" if c.get("sams_std") is not None else ""
+        extra = f"  {by} {c[by]:.4f}" if by != "sams" else ""
         click.echo(
             f"{c['record_key']:<40} {c.get('formula') or '':<14} "
-            f"SAMS {c['sams']:.4f}{spread}  ({c['source']})"
+            f"SAMS {c['sams']:.4f}{spread}{extra}  ({c['source']})"
         )
 
 
