@@ -171,7 +171,9 @@ def inequivalent_site_count(structure: Structure, element: str, symprec: float =
     Raises:
         StructureError: If the symmetry analysis fails.
     """
-    dataset = _symmetry_dataset(structure, symprec, structure.composition.reduced_formula)
+    formula = structure.composition.reduced_formula
+    check_geometry(structure, formula)  # spglib dies on a NaN lattice: never hand it one
+    dataset = _symmetry_dataset(structure, symprec, formula)
     return len(
         {
             int(dataset.equivalent_atoms[i])
@@ -206,7 +208,7 @@ def _validated(structure: Structure, structure_id: str) -> Structure:
         )
     if len(structure) == 0:
         raise StructureError(f"{structure_id} has no atoms", reason="empty")
-    check_geometry(structure, structure_id)
+    check_geometry(structure, structure_id)  # before BVAnalyzer and spglib see it
     structure = structure.copy()
     structure.remove_oxidation_states()
     return structure
@@ -228,7 +230,6 @@ def _checked_oxidation(
 
 def _symmetry_dataset(structure: Structure, symprec: float, structure_id: str) -> Any:
     """Spglib's symmetry dataset, or a StructureError when the analysis fails."""
-    check_geometry(structure, structure_id)  # spglib dies on a NaN lattice: never hand it one
     dataset = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_dataset()
     if dataset is None:
         raise StructureError(
