@@ -13,6 +13,12 @@ draw of the same population (seed 2027, reference structures left out), at most 
 Its tasks carry σ (six polarizations); ``export`` writes only the finished tasks that no earlier
 file holds, to the next ``data/screen/batch_NNN.jsonl.gz``, so the committed data only grows.
 
+``--dataset sigma`` is issue G's measurement at paper fidelity: preset "paper" with σ (six
+polarizations) on six reference records per element, drawn at random (seed 2028) among the
+records whose reference task cost at most its element's median CPU time (so the 60 fit in a
+session on two cores), at priority 2, ahead of the cheap dataset in the same database.
+``export`` writes them to ``data/paper_sigma/batch_NNN.jsonl.gz`` the same append-only way.
+
 DB.json of the dataset database on this machine, a second embedded server that every step starts
 when it is down: ``{"host": "127.0.0.1", "port": 27018, "database": "vtc_reference",
 "embedded_home": "/root/vtc_dataset"}``.
@@ -71,11 +77,14 @@ class Dataset:
     timeout_s: float
     goal: int
     reference_first: bool = False
+    per_element: int = 0
+    directory: str = ""
 
 
 DATASETS = {
     "reference": Dataset("paper", 700, 2026, RECORD_TIMEOUT_S["broad"], 500),
-    "screen": Dataset("screen", 2000, 2027, 600.0, 2000, reference_first=True),
+    "screen": Dataset("screen", 2000, 2027, 600.0, 2000, reference_first=True, directory="screen"),
+    "sigma": Dataset("paper", 60, 2028, 1800.0, 60, per_element=6, directory="paper_sigma"),
 }
 
 
@@ -90,6 +99,9 @@ def reference_records() -> dict[str, list[str]]:
 
 
 def submit(config: DbConfig, dataset: Dataset) -> None:
+    if dataset.per_element:
+        submit_sigma_sample(config, dataset)
+        return
     population = [entry for entry in iter_oqmd_icsd() if worth_computing(entry, MAX_SITES)]
     if dataset.reference_first:
         submit_reference(config, dataset, population)
@@ -113,6 +125,26 @@ def submit_reference(config: DbConfig, dataset: Dataset, population: list) -> No
     for element, entries in sorted(by_element.items()):
         report = submit_entries(entries, config, maker, elements=[element])
         print(f"reference records of {element}:", report.summary())
+
+
+def submit_sigma_sample(config: DbConfig, dataset: Dataset) -> None:
+    """Queue ``dataset.per_element`` cheaper-than-median reference records of each element."""
+    with gzip.open(REFERENCE_FILE, "rt", encoding="utf-8") as handle:
+        tasks = [json.loads(line) for line in handle]
+    rng = np.random.default_rng(dataset.seed)
+    chosen: dict[str, list[str]] = {}
+    for element in sorted({task["element"] for task in tasks}):
+        done = [t for t in tasks if t["element"] == element and t["state"] == "successful"]
+        median = np.median([t["cpu_s"] for t in done])
+        cheap = sorted(t["structure_id"] for t in done if t["cpu_s"] <= median)
+        picks = rng.choice(len(cheap), size=dataset.per_element, replace=False)
+        chosen[element] = [cheap[i] for i in sorted(picks)]
+    wanted = {sid for ids in chosen.values() for sid in ids}
+    entries = {e.structure_id: e for e in iter_oqmd_icsd() if e.structure_id in wanted}
+    maker = XesWorkflowMaker(preset=dataset.preset, timeout_s=dataset.timeout_s, priority=2)
+    for element, ids in chosen.items():
+        report = submit_entries([entries[i] for i in ids], config, maker, elements=[element])
+        print(f"σ sample of {element}:", report.summary())
 
 
 def work(config: DbConfig, directory: Path, workers: int) -> None:
@@ -175,14 +207,14 @@ def time_to_goal(missing: int, cpu_s_per_record: float, workers: int) -> str:
 
 def export(config: DbConfig, dataset: Dataset) -> None:
     """Write the dataset's finished tasks (reference: the successful ones) to data/."""
-    if not dataset.reference_first:
+    if not dataset.directory:
         output = OUTPUT_DIR / f"reference_{dataset.preset}.jsonl.gz"
         count = export_tasks(
             config, output, query={"preset": dataset.preset, "state": "successful"}
         )
         print(f"exported {count} task documents to {output}")
         return
-    directory = OUTPUT_DIR / dataset.preset
+    directory = OUTPUT_DIR / dataset.directory
     directory.mkdir(exist_ok=True)
     batches = sorted(directory.glob("batch_*.jsonl.gz"))
     exported = {key for batch in batches for key in task_keys(batch)}
