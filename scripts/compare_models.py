@@ -2,22 +2,35 @@
 
     python scripts/compare_models.py --db-file DB.json [--seed 0] [--n-iter 100] [--cv 5]
         [--cv-repeats 10] [--jobs 1] [--json OUT.json] [--markdown OUT.md]
+        [--tasks FILE.jsonl.gz ...] [--target sams|sams_max|a_inv] [--variants paper,rf_crystal]
 
 Reads the ``features`` and ``xes`` collections (as ``TrainBuilder`` does), joins them with
 ``training_table`` and runs :func:`vtc_fw.ml.comparison.compare_models`; prints the
 Markdown tables (the split, then the paired repeated CV; ``--cv-repeats 0`` skips it) on
 stdout, progress on stderr.
+
+``--tasks`` takes the targets from exported task files instead of the ``xes`` collection
+(the xes documents are made from them in memory, as ``XesBuilder`` would), e.g. the σ tasks of
+data/paper_sigma or data/screen; ``--target`` then chooses what the forest learns: SAMS in the
+quadrupole basis (the paper's), SAMS_max over all orientations or the invariant A_inv (records
+without σ have no label for the last two and are left out).
 """
 
 import argparse
 import json
 import logging
 import sys
+from multiprocessing import Pool
 from pathlib import Path
 
+from vtc_fw.app.transfer import read_tasks
 from vtc_fw.builders.train import training_table
 from vtc_fw.db.config import DbConfig
+from vtc_fw.documents.base import BuilderMeta
+from vtc_fw.documents.xes import XesDocument
 from vtc_fw.ml.comparison import compare_models
+
+TARGETS = ("sams", "sams_max", "a_inv")
 
 XES_PROPERTIES = ["record_key", "state", "sams", "preset", "error", "self_consistent"]
 
@@ -34,6 +47,23 @@ def load_documents(config: DbConfig) -> tuple[list[dict], list[dict]]:
         xes.close()
 
 
+def xes_from_files(paths: list[Path], target: str, processes: int) -> list[dict]:
+    """XES documents of the task files' records, ``sams`` holding the chosen target."""
+    by_record: dict[str, list[dict]] = {}
+    for path in paths:
+        for task in map(dict, (t.model_dump() for t in read_tasks(path))):
+            by_record.setdefault(task["record_key"], []).append(task)
+    with Pool(processes) as pool:
+        documents = pool.map(xes_document, by_record.values(), chunksize=4)
+    return [d | {"sams": d[target]} for d in documents if d.get(target) is not None]
+
+
+def xes_document(tasks: list[dict]) -> dict:
+    """The XES document of one record's tasks, as ``XesBuilder`` makes it."""
+    meta = BuilderMeta(builder="compare_models")
+    return XesDocument.from_tasks(tasks, builder_meta=meta).model_dump()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db-file", type=Path, required=True)
@@ -46,12 +76,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
+    parser.add_argument("--tasks", type=Path, nargs="+", help="targets from these task files")
+    parser.add_argument("--target", choices=TARGETS, default="sams")
+    parser.add_argument("--variants", help="comma-separated variants (default: all)")
     arguments = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s")
     logging.getLogger("vtc_fw.ml.comparison").setLevel(logging.INFO)
     config = DbConfig.load(arguments.db_file)
     config.ensure_server()
-    table, excluded, preset = training_table(*load_documents(config))
+    features, xes = load_documents(config)
+    if arguments.tasks:
+        xes = xes_from_files(arguments.tasks, arguments.target, arguments.jobs)
+    elif arguments.target != "sams":
+        parser.error("--target sams_max|a_inv needs --tasks (σ is read from task files)")
+    table, excluded, preset = training_table(features, xes)
     print(f"{len(table)} labelled rows (preset {preset}), left out: {excluded}", file=sys.stderr)
     result = compare_models(
         table,
@@ -60,13 +98,19 @@ def main(argv: list[str] | None = None) -> None:
         cv=arguments.cv,
         n_jobs=arguments.jobs,
         cv_repeats=arguments.cv_repeats,
+        variants=arguments.variants.split(",") if arguments.variants else None,
     )
     markdown = result.to_markdown()
     print(markdown)
     if arguments.markdown:
         arguments.markdown.write_text(markdown + "\n")
     if arguments.json:
-        document = {"preset": preset, "table_excluded": excluded, **result.as_dict()}
+        document = {
+            "preset": preset,
+            "target": arguments.target,
+            "table_excluded": excluded,
+            **result.as_dict(),
+        }
         arguments.json.write_text(json.dumps(document, indent=2) + "\n")
 
 

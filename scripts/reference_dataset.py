@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vtc_fw.app.sampling import RECORD_TIMEOUT_S, worth_computing
+from vtc_fw.app.sampling import RECORD_TIMEOUT_S, cheaper_than_median, worth_computing
 from vtc_fw.app.transfer import export_tasks
 from vtc_fw.db.config import DbConfig
 from vtc_fw.sources import iter_oqmd_icsd, stratified_sample
@@ -131,14 +131,7 @@ def submit_sigma_sample(config: DbConfig, dataset: Dataset) -> None:
     """Queue ``dataset.per_element`` cheaper-than-median reference records of each element."""
     with gzip.open(REFERENCE_FILE, "rt", encoding="utf-8") as handle:
         tasks = [json.loads(line) for line in handle]
-    rng = np.random.default_rng(dataset.seed)
-    chosen: dict[str, list[str]] = {}
-    for element in sorted({task["element"] for task in tasks}):
-        done = [t for t in tasks if t["element"] == element and t["state"] == "successful"]
-        median = np.median([t["cpu_s"] for t in done])
-        cheap = sorted(t["structure_id"] for t in done if t["cpu_s"] <= median)
-        picks = rng.choice(len(cheap), size=dataset.per_element, replace=False)
-        chosen[element] = [cheap[i] for i in sorted(picks)]
+    chosen = cheaper_than_median(tasks, dataset.per_element, dataset.seed)
     wanted = {sid for ids in chosen.values() for sid in ids}
     entries = {e.structure_id: e for e in iter_oqmd_icsd() if e.structure_id in wanted}
     maker = XesWorkflowMaker(preset=dataset.preset, timeout_s=dataset.timeout_s, priority=2)

@@ -136,3 +136,19 @@ def test_series_summary_reads_linearity_and_minima():
     assert summary["r2_QAMS"] == pytest.approx(1.0)
     assert summary["r2_SAMS"] < 0.9
     assert summary["min_strain_SAMS"] == 1.0 and summary["min_strain_QAMS"] == -2.0
+
+
+def test_shell_atoms_grows_the_cluster_and_the_radii_with_it(nio_record):
+    bigger = nio_record.with_shell_atoms(60)
+    assert nio_record.with_shell_atoms(30) is nio_record
+    np.testing.assert_array_equal(bigger.basis, nio_record.basis)
+    small, large = nio_record.cluster(0), bigger.cluster(0)
+    assert len(small.species) >= 31 and len(large.species) >= 61
+    assert large.shell_radius > small.shell_radius
+    settings = PRESETS["paper"] | {"shell_atoms": 60}
+    inputs = site_input(bigger, 0, settings)
+    assert inputs.cards["FMS"] == f"{large.shell_radius:.4f}"
+    _, coords = inputs.listed_atoms()
+    # listed to the 60-atom shell + 1.5 Å, not to the 30-atom one
+    assert np.linalg.norm(coords, axis=1).max() > small.shell_radius + 1.5
+    assert np.linalg.norm(coords, axis=1).max() <= large.shell_radius + 1.5 + 1e-6

@@ -4,6 +4,10 @@
 "broad" ones are the reference dataset's population (≤ 24 sites, in the paper's domain).
 """
 
+from typing import Any
+
+import numpy as np
+
 from vtc_fw.db.config import DbConfig
 from vtc_fw.errors import StructureError
 from vtc_fw.keys import parse_record_key
@@ -86,3 +90,31 @@ def new_sample(config: DbConfig, sample: str, n_new: int, seed: int) -> list[Str
         if entry.structure_id not in done_structures and wanted(entry)
     ]
     return stratified_sample(population, n_new, seed, in_draw_order=True)
+
+
+def cheaper_than_median(
+    tasks: list[dict[str, Any]], per_element: int, seed: int
+) -> dict[str, list[str]]:
+    """A seeded draw of successful tasks that cost at most their element's median CPU time.
+
+    The paper-fidelity σ sample (scripts/reference_dataset.py ``--dataset sigma``) and the
+    cluster-size study (benchmarks/cluster_convergence.py) draw their records this way, so both
+    fit in a session on two cores and share their records.
+
+    Args:
+        tasks: Task documents (``element``, ``state``, ``cpu_s``, ``structure_id``).
+        per_element: Records drawn per element.
+        seed: Seed of the draw.
+
+    Returns:
+        Element → structure ids, elements in alphabetical order, ids in sorted order.
+    """
+    rng = np.random.default_rng(seed)
+    chosen: dict[str, list[str]] = {}
+    for element in sorted({task["element"] for task in tasks}):
+        done = [t for t in tasks if t["element"] == element and t["state"] == "successful"]
+        median = np.median([t["cpu_s"] for t in done])
+        cheap = sorted(t["structure_id"] for t in done if t["cpu_s"] <= median)
+        picks = rng.choice(len(cheap), size=per_element, replace=False)
+        chosen[element] = [cheap[i] for i in sorted(picks)]
+    return chosen

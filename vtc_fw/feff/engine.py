@@ -400,6 +400,8 @@ def compute_record_spectra(
         FeffRunError: A site failed on every rung of the ladder or the time ran out;
             ``.attempts`` lists every attempt.
     """
+    shell_atoms = preset_settings(preset).get("shell_atoms")
+    record = record.with_shell_atoms(shell_atoms) if shell_atoms else record
     chosen = choose_route(record, route)
     workdir = Path(workdir)
     budget = Budget(timeout_s)

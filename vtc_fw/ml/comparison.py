@@ -376,6 +376,7 @@ def compare_models(
     n_jobs: int | None = None,
     search_spaces: Mapping[str, Mapping[str, Any]] | None = None,
     cv_repeats: int = 10,
+    variants: Sequence[str] | None = None,
 ) -> ComparisonResult:
     """Fit the paper's forest and the other variants on one split and score them alike.
 
@@ -391,13 +392,20 @@ def compare_models(
         search_spaces: Overrides by model family, ``"random_forest"`` (default: the paper's
             space) and/or ``"gradient_boosting"`` (default: :func:`gbr_search_space`).
         cv_repeats: Repeats of the ``cv``-fold split of the paired comparison (0: skip it).
+        variants: Names of :data:`VARIANTS` to run (default: all); ``paper`` always runs,
+            first, as the paired comparison's reference.
 
     Returns:
         The variants' scores on the shared split and by repeated CV.
 
     Raises:
-        ValueError: Fewer than ``2 * cv`` usable rows, or an unknown search-space family.
+        ValueError: Fewer than ``2 * cv`` usable rows, an unknown search-space family or an
+            unknown variant.
     """
+    unknown = sorted(set(variants or ()) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    wanted = {"paper", *(variants or VARIANTS)}
     spaces = _search_spaces(search_spaces)
     split = split_for_training(table, seed=seed, cv=cv)
     train, test, sweep = split.train, split.test, split.sweep
@@ -409,7 +417,7 @@ def compare_models(
             name, train, test, space=spaces[family], seed=seed, n_iter=n_iter, cv=cv, n_jobs=n_jobs
         )
         for name, (family, _) in VARIANTS.items()
-        if feature_columns(name, rows) is not None
+        if name in wanted and feature_columns(name, rows) is not None
     ]
     repeated = paired_repeated_cv(
         variants, rows, seed=seed, cv=cv, repeats=cv_repeats, n_jobs=n_jobs

@@ -5,7 +5,7 @@ structure alone. Its basis V diagonalizes the n = 5 quadrupole tensor averaged o
 of the element in the Cartesian frame (the inertia tensor when charges are unknown).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from vtc_fw import THREE_D_METALS
 from vtc_fw.errors import StructureError
 from vtc_fw.keys import record_key
-from vtc_fw.science.clusters import Cluster, clusters_around
+from vtc_fw.science.clusters import N_NEIGHBORS, Cluster, clusters_around
 from vtc_fw.science.oxidation import OxidationResult, assign_oxidation_states
 from vtc_fw.science.tensors import (
     BASIS_EXPONENT,
@@ -65,6 +65,8 @@ class Record:
         basis_source: ``"quadrupole"`` or ``"inertia"`` (charges unknown or all zero).
         spacegroup: International space-group number at :data:`SYMPREC`.
         site_clusters: Shell-complete cluster of every X site, keyed by site index.
+        n_neighbors: Neighbour count that defines the clusters' shell radius (30: the
+            paper's target; the basis always comes from the 30-atom clusters).
     """
 
     key: str
@@ -77,6 +79,7 @@ class Record:
     basis_source: str
     spacegroup: int
     site_clusters: dict[int, Cluster] = field(repr=False)
+    n_neighbors: int = N_NEIGHBORS
 
     @property
     def charges(self) -> np.ndarray | None:
@@ -100,8 +103,21 @@ class Record:
         if radius <= stored.distances.max():
             return stored.within(radius)
         extra = radius - stored.shell_radius
-        bigger = clusters_around(self.structure, [site_index], self.charges, extra_radius=extra)
+        bigger = clusters_around(
+            self.structure, [site_index], self.charges, self.n_neighbors, extra_radius=extra
+        )
         return bigger[site_index].within(radius)
+
+    def with_shell_atoms(self, n_neighbors: int) -> "Record":
+        """This record with clusters to the ``n_neighbors``-th neighbour shell (same basis).
+
+        The cluster-size convergence study of the target (benchmarks/cluster_convergence.py)
+        and presets with a ``shell_atoms`` key use it; features keep the 30-atom clusters.
+        """
+        if n_neighbors == self.n_neighbors:
+            return self
+        clusters = clusters_around(self.structure, self.absorber_indices, self.charges, n_neighbors)
+        return replace(self, site_clusters=clusters, n_neighbors=n_neighbors)
 
     def summary(self) -> dict[str, Any]:
         """JSON-able description (no structure): key, sites, basis, oxidation method."""
