@@ -412,18 +412,16 @@ def compare_models(
     exponent = None if sweep is None else sweep.chosen_exponent
     logger.info("%d usable rows of %d, exponent %s", len(split.usable), split.n_rows, exponent)
     rows = usable_rows(split)
-    variants = [
+    fitted = [
         fit_variant(
             name, train, test, space=spaces[family], seed=seed, n_iter=n_iter, cv=cv, n_jobs=n_jobs
         )
         for name, (family, _) in VARIANTS.items()
         if name in wanted and feature_columns(name, rows) is not None
     ]
-    repeated = paired_repeated_cv(
-        variants, rows, seed=seed, cv=cv, repeats=cv_repeats, n_jobs=n_jobs
-    )
+    repeated = paired_repeated_cv(fitted, rows, seed=seed, cv=cv, repeats=cv_repeats, n_jobs=n_jobs)
     return ComparisonResult(
-        variants=variants,
+        variants=fitted,
         exponent=exponent,
         sweep=sweep,
         train_keys=[str(k) for k in train["key"]],
