@@ -2,6 +2,7 @@
 
     python scripts/label_studies.py calibration --db-file DB.json [--repeats 10] [--json OUT]
     python scripts/label_studies.py active-learning --db-file DB.json [--seeds 5] [--json OUT]
+    python scripts/label_studies.py multi-fidelity --db-file DB.json [--sizes 0,250] [--json OUT]
 
 Features come from the database's ``features`` collection (``vtc-fw run --n 0`` on the
 committed data builds them), at ``--exponent`` (9, the reproduced model's); the paper labels
@@ -12,35 +13,52 @@ training), the cheap labels from data/screen/batch_*.jsonl.gz.
 error on the records computed at both fidelities. ``active-learning`` runs the retrospective
 simulation of :mod:`vtc_fw.ml.active_learning` on the paper records (the forest fixed in
 advance on the crystal features) and prints held-out R² against labels for each strategy.
+``multi-fidelity`` trains on paper labels plus calibrated cheap labels of the records that have
+no paper label (:mod:`vtc_fw.ml.multi_fidelity`) and prints R² on held-out paper labels against
+the number of cheap records added, with their CPU-hours.
 """
 
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
 from vtc_fw.app.transfer import read_tasks
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.features import FeatureDocument
+from vtc_fw.documents.task import TaskDocument
 from vtc_fw.documents.xes import NO_SCF_RUNG
 from vtc_fw.ml.active_learning import STRATEGIES, CurvePoint, simulate
-from vtc_fw.ml.calibration import paired_table, score_calibrations
+from vtc_fw.ml.calibration import CHEAP_COLUMN, paired_table, score_calibrations
 from vtc_fw.ml.comparison import CRYSTAL_COLUMNS
+from vtc_fw.ml.multi_fidelity import CurvePoint as MultiFidelityPoint
+from vtc_fw.ml.multi_fidelity import learning_curve
 from vtc_fw.ml.table import at_exponent
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def labels(paths: list[Path]) -> dict[str, float]:
-    """Record key → SAMS of the successful, self-consistent tasks of the files."""
+def tasks_by_key(paths: list[Path]) -> dict[str, TaskDocument]:
+    """Record key → successful, self-consistent task of the files (the last one read)."""
     found = {}
     for path in paths:
         for task in read_tasks(path):
             rungs = [site.rung for site in task.sites or []]
             if task.state == "successful" and NO_SCF_RUNG not in rungs:
-                found[task.record_key] = float(task.sams)
+                found[task.record_key] = task
     return found
+
+
+def labels_of(tasks: dict[str, TaskDocument]) -> dict[str, float]:
+    """Record key → SAMS."""
+    return {key: float(task.sams) for key, task in tasks.items()}
+
+
+def labels(paths: list[Path]) -> dict[str, float]:
+    """Record key → SAMS of the successful, self-consistent tasks of the files."""
+    return labels_of(tasks_by_key(paths))
 
 
 def feature_rows(config: DbConfig, keys: set[str], exponent: int) -> list[dict]:
@@ -98,7 +116,55 @@ class LearningCurves(BaseModel):
     points: list[CurvePoint]
 
 
-STUDIES = {"calibration": calibration, "active-learning": active_learning}
+def multi_fidelity(config: DbConfig, arguments: argparse.Namespace) -> BaseModel:
+    """The learning curve of cheap records added to the paper labels, in records and CPU-h."""
+    paper_tasks = tasks_by_key([DATA / "reference_paper.jsonl.gz"])
+    cheap_tasks = tasks_by_key(sorted((DATA / "screen").glob("batch_*.jsonl.gz")))
+    paper, cheap = labels_of(paper_tasks), labels_of(cheap_tasks)
+    rows = pd.DataFrame(feature_rows(config, set(paper) | set(cheap), arguments.exponent))
+    rows = rows.dropna(subset=list(CRYSTAL_COLUMNS))
+    rows[CHEAP_COLUMN] = rows["key"].map(cheap)
+    paper_rows = rows[rows["key"].isin(paper)].assign(sams=lambda f: f["key"].map(paper))
+    cheap_rows = rows[~rows["key"].isin(paper) & rows[CHEAP_COLUMN].notna()]
+    sizes = [int(n) for n in arguments.sizes.split(",") if int(n) <= len(cheap_rows)]
+    sizes = sorted({*sizes, len(cheap_rows)})
+    points = learning_curve(
+        paper_rows,
+        cheap_rows,
+        CRYSTAL_COLUMNS,
+        sizes,
+        seed=arguments.seed,
+        repeats=arguments.repeats,
+    )
+    cpu_cheap = np.mean([cheap_tasks[k].cpu_s for k in cheap_rows["key"]])
+    cpu_paper = np.mean([paper_tasks[k].cpu_s for k in paper_rows["key"]])
+    print(
+        f"{len(paper_rows)} paper records ({cpu_paper:.0f} CPU-s each, mean), {len(cheap_rows)}"
+        f" cheap-only records ({cpu_cheap:.0f} CPU-s each); {arguments.repeats} × 5-fold CV,"
+        " R² on held-out paper labels"
+    )
+    print("| cheap records | their CPU-h | as paper records | R² mean ± std | Δ vs 0 ± se |")
+    print("|---|---|---|---|---|")
+    for p in points:
+        hours = p.n_cheap * cpu_cheap / 3600
+        print(
+            f"| {p.n_cheap} | {hours:.2f} | {hours * 3600 / cpu_paper:.0f} |"
+            f" {p.r2_mean:.3f} ± {p.r2_std:.3f} | {p.delta_mean:+.3f} ± {p.delta_se:.3f} |"
+        )
+    return MultiFidelityCurve(points=points)
+
+
+class MultiFidelityCurve(BaseModel):
+    """The learning curve's points, for ``--json``."""
+
+    points: list[MultiFidelityPoint]
+
+
+STUDIES = {
+    "calibration": calibration,
+    "active-learning": active_learning,
+    "multi-fidelity": multi_fidelity,
+}
 
 
 def main() -> None:
@@ -109,6 +175,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sizes", default="0,100,250,500,1000", help="cheap records added")
     parser.add_argument("--json", type=Path)
     arguments = parser.parse_args()
     result = STUDIES[arguments.study](DbConfig.load(arguments.db_file), arguments)

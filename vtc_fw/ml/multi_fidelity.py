@@ -1,0 +1,129 @@
+"""Training on paper labels plus calibrated cheap labels, scored on paper labels only (pure).
+
+Rows carry their fidelity (:data:`FIDELITY_COLUMN`: ``"paper"`` or ``"cheap"``). A cheap row's
+label is its calibrated SAMS (:mod:`vtc_fw.ml.calibration`), the calibration being fit on the
+paired records of the training rows only. Evaluation uses held-out paper labels and nothing
+else: :func:`held_out_paper` is the one place test rows are chosen, and it refuses any row that
+is not a paper label. A record held out never contributes its cheap label either (its features
+and near-identical label would leak into training).
+
+:func:`learning_curve` answers the issue's question: paired repeated K-fold R² on paper labels
+against the number of cheap records added (0, 250, 500, ...), each fold and size with the same
+folds, so the curves are paired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.metrics import r2_score
+from sklearn.model_selection import RepeatedKFold
+
+from vtc_fw.ml.calibration import CHEAP_COLUMN, FOREST_PARAMS, calibrated, fit_calibration
+
+FIDELITY_COLUMN = "fidelity"
+"""Which FEFF fidelity a row's label comes from."""
+PAPER, CHEAP = "paper", "cheap"
+
+
+class CurvePoint(BaseModel):
+    """Paired repeated-CV R² on held-out paper labels after adding some cheap records."""
+
+    n_cheap: int = Field(description="Cheap (calibrated) records added to every training fold.")
+    r2_mean: float = Field(description="Mean R² over the folds on held-out paper labels.")
+    r2_std: float = Field(description="Standard deviation over the folds.")
+    delta_mean: float = Field(description="Mean per-fold difference to no cheap records.")
+    delta_se: float = Field(description="Standard error of that difference (plain, uncorrected).")
+
+
+def held_out_paper(frame: pd.DataFrame, indices: np.ndarray) -> pd.DataFrame:
+    """The test rows: paper labels only.
+
+    Raises:
+        ValueError: A chosen row is not a paper label.
+    """
+    test = frame.iloc[indices]
+    if (test[FIDELITY_COLUMN] != PAPER).any():
+        raise ValueError("a cheap label was chosen as a test row: evaluation is on paper only")
+    return test
+
+
+def training_rows(
+    paper_train: pd.DataFrame,
+    cheap: pd.DataFrame,
+    held_out_keys: set[str],
+    method: str,
+    seed: int,
+) -> pd.DataFrame:
+    """Paper training rows plus the cheap records' calibrated labels.
+
+    Args:
+        paper_train: Paper rows of the fold, with ``sams`` and (where computed) ``sams_cheap``.
+        cheap: Cheap rows (``sams_cheap``, features) of records without a paper label.
+        held_out_keys: Record keys of the fold's test rows, never used.
+        method: Calibration method (:data:`vtc_fw.ml.calibration.METHODS`).
+        seed: Seed of the calibration forest.
+    """
+    cheap = cheap[~cheap["key"].isin(held_out_keys | set(paper_train["key"]))]
+    if cheap.empty:
+        return paper_train.assign(**{FIDELITY_COLUMN: PAPER})
+    paired = paper_train.dropna(subset=[CHEAP_COLUMN])
+    estimator = fit_calibration(method, paired, seed)
+    labelled = cheap.assign(sams=calibrated(method, estimator, cheap), **{FIDELITY_COLUMN: CHEAP})
+    return pd.concat([paper_train.assign(**{FIDELITY_COLUMN: PAPER}), labelled], ignore_index=True)
+
+
+def learning_curve(
+    paper: pd.DataFrame,
+    cheap: pd.DataFrame,
+    columns: Sequence[str],
+    sizes: Sequence[int],
+    *,
+    method: str = "forest_residual",
+    seed: int = 0,
+    cv: int = 5,
+    repeats: int = 5,
+) -> list[CurvePoint]:
+    """R² on held-out paper labels against the number of cheap records in training.
+
+    Args:
+        paper: Paper rows (``key``, ``columns``, ``sams``; ``sams_cheap`` where paired).
+        cheap: Cheap rows of other records (``key``, ``columns``, ``sams_cheap``).
+        columns: Model inputs of the forest (fixed in advance: FOREST_PARAMS).
+        sizes: Numbers of cheap records to add (a seeded prefix of a shuffle of ``cheap``);
+            the first is the baseline of ``delta_mean`` (usually 0).
+        method: Calibration of the cheap labels.
+        seed: Seeds folds, shuffle and forests.
+        cv: Folds.
+        repeats: Repeats of the K-fold split.
+    """
+    paper = paper.assign(**{FIDELITY_COLUMN: PAPER}).reset_index(drop=True)
+    order = cheap.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    folds = RepeatedKFold(n_splits=cv, n_repeats=repeats, random_state=seed).split(paper)
+    scores: dict[int, list[float]] = {size: [] for size in sizes}
+    for train_index, test_index in folds:
+        test = held_out_paper(paper, test_index)
+        for size in sizes:
+            rows = training_rows(
+                paper.iloc[train_index], order.head(size), set(test["key"]), method, seed
+            )
+            forest = RandomForestRegressor(random_state=seed, n_jobs=1, **FOREST_PARAMS)
+            forest.fit(rows[list(columns)].to_numpy(dtype=float), rows["sams"])
+            predicted = forest.predict(test[list(columns)].to_numpy(dtype=float))
+            scores[size].append(float(r2_score(test["sams"], predicted)))
+    return [_point(size, scores[size], scores[sizes[0]]) for size in sizes]
+
+
+def _point(size: int, r2: list[float], baseline: list[float]) -> CurvePoint:
+    delta = np.asarray(r2) - np.asarray(baseline)
+    return CurvePoint(
+        n_cheap=size,
+        r2_mean=float(np.mean(r2)),
+        r2_std=float(np.std(r2)),
+        delta_mean=float(delta.mean()),
+        delta_se=float(delta.std(ddof=1) / np.sqrt(len(delta))) if len(delta) > 1 else 0.0,
+    )
