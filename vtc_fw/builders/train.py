@@ -107,8 +107,15 @@ class TrainBuilder(Builder):
         self.documents_written = 0
         super().__init__(sources=[features, xes], targets=[models, model_blobs], **kwargs)
 
+    def ensure_indexes(self) -> None:
+        """Indexes of the model queries (upserts by ``model_id``, newest by state)."""
+        for field in ("model_id", "state", "last_updated"):
+            self.models.ensure_index(field)
+        self.model_blobs.ensure_index("model_id")
+
     def get_items(self) -> Iterator[dict[str, Any]]:
         """One item (all labelled data) when something changed since the last training."""
+        self.ensure_indexes()
         newest_source = newest(
             doc[store.last_updated_field]
             for store in (self.features, self.xes)
