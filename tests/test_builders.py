@@ -30,6 +30,7 @@ from vtc_fw.builders import (
     TrainBuilder,
     XesBuilder,
     nightly_builders,
+    records_without_structure,
     run_builders,
 )
 from vtc_fw.builders.predict import feature_vector
@@ -354,6 +355,32 @@ def test_training_is_skipped_only_after_a_successful_model_of_the_same_data(stor
     assert list(train_builder(stores).get_items()) == []
 
 
+def test_a_build_without_structures_writes_one_failed_model_then_nothing(stores):
+    """Tasks imported without their structures: xes, no features, one failed attempt; later
+    builds on the same data write nothing; once the structures arrive, a model is trained."""
+    stores["structures"].remove_docs({})
+    assert run_builders([xes_builder(stores), train_builder(stores)]) == {
+        "XesBuilder": 13,
+        "TrainBuilder": 1,
+    }
+    (failed,) = stores["models"].query({"state": "failed"})
+    assert failed["excluded"]["no_features"] == 12
+    assert "no record has both successful features and a SAMS" in failed["error"]["message"]
+    assert records_without_structure(stores["xes"], stores["structures"]) == sorted(
+        stores["xes"].distinct("record_key")
+    )
+    assert run_all(stores) == dict.fromkeys(
+        ["XesBuilder", "FeatureBuilder", "TrainBuilder", "PredictionBuilder"], 0
+    )
+    assert stores["models"].count() == 1
+    stores["structures"].update(recorded()["structures"])
+    assert records_without_structure(stores["xes"], stores["structures"]) == []
+    written = run_all(stores)
+    assert written["FeatureBuilder"] == 13 and written["TrainBuilder"] == 1
+    (model,) = stores["models"].query({"state": "successful"})
+    assert len(model["train_keys"]) + len(model["test_keys"]) == 12
+
+
 def test_training_is_reproducible(stores):
     run_builders([xes_builder(stores), feature_builder(stores)])
     models = [train_builder(stores).process_item(next(iter(train_builder(stores).get_items())))]
@@ -478,6 +505,29 @@ def test_cli_build_twice_then_screen_report_suggest(db_config, launchpad, tmp_pa
     )
     assert [p["submitted_fw_id"] for p in json.loads(again.stdout)] == [None]
     assert launchpad.get_fw_ids({"spec.record_key": "test:NiO-c6pct:Ni"}) == [firework.fw_id]
+
+
+def test_cli_build_without_structures_says_so_and_then_writes_nothing(db_config, tmp_path):
+    """The audit's import: tasks without structures gave 0 features, a failed model on every
+    build, and no word why."""
+    tasks = db_config.store("tasks")
+    tasks.connect()
+    tasks.update(recorded()["tasks"])
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    build = ["build", "--json", "--db-file", str(db_file), "--preset", "smoke", "--n-iter", "1"]
+    first = CliRunner().invoke(main, build)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout) == {
+        "XesBuilder": 13,
+        "FeatureBuilder": 0,
+        "TrainBuilder": 1,
+        "PredictionBuilder": 0,
+    }
+    (warning,) = first.stderr.strip().splitlines()
+    assert warning.startswith("warning: 13 xes records have no structure document")
+    second = CliRunner().invoke(main, build)
+    assert json.loads(second.stdout) == dict.fromkeys(json.loads(first.stdout), 0)
+    assert db_config.collection("models").count_documents({}) == 1
 
 
 def test_nightly_builders_are_mrun_serializable(db_config):

@@ -28,7 +28,12 @@ from vtc_fw.app.sampling import RECORD_TIMEOUT_S, new_sample
 from vtc_fw.app.screening import screen
 from vtc_fw.app.timing import StepTimes
 from vtc_fw.app.transfer import import_tasks
-from vtc_fw.builders import nightly_builders, run_builders
+from vtc_fw.builders import (
+    missing_structures_message,
+    nightly_builders,
+    records_without_structure,
+    run_builders,
+)
 from vtc_fw.db.config import DbConfig
 from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.ml.protocol import PAPER_METRICS
@@ -230,9 +235,24 @@ def build_and_report(
             with times.step(BUILDER_STEPS[type(builder).__name__]):
                 written |= run_builders([builder], show_progress=True, processes=settings.workers)
     echo(f"  documents written: {written}")
+    echo_missing_structures(config, echo)
     with times.step("report"):
         summary = report(config, settings, echo)
     return {"written": written, **summary}
+
+
+def echo_missing_structures(config: DbConfig, echo: Echo) -> None:
+    """Say so when labelled records got no features for want of a structure."""
+    xes, structures = config.store("xes"), config.store("structures")
+    xes.connect()
+    structures.connect()
+    try:
+        missing = records_without_structure(xes, structures)
+    finally:
+        xes.close()
+        structures.close()
+    if missing:
+        echo(f"  {missing_structures_message(len(missing))}")
 
 
 def report(config: DbConfig, settings: MainJobSettings, echo: Echo) -> dict[str, Any]:

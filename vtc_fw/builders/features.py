@@ -166,3 +166,24 @@ class FeatureBuilder(Builder):
         )
         stale = sorted({document["record_key"] for document in stored} - written)
         remove_by_keys(self.features, "record_key", stale)
+
+
+def records_without_structure(xes: Store, structures: Store) -> list[str]:
+    """Record keys of the ``xes`` documents whose structure is not in ``structures`` (sorted).
+
+    Such records (e.g. imported from an export without structures) get no features, so they
+    can neither train a model nor be predicted.
+    """
+    stored = set(structures.distinct("structure_id"))
+    labelled = xes.query(properties=["record_key", "structure_id"])
+    return sorted(doc["record_key"] for doc in labelled if doc.get("structure_id") not in stored)
+
+
+def missing_structures_message(count: int) -> str:
+    """The one line that says why ``count`` labelled records got no features, and the cure."""
+    return (
+        f"{count} xes records have no structure document, so no features: they are neither "
+        "trained on nor predicted. `vtc-fw import FILE` fills OQMD-ICSD and AMCSD structures "
+        "from the shipped sources (import again if already imported); others need an export "
+        "made with structures"
+    )

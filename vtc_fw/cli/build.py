@@ -10,7 +10,12 @@ import click
 
 from vtc_fw.app.reporting import latest_model, write_model_report
 from vtc_fw.app.screening import SIGMA_QUANTITIES, least_certain, screen, screen_sigma
-from vtc_fw.builders import nightly_builders, run_builders
+from vtc_fw.builders import (
+    missing_structures_message,
+    nightly_builders,
+    records_without_structure,
+    run_builders,
+)
 from vtc_fw.cli.options import db_config_option, setting
 from vtc_fw.db.config import DbConfig
 from vtc_fw.db.lock import holding_build_lock
@@ -70,11 +75,20 @@ def build_command(
             f"another build is running, not building: {error}; run again when it has finished, "
             "or pass --wait SECONDS"
         ) from error
+    _warn_missing_structures(config)
     if as_json:
         click.echo(json.dumps(written))
         return
     for name, count in written.items():
         click.echo(f"{name:<20}{count:>8} documents written")
+
+
+def _warn_missing_structures(config: DbConfig) -> None:
+    """One line on stderr when labelled records cannot be featurized for want of a structure."""
+    xes, structures = _connected(config, "xes", "structures")
+    missing = records_without_structure(xes, structures)
+    if missing:
+        click.echo(f"warning: {missing_structures_message(len(missing))}", err=True)
 
 
 @click.command("screen")
