@@ -6,15 +6,26 @@ arrived), features + newest model → predictions. The database is the one ``vtc
 pipeline runs in-process with ``vtc-fw build``. Training settings come from vtc-fw's one
 settings object (:class:`vtc_fw.settings.VtcSettings`): ``VTC_FW_PRESET``, ``VTC_FW_SEED``,
 ``VTC_FW_N_ITER``, ``VTC_FW_N_JOBS``.
+
+Loading this file takes the database's build lock (vtc_fw.db.lock) and mrun releases it when it
+exits: while another build holds it (``vtc-fw build``, ``vtc-fw run``, another mrun), mrun
+exits at once with one line naming the holder and builds nothing.
 """
 
 from vtc_fw.builders import nightly_builders
 from vtc_fw.db.config import DbConfig
+from vtc_fw.db.lock import hold_build_lock_until_exit
+from vtc_fw.errors import LockHeldError
 from vtc_fw.settings import get_settings
 
 settings = get_settings()
+config = DbConfig.load()
+try:
+    hold_build_lock_until_exit(config, "mrun builders/nightly.py")
+except LockHeldError as error:
+    raise SystemExit(f"another build is running, not building: {error}") from None
 __builders__ = nightly_builders(
-    DbConfig.load(),
+    config,
     preset=settings.preset,
     seed=settings.seed,
     n_iter=settings.n_iter,

@@ -23,7 +23,7 @@ import sys
 from multiprocessing import Pool
 from pathlib import Path
 
-from vtc_fw.app.transfer import read_tasks
+from vtc_fw.app.transfer import read_transfer_file
 from vtc_fw.builders.train import training_table
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.base import BuilderMeta
@@ -51,7 +51,7 @@ def xes_from_files(paths: list[Path], target: str, processes: int) -> list[dict]
     """XES documents of the task files' records, ``sams`` holding the chosen target."""
     by_record: dict[str, list[dict]] = {}
     for path in paths:
-        for task in map(dict, (t.model_dump() for t in read_tasks(path))):
+        for task in map(dict, (t.model_dump() for t in read_transfer_file(path).tasks)):
             by_record.setdefault(task["record_key"], []).append(task)
     with Pool(processes) as pool:
         documents = pool.map(xes_document, by_record.values(), chunksize=4)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from vtc_fw.app.transfer import read_tasks
+from vtc_fw.app.transfer import read_transfer_file
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.task import TaskDocument
@@ -44,7 +44,7 @@ def tasks_by_key(paths: list[Path]) -> dict[str, TaskDocument]:
     """Record key → successful, self-consistent task of the files (the last one read)."""
     found = {}
     for path in paths:
-        for task in read_tasks(path):
+        for task in read_transfer_file(path).tasks:
             rungs = [site.rung for site in task.sites or []]
             if task.state == "successful" and NO_SCF_RUNG not in rungs:
                 found[task.record_key] = task

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from vtc_fw.app.sampling import RECORD_TIMEOUT_S, cheaper_than_median, worth_computing
-from vtc_fw.app.transfer import export_tasks
+from vtc_fw.app.transfer import export_tasks, read_transfer_file
 from vtc_fw.db.config import DbConfig
 from vtc_fw.sources import iter_oqmd_icsd, stratified_sample
 from vtc_fw.workflow.local_workers import requeue_lost_local_runs, start_workers, worker_files
@@ -204,7 +204,7 @@ def export(config: DbConfig, dataset: Dataset) -> None:
         output = OUTPUT_DIR / f"reference_{dataset.preset}.jsonl.gz"
         count = export_tasks(
             config, output, query={"preset": dataset.preset, "state": "successful"}
-        )
+        )["tasks"]
         print(f"exported {count} task documents to {output}")
         return
     directory = OUTPUT_DIR / dataset.directory
@@ -213,7 +213,7 @@ def export(config: DbConfig, dataset: Dataset) -> None:
     exported = {key for batch in batches for key in task_keys(batch)}
     output = directory / f"batch_{len(batches) + 1:03d}.jsonl.gz"
     query = {"preset": dataset.preset, "task_key": {"$nin": sorted(exported)}}
-    count = export_tasks(config, output, query=query)
+    count = export_tasks(config, output, query=query)["tasks"]
     if count == 0:
         output.unlink()
     print(f"exported {count} new task documents to {output} ({len(exported)} before)")
@@ -221,8 +221,7 @@ def export(config: DbConfig, dataset: Dataset) -> None:
 
 def task_keys(path: Path) -> list[str]:
     """Task keys of an exported file."""
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line)["task_key"] for line in handle if line.strip()]
+    return [task.task_key for task in read_transfer_file(path).tasks]
 
 
 def main() -> None:

@@ -12,6 +12,10 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,11 +30,13 @@ from vtc_fw.builders import (
     TrainBuilder,
     XesBuilder,
     nightly_builders,
+    records_without_structure,
     run_builders,
 )
 from vtc_fw.builders.predict import feature_vector
 from vtc_fw.builders.train import load_estimator, serialize_estimator
 from vtc_fw.cli import main
+from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.keys import CRYSTAL_SUMS
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.science.features import SWEEP_EXPONENTS
@@ -257,6 +263,49 @@ def test_features_built_with_other_parameters_are_rebuilt(stores):
     )
 
 
+class CountingMemoryStore(ReusableMemoryStore):
+    """Records how many documents it holds after every write, as a concurrent reader sees it."""
+
+    counts_seen: list[int]
+
+    def update(self, docs, key=None) -> None:
+        super().update(docs, key=key)
+        self.counts_seen.append(self.count())
+
+    def remove_docs(self, criteria) -> None:
+        super().remove_docs(criteria)
+        self.counts_seen.append(self.count())
+
+
+def test_rebuilding_features_never_leaves_a_record_missing(stores):
+    """The audit's race: a rebuild deleted then reinserted, and a concurrent training saw
+    315 of 496 records. Every write is now an upsert: the count never drops."""
+    features = CountingMemoryStore(collection_name="features", key="record_key")
+    features.connect()
+    features.counts_seen = []
+    builder = FeatureBuilder(stores["structures"], features)
+    builder.update_targets([builder.process_item(item) for item in builder.get_items()])
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    touched = [{**doc, "last_updated": later} for doc in stores["structures"].query()]
+    stores["structures"].update(touched)
+    features.counts_seen = []
+    builder.update_targets([builder.process_item(item) for item in builder.get_items()])
+    assert features.counts_seen and min(features.counts_seen) == 13
+
+
+def test_a_rebuilt_structure_drops_only_the_records_it_no_longer_yields(stores):
+    builder = feature_builder(stores)
+    builder.update_targets([builder.process_item(item) for item in builder.get_items()])
+    # an earlier build failed the whole structure: one document keyed by its structure_id
+    stores["features"].update(
+        [{"record_key": "test:NiO-c2pct", "structure_id": "test:NiO-c2pct", "state": "failed"}]
+    )
+    item = stores["structures"].query_one({"structure_id": "test:NiO-c2pct"})
+    builder.update_targets([builder.process_item(item)])
+    keys = stores["features"].distinct("record_key", {"structure_id": "test:NiO-c2pct"})
+    assert keys == ["test:NiO-c2pct:Ni"]
+
+
 # --- TrainBuilder and PredictionBuilder ----------------------------------------------------
 
 
@@ -304,6 +353,32 @@ def test_training_is_skipped_only_after_a_successful_model_of_the_same_data(stor
     assert len(list(train_builder(stores).get_items())) == 1
     stores["models"].update([{**attempt, "model_id": "m-1", "state": "successful"}])
     assert list(train_builder(stores).get_items()) == []
+
+
+def test_a_build_without_structures_writes_one_failed_model_then_nothing(stores):
+    """Tasks imported without their structures: xes, no features, one failed attempt; later
+    builds on the same data write nothing; once the structures arrive, a model is trained."""
+    stores["structures"].remove_docs({})
+    assert run_builders([xes_builder(stores), train_builder(stores)]) == {
+        "XesBuilder": 13,
+        "TrainBuilder": 1,
+    }
+    (failed,) = stores["models"].query({"state": "failed"})
+    assert failed["excluded"]["no_features"] == 12
+    assert "no record has both successful features and a SAMS" in failed["error"]["message"]
+    assert records_without_structure(stores["xes"], stores["structures"]) == sorted(
+        stores["xes"].distinct("record_key")
+    )
+    assert run_all(stores) == dict.fromkeys(
+        ["XesBuilder", "FeatureBuilder", "TrainBuilder", "PredictionBuilder"], 0
+    )
+    assert stores["models"].count() == 1
+    stores["structures"].update(recorded()["structures"])
+    assert records_without_structure(stores["xes"], stores["structures"]) == []
+    written = run_all(stores)
+    assert written["FeatureBuilder"] == 13 and written["TrainBuilder"] == 1
+    (model,) = stores["models"].query({"state": "successful"})
+    assert len(model["train_keys"]) + len(model["test_keys"]) == 12
 
 
 def test_training_is_reproducible(stores):
@@ -432,6 +507,29 @@ def test_cli_build_twice_then_screen_report_suggest(db_config, launchpad, tmp_pa
     assert launchpad.get_fw_ids({"spec.record_key": "test:NiO-c6pct:Ni"}) == [firework.fw_id]
 
 
+def test_cli_build_without_structures_says_so_and_then_writes_nothing(db_config, tmp_path):
+    """The audit's import: tasks without structures gave 0 features, a failed model on every
+    build, and no word why."""
+    tasks = db_config.store("tasks")
+    tasks.connect()
+    tasks.update(recorded()["tasks"])
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    build = ["build", "--json", "--db-file", str(db_file), "--preset", "smoke", "--n-iter", "1"]
+    first = CliRunner().invoke(main, build)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout) == {
+        "XesBuilder": 13,
+        "FeatureBuilder": 0,
+        "TrainBuilder": 1,
+        "PredictionBuilder": 0,
+    }
+    (warning,) = first.stderr.strip().splitlines()
+    assert warning.startswith("warning: 13 xes records have no structure document")
+    second = CliRunner().invoke(main, build)
+    assert json.loads(second.stdout) == dict.fromkeys(json.loads(first.stdout), 0)
+    assert db_config.collection("models").count_documents({}) == 1
+
+
 def test_nightly_builders_are_mrun_serializable(db_config):
     builders = nightly_builders(db_config, preset="smoke")
     assert [type(b).__name__ for b in builders] == [
@@ -454,3 +552,75 @@ def test_query_by_keys_returns_every_match_across_in_batches():
     wanted = list(range(0, 2 * IN_QUERY_BATCH + 7, 3))
     found = [doc["k"] for doc in query_by_keys(store, "k", wanted, {"even": True})]
     assert sorted(found) == [k for k in wanted if k % 2 == 0]
+
+
+# --- builds that cannot race ----------------------------------------------------------------
+
+BIN = Path(sys.executable).parent
+"""The virtual environment's scripts (vtc-fw, mrun)."""
+ROOT = Path(__file__).parents[1]
+"""The checkout, whose vtc_fw and builders/nightly.py the subprocesses run."""
+
+
+def _build_process(db_file: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            str(BIN / "vtc-fw"),
+            "build",
+            "--json",
+            "--db-file",
+            str(db_file),
+            "--preset",
+            "smoke",
+            "--n-iter",
+            "1",
+            "--wait",
+            "300",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_two_concurrent_builds_train_the_newest_model_on_every_record(db_config, tmp_path):
+    """The audit's race: two `vtc-fw build` at once trained a model on 315 of 496 records.
+    Now the second waits for the first, then finds nothing new."""
+    store_recorded(db_config)
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    builds = [_build_process(db_file) for _ in range(2)]
+    outputs = [build.communicate(timeout=600) for build in builds]
+    assert [build.returncode for build in builds] == [0, 0], outputs
+    written = sorted((json.loads(stdout) for stdout, _ in outputs), key=lambda w: w["XesBuilder"])
+    assert written == [
+        dict.fromkeys(["XesBuilder", "FeatureBuilder", "TrainBuilder", "PredictionBuilder"], 0),
+        {"XesBuilder": 13, "FeatureBuilder": 13, "TrainBuilder": 1, "PredictionBuilder": 13},
+    ]
+    (model,) = db_config.collection("models").find()
+    trainable = db_config.collection("xes").count_documents({"state": "successful"})
+    assert model["state"] == "successful" and model["n_records"] == trainable == 12
+    assert len(model["train_keys"]) + len(model["test_keys"]) == trainable
+    assert db_config.collection("locks").count_documents({}) == 0
+
+
+def test_a_build_while_another_runs_exits_naming_it(db_config, tmp_path):
+    store_recorded(db_config)
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    with holding_build_lock(db_config, "vtc-fw build"):
+        result = CliRunner().invoke(main, ["build", "--db-file", str(db_file)])
+        nightly = subprocess.run(
+            [str(BIN / "mrun"), "builders/nightly.py"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "VTC_FW_DB_FILE": str(db_file), "PYTHONPATH": str(ROOT)},
+            timeout=300,
+        )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: another build is running, not building")
+    assert f"pid {os.getpid()} on {socket.gethostname()}" in line and "--wait" in line
+    assert nightly.returncode == 1 and "Traceback" not in nightly.stderr
+    assert nightly.stderr.strip().splitlines()[-1].startswith("another build is running")
+    assert db_config.collection("xes").count_documents({}) == 0

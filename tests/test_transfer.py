@@ -1,7 +1,8 @@
-"""Export and import of task documents (``.jsonl.gz``): lossless and idempotent.
+"""Export and import of task documents and their structures (``.jsonl.gz``).
 
-The successful task comes from a real FEFF10 run ("smoke" preset, rock-salt NiO) made by the
-workflow's own FireTask in this test; the failed one from a structure the records refuse.
+Lossless and idempotent. The successful task comes from a real FEFF10 run ("smoke" preset,
+rock-salt NiO) made by the workflow's own FireTask in this test; the failed one from a
+structure the records refuse.
 """
 
 from __future__ import annotations
@@ -15,11 +16,21 @@ import pytest
 from click.testing import CliRunner
 from pymatgen.core import Lattice, Structure
 
-from vtc_fw.app.transfer import export_tasks, import_tasks
+from vtc_fw.app.transfer import (
+    export_tasks,
+    fill_missing_structures,
+    import_tasks,
+    read_transfer_file,
+)
 from vtc_fw.cli import main
 from vtc_fw.documents.task import ensure_task_indexes, insert_task
 from vtc_fw.errors import TransferError
 from vtc_fw.firetasks import RESULT_FILE, RunXesTask, read_result, task_document
+from vtc_fw.sources import StructureEntry
+from vtc_fw.workflow.submission import structure_document
+
+REFERENCE_FAST = Path(__file__).parents[1] / "data" / "reference_fast.jsonl.gz"
+"""A committed export of an older vtc-fw: 15 OQMD-ICSD tasks, no structure lines."""
 
 
 def _run_record(structure: Structure, structure_id: str, element: str, directory: Path) -> dict:
@@ -59,14 +70,15 @@ def test_export_then_import_elsewhere_reproduces_every_document(
 ):
     _filled(db_config, task_documents)
     path = tmp_path / "tasks.jsonl.gz"
-    assert export_tasks(db_config, path) == 2
+    assert export_tasks(db_config, path) == {"tasks": 2, "structures": 0, "without_structure": 2}
     with gzip.open(path, "rt") as handle:
         lines = [json.loads(line) for line in handle]
     assert {line["record_key"] for line in lines} == {"transfer:NiO:Ni", "transfer:NiMgO:Ni"}
 
     target = db_config.with_database(db_config.database + "_copy")
     try:
-        assert import_tasks(target, path) == {"inserted": 2, "replaced": 0, "kept_successful": 0}
+        counts = import_tasks(target, path)
+        assert counts == {**dict.fromkeys(counts, 0), "inserted": 2}
         source_tasks = db_config.collection("tasks")
         for copied in target.collection("tasks").find({}, {"_id": False}):
             original = source_tasks.find_one({"task_key": copied["task_key"]}, {"_id": False})
@@ -79,7 +91,8 @@ def test_importing_twice_adds_nothing_and_keeps_successes(db_config, task_docume
     _filled(db_config, task_documents)
     path = tmp_path / "tasks.jsonl.gz"
     export_tasks(db_config, path, {"state": "successful"})
-    assert import_tasks(db_config, path) == {"inserted": 0, "replaced": 0, "kept_successful": 1}
+    counts = import_tasks(db_config, path)
+    assert counts == {**dict.fromkeys(counts, 0), "kept_successful": 1}
     assert import_tasks(db_config, path, replace=True)["replaced"] == 1
     assert import_tasks(db_config, path)["inserted"] == 0
     assert db_config.collection("tasks").count_documents({}) == 2
@@ -162,3 +175,78 @@ def test_a_damaged_file_imports_nothing_and_says_so_in_one_line(
     result = CliRunner().invoke(main, ["import", str(damaged), "--db-file", str(db_file)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip().splitlines()[-1].startswith("Error:")
+
+
+# --- structures travel with their tasks ------------------------------------------------------
+
+
+def _structures_of(documents: list[dict]) -> list[dict]:
+    """The structures documents that ``vtc-fw submit`` would have stored for these tasks."""
+    nio = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.17), ["Ni", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    ).get_primitive_structure()
+    return [
+        structure_document(StructureEntry(task["structure_id"], nio, "cif-dir"))
+        for task in documents
+    ]
+
+
+def test_each_structure_travels_once_before_its_tasks(
+    db_config, mongo_server, task_documents, tmp_path
+):
+    _filled(db_config, task_documents)
+    structures = db_config.collection("structures")
+    structures.insert_many(_structures_of(task_documents))
+    path = tmp_path / "whole.jsonl.gz"
+    assert export_tasks(db_config, path) == {"tasks": 2, "structures": 2, "without_structure": 0}
+    with gzip.open(path, "rt") as handle:
+        lines = [json.loads(line) for line in handle]
+    seen: set[str] = set()
+    for line in lines:  # a structure line comes before the tasks of its structure
+        if "collection" in line:
+            seen.add(line["document"]["structure_id"])
+        else:
+            assert line["structure_id"] in seen
+
+    target = db_config.with_database(db_config.database + "_whole")
+    try:
+        counts = import_tasks(target, path)
+        assert counts["inserted"] == 2 and counts["structures_inserted"] == 2
+        for copied in target.collection("structures").find({}, {"_id": False}):
+            original = structures.find_one({"structure_id": copied["structure_id"]}, {"_id": 0})
+            # the import time is the structure's last_updated in the new database
+            assert copied.pop("last_updated") >= original.pop("last_updated")
+            assert copied == original
+        # a second import keeps the stored structures
+        assert import_tasks(target, path)["structures_kept"] == 2
+        assert fill_missing_structures(target) == {"filled": 0, "missing": 0}
+    finally:
+        target.client().drop_database(target.database)
+
+
+def test_an_unreadable_structure_line_imports_nothing(db_config, task_documents, tmp_path):
+    path = tmp_path / "bad_structure.jsonl.gz"
+    broken = {**_structures_of(task_documents[:1])[0], "structure": {"lattice": "cubic"}}
+    _write_lines(path, [{"collection": "structures", "document": broken}, task_documents[0]])
+    with pytest.raises(TransferError, match="line 1: structure 'transfer:NiO'"):
+        import_tasks(db_config, path)
+    assert db_config.collection("structures").count_documents({}) == 0
+    assert db_config.collection("tasks").count_documents({}) == 0
+
+
+def test_a_file_without_structures_gets_them_from_the_shipped_sources(db_config, tmp_path):
+    """The committed data/ files (older exports) carry no structures; OQMD-ICSD has them all."""
+    contents = read_transfer_file(REFERENCE_FAST)
+    assert contents.structures == [] and len(contents.tasks) == 15
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    result = CliRunner().invoke(main, ["import", str(REFERENCE_FAST), "--db-file", str(db_file)])
+    assert result.exit_code == 0, result.output
+    wanted = {task.structure_id for task in contents.tasks}
+    assert f"structures: {len(wanted)} filled from the shipped sources, 0 still missing" in (
+        result.output
+    )
+    stored = db_config.collection("structures").find({}, {"structure_id": 1, "oxidation": 1})
+    stored = list(stored)
+    assert {doc["structure_id"] for doc in stored} == wanted
+    # as `vtc-fw submit` stores them: with the shipped oxidation states
+    assert all(doc["oxidation"] for doc in stored)

@@ -24,6 +24,7 @@ class Reason(StrEnum):
     BAD_TRANSFER_FILE = "bad_transfer_file"
     BAD_DB_CONFIG = "bad_db_config"
     DB_SERVER = "db_server"
+    LOCKED = "locked"
     # structures and records
     UNREADABLE = "unreadable"
     EMPTY = "empty"
@@ -155,6 +156,12 @@ class DatabaseServerError(VtcError):
     """The embedded database server cannot be started or stopped."""
 
     reason = Reason.DB_SERVER
+
+
+class LockHeldError(VtcError):
+    """A database lock (e.g. the build lock) is held by another live process."""
+
+    reason = Reason.LOCKED
 
 
 class UsageError(VtcError):

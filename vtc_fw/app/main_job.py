@@ -5,7 +5,8 @@
 3. Store every 3d-TM OQMD-ICSD structure, with its precomputed oxidation states.
 4. Submit a small stratified sample of records that have no task yet (by default only quick
    ones: :func:`.sampling.quick_to_compute`), and run them with local ``rlaunch`` workers (FEFF).
-5. Run the nightly builders: xes, features, model (the paper's protocol), predictions.
+5. Run the nightly builders: xes, features, model (the paper's protocol), predictions, holding
+   the database's build lock (waiting for a build that runs elsewhere to finish first).
 6. Report: model metrics, the top screening candidates, where the figures are.
 
 Every step is idempotent: running again skips structures, tasks and FEFF work already done,
@@ -27,8 +28,14 @@ from vtc_fw.app.sampling import RECORD_TIMEOUT_S, new_sample
 from vtc_fw.app.screening import screen
 from vtc_fw.app.timing import StepTimes
 from vtc_fw.app.transfer import import_tasks
-from vtc_fw.builders import nightly_builders, run_builders
+from vtc_fw.builders import (
+    missing_structures_message,
+    nightly_builders,
+    records_without_structure,
+    run_builders,
+)
 from vtc_fw.db.config import DbConfig
+from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.ml.protocol import PAPER_METRICS
 from vtc_fw.progress import progress_bar, refresh_if_terminal
 from vtc_fw.settings import get_settings
@@ -221,13 +228,31 @@ def build_and_report(
         n_jobs=settings.workers,
     )
     written: dict[str, int] = {}
-    for builder in builders:
-        with times.step(BUILDER_STEPS[type(builder).__name__]):
-            written |= run_builders([builder], show_progress=True, processes=settings.workers)
+    # a build running elsewhere (vtc-fw build, a nightly mrun) finishes first: waiting costs
+    # less than the FEFF step before it
+    with holding_build_lock(config, "vtc-fw run", wait_s=None):
+        for builder in builders:
+            with times.step(BUILDER_STEPS[type(builder).__name__]):
+                written |= run_builders([builder], show_progress=True, processes=settings.workers)
     echo(f"  documents written: {written}")
+    echo_missing_structures(config, echo)
     with times.step("report"):
         summary = report(config, settings, echo)
     return {"written": written, **summary}
+
+
+def echo_missing_structures(config: DbConfig, echo: Echo) -> None:
+    """Say so when labelled records got no features for want of a structure."""
+    xes, structures = config.store("xes"), config.store("structures")
+    xes.connect()
+    structures.connect()
+    try:
+        missing = records_without_structure(xes, structures)
+    finally:
+        xes.close()
+        structures.close()
+    if missing:
+        echo(f"  {missing_structures_message(len(missing))}")
 
 
 def report(config: DbConfig, settings: MainJobSettings, echo: Echo) -> dict[str, Any]:

@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from maggma.core import Builder
 
-from vtc_fw.builders.features import FeatureBuilder
+from vtc_fw.builders.features import (
+    FeatureBuilder,
+    missing_structures_message,
+    records_without_structure,
+)
 from vtc_fw.builders.predict import PredictionBuilder
 from vtc_fw.builders.train import TrainBuilder
 from vtc_fw.builders.xes import XesBuilder
@@ -31,7 +35,9 @@ __all__ = [
     "PredictionBuilder",
     "TrainBuilder",
     "XesBuilder",
+    "missing_structures_message",
     "nightly_builders",
+    "records_without_structure",
     "run_builders",
 ]
 

@@ -37,7 +37,8 @@ class FeatureBuilder(Builder):
     :class:`~vtc_fw.builders.train.TrainBuilder` can choose the exponent on labelled data.
     A structure that yields no record (disordered, no 3d metal...) gets one failed document
     keyed by its ``structure_id``; a record that cannot be featurized gets a failed document
-    under its record key. Rebuilding a structure replaces all its documents. A structure is
+    under its record key. Rebuilding a structure upserts its documents (no record is ever
+    missing meanwhile) and then deletes those it no longer yields. A structure is
     rebuilt when its document is newer than its features, or when its features were built
     with other parameters (exponents, or the descriptor set of an older vtc-fw).
 
@@ -146,11 +147,43 @@ class FeatureBuilder(Builder):
         }
 
     def update_targets(self, items: list[list[dict[str, Any]]]) -> None:
-        """Replace the documents of each rebuilt structure."""
+        """Upsert the documents of each rebuilt structure, then drop those it no longer yields.
+
+        Each document is replaced in one atomic upsert, so a concurrent reader (training,
+        screening) never finds a rebuilt structure without its records; only documents of
+        records a structure stopped yielding (e.g. its earlier failure) are deleted, after
+        their successors are in.
+        """
         documents = [document for documents in items for document in documents]
         if not documents:
             return
-        structure_ids = sorted({document["structure_id"] for document in documents})
-        remove_by_keys(self.features, "structure_id", structure_ids)
         self.features.update(documents, key="record_key")
         self.documents_written += len(documents)
+        written = {document["record_key"] for document in documents}
+        structure_ids = sorted({document["structure_id"] for document in documents})
+        stored = query_by_keys(
+            self.features, "structure_id", structure_ids, properties=["record_key"]
+        )
+        stale = sorted({document["record_key"] for document in stored} - written)
+        remove_by_keys(self.features, "record_key", stale)
+
+
+def records_without_structure(xes: Store, structures: Store) -> list[str]:
+    """Record keys of the ``xes`` documents whose structure is not in ``structures`` (sorted).
+
+    Such records (e.g. imported from an export without structures) get no features, so they
+    can neither train a model nor be predicted.
+    """
+    stored = set(structures.distinct("structure_id"))
+    labelled = xes.query(properties=["record_key", "structure_id"])
+    return sorted(doc["record_key"] for doc in labelled if doc.get("structure_id") not in stored)
+
+
+def missing_structures_message(count: int) -> str:
+    """The one line that says why ``count`` labelled records got no features, and the cure."""
+    return (
+        f"{count} xes records have no structure document, so no features: they are neither "
+        "trained on nor predicted. `vtc-fw import FILE` fills OQMD-ICSD and AMCSD structures "
+        "from the shipped sources (import again if already imported); others need an export "
+        "made with structures"
+    )

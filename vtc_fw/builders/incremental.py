@@ -72,11 +72,23 @@ IN_QUERY_BATCH = 200
 
 
 def query_by_keys(
-    store: Store, field: str, keys: list[Any], criteria: dict[str, Any] | None = None
+    store: Store,
+    field: str,
+    keys: list[Any],
+    criteria: dict[str, Any] | None = None,
+    properties: list[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Documents of ``store`` whose ``field`` is one of ``keys``, in ``$in`` batches."""
+    """Documents of ``store`` whose ``field`` is one of ``keys``, in ``$in`` batches.
+
+    Args:
+        store: A connected store.
+        field: The (indexed) field matched against ``keys``.
+        keys: Values of ``field`` wanted.
+        criteria: Further conditions on the documents.
+        properties: Only these fields of each document (default: all).
+    """
     for batch in chunks(keys, IN_QUERY_BATCH):
-        yield from store.query({**(criteria or {}), field: {"$in": batch}})
+        yield from store.query({**(criteria or {}), field: {"$in": batch}}, properties=properties)
 
 
 def remove_by_keys(store: Store, field: str, keys: list[Any]) -> None:

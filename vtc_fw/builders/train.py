@@ -62,7 +62,9 @@ class TrainBuilder(Builder):
     null, or that lie outside the training domain are left out and counted in the model
     document. Nothing is trained when no features or xes document is newer than the last
     successful model. A failed training attempt is stored as a ``state="failed"`` document
-    and tried again on the next build (a fix of the code, not of the data, may cure it).
+    and tried again on the next build (a fix of the code, not of the data, may cure it); a
+    retry that fails again on the same data, with the same settings and the same error,
+    writes nothing.
 
     Args:
         features: Source store of feature documents (key ``record_key``).
@@ -107,8 +109,15 @@ class TrainBuilder(Builder):
         self.documents_written = 0
         super().__init__(sources=[features, xes], targets=[models, model_blobs], **kwargs)
 
+    def ensure_indexes(self) -> None:
+        """Indexes of the model queries (upserts by ``model_id``, newest by state)."""
+        for field in ("model_id", "state", "last_updated"):
+            self.models.ensure_index(field)
+        self.model_blobs.ensure_index("model_id")
+
     def get_items(self) -> Iterator[dict[str, Any]]:
         """One item (all labelled data) when something changed since the last training."""
+        self.ensure_indexes()
         newest_source = newest(
             doc[store.last_updated_field]
             for store in (self.features, self.xes)
@@ -141,13 +150,24 @@ class TrainBuilder(Builder):
                 )
             ),
             "sources_last_updated": newest_source,
+            "last_attempt": self._last_attempt(),
         }
+
+    def _last_attempt(self) -> dict[str, Any] | None:
+        """The newest ``models`` document, trained or failed (without its large lists)."""
+        properties = ["state", "error", "excluded", "sources_last_updated", "builder_meta"]
+        newest_first = self.models.query(properties=properties, sort={"last_updated": -1}, limit=1)
+        return next(iter(newest_first), None)
 
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         """Train on the joined table (pure, no database): the model document and its blob."""
         table, excluded, preset = training_table(item["features"], item["xes"])
         meta = BuilderMeta(builder=type(self).__name__, parameters=self._parameters())
         try:
+            if not table:
+                raise ValueError(
+                    f"no record has both successful features and a SAMS (left out: {excluded})"
+                )
             result = train_paper_protocol(
                 table,
                 seed=self.seed,
@@ -165,6 +185,9 @@ class TrainBuilder(Builder):
                 excluded=excluded,
                 builder_meta=meta,
             )
+            if repeats_failure(item.get("last_attempt"), failed):
+                self.logger.info(f"training failed again as last time: {failed.error.message}")
+                return {}
             return {"model": failed.model_dump()}
         model_id, data = serialize_estimator(result.estimator)
         document = ModelDocument.from_result(
@@ -183,8 +206,10 @@ class TrainBuilder(Builder):
         return {"model": document.model_dump(), "blob": blob}
 
     def update_targets(self, items: list[dict[str, Any]]) -> None:
-        """Store the blob first, then the document that points to it."""
+        """Store the blob first, then the document that points to it (a repeated failure: none)."""
         for item in items:
+            if "model" not in item:
+                continue
             if "blob" in item:
                 self.model_blobs.update([item["blob"]], key="model_id")
             self.models.update([item["model"]], key="model_id")
@@ -199,6 +224,26 @@ class TrainBuilder(Builder):
             "permutation_repeats": self.permutation_repeats,
             "balanced": self.balanced,
         }
+
+
+def repeats_failure(last_attempt: dict[str, Any] | None, failed: FailedModelDocument) -> bool:
+    """Whether the newest stored attempt failed the same way on the same data and settings.
+
+    Same data: the same newest ``last_updated`` of the sources and the same counts of records
+    left out; same settings: the same ``builder_meta.parameters``; same way: the same error
+    reason and message.
+    """
+    if last_attempt is None or last_attempt.get("state") != "failed":
+        return False
+    error = last_attempt.get("error") or {}
+    return (
+        as_utc(last_attempt["sources_last_updated"]) == as_utc(failed.sources_last_updated)
+        and last_attempt.get("excluded") == failed.excluded
+        and (last_attempt.get("builder_meta") or {}).get("parameters")
+        == failed.builder_meta.parameters
+        and (error.get("reason"), error.get("message"))
+        == (failed.error.reason, failed.error.message)
+    )
 
 
 def training_table(

@@ -10,10 +10,17 @@ import click
 
 from vtc_fw.app.reporting import latest_model, write_model_report
 from vtc_fw.app.screening import SIGMA_QUANTITIES, least_certain, screen, screen_sigma
-from vtc_fw.builders import nightly_builders, run_builders
+from vtc_fw.builders import (
+    missing_structures_message,
+    nightly_builders,
+    records_without_structure,
+    run_builders,
+)
 from vtc_fw.cli.options import db_config_option, setting
 from vtc_fw.db.config import DbConfig
+from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.documents.task import TASK_COLLECTION
+from vtc_fw.errors import LockHeldError
 from vtc_fw.keys import task_key
 
 
@@ -36,18 +43,52 @@ def _connected(config: DbConfig, *names: str) -> list[Any]:
     **setting("n_jobs"),
     help="Processes (featurizing, training).",
 )
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another running build (default: exit at once, naming it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {builder: documents written}.")
 def build_command(
-    config: DbConfig, preset: str, seed: int, n_iter: int, n_jobs: int, as_json: bool
+    config: DbConfig,
+    preset: str,
+    seed: int,
+    n_iter: int,
+    n_jobs: int,
+    wait_s: float,
+    as_json: bool,
 ) -> None:
-    """Run the nightly builders: tasks → xes, structures → features, → models → predictions."""
+    """Run the nightly builders: tasks → xes, structures → features, → models → predictions.
+
+    One build at a time per database: a build holds the database's build lock, and a second
+    one exits with the holder's name (or waits up to --wait seconds for it to finish).
+    """
     builders = nightly_builders(config, preset=preset, seed=seed, n_iter=n_iter, n_jobs=n_jobs)
-    written = run_builders(builders, show_progress=not as_json, processes=n_jobs)
+    try:
+        with holding_build_lock(config, "vtc-fw build", wait_s=wait_s):
+            written = run_builders(builders, show_progress=not as_json, processes=n_jobs)
+    except LockHeldError as error:
+        raise click.ClickException(
+            f"another build is running, not building: {error}; run again when it has finished, "
+            "or pass --wait SECONDS"
+        ) from error
+    _warn_missing_structures(config)
     if as_json:
         click.echo(json.dumps(written))
         return
     for name, count in written.items():
         click.echo(f"{name:<20}{count:>8} documents written")
+
+
+def _warn_missing_structures(config: DbConfig) -> None:
+    """One line on stderr when labelled records cannot be featurized for want of a structure."""
+    xes, structures = _connected(config, "xes", "structures")
+    missing = records_without_structure(xes, structures)
+    if missing:
+        click.echo(f"warning: {missing_structures_message(len(missing))}", err=True)
 
 
 @click.command("screen")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vtc_fw.app.transfer import export_tasks, import_tasks
+from vtc_fw.app.transfer import export_tasks, fill_missing_structures, import_tasks
 from vtc_fw.cli.options import db_config_option, setting
 from vtc_fw.db.config import DbConfig
 from vtc_fw.progress import progress_bar
@@ -138,29 +138,56 @@ def backfill_sigma_command(
 )
 @db_config_option
 def export_command(path: Path, query: str, config: DbConfig) -> None:
-    """Write task documents to PATH (.jsonl.gz)."""
+    """Write task documents, each with its structure, to PATH (.jsonl.gz)."""
     try:
         criteria = json.loads(query)
     except ValueError as error:
         raise click.ClickException(f"--query is not JSON: {error}") from error
     with progress_bar(unit="task", desc="export") as bar:
-        count = export_tasks(config, path, criteria, progress=bar.update)
-    click.echo(f"exported {count} task documents to {path}")
+        counts = export_tasks(config, path, criteria, progress=bar.update)
+    click.echo(
+        f"exported {counts['tasks']} task documents and {counts['structures']} structures to {path}"
+    )
+    if counts["without_structure"]:
+        click.echo(
+            f"warning: {counts['without_structure']} tasks have no structure in this database; "
+            "an import fills OQMD-ICSD and AMCSD ones from the shipped sources, not others",
+            err=True,
+        )
 
 
 @click.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option(
     "--replace",
     is_flag=True,
     help="Let the file's successful tasks replace successful tasks of the same key.",
 )
 @db_config_option
-def import_command(path: Path, replace: bool, config: DbConfig) -> None:
-    """Insert the task documents of PATH (.jsonl.gz), all or nothing; importing twice adds nothing.
+def import_command(paths: tuple[Path, ...], replace: bool, config: DbConfig) -> None:
+    """Insert the task documents and structures of each PATH (.jsonl.gz), all or nothing per file.
 
-    A successful task already in the database is kept unless --replace is given.
+    Importing twice adds nothing; a successful task already in the database is kept unless
+    --replace is given, and so is a stored structure. Then structures that tasks refer to but
+    the database lacks are filled from the shipped OQMD-ICSD and AMCSD sources.
     """
-    with progress_bar(unit="task", desc="import") as bar:
-        counts = import_tasks(config, path, progress=bar.update, replace=replace)
-    click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
+    for path in paths:
+        with progress_bar(unit="task", desc="import") as bar:
+            counts = import_tasks(config, path, progress=bar.update, replace=replace)
+        click.echo(
+            f"{path}: " + ", ".join(f"{count} {outcome}" for outcome, count in counts.items())
+        )
+    structures = fill_missing_structures(config)
+    click.echo(
+        f"structures: {structures['filled']} filled from the shipped sources, "
+        f"{structures['missing']} still missing"
+    )
+    if structures["missing"]:
+        click.echo(
+            f"warning: {structures['missing']} structures of imported tasks are in neither the "
+            "files nor the shipped sources: their records get no features (import an export "
+            "made with structures)",
+            err=True,
+        )

