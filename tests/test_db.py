@@ -115,6 +115,52 @@ def test_stale_pidfile_of_a_killed_server_is_ignored_and_replaced(tmp_path):
     server.stop()
 
 
+def test_start_never_replaces_or_unrecords_a_live_server_that_is_slow_to_answer(tmp_path):
+    server = EmbeddedServer(home=tmp_path, port=free_port(), cache_size="32M")
+    live = server.start()
+    os.kill(live.pid, signal.SIGSTOP)  # alive but silent, as a server still starting or busy
+    try:
+        impatient = EmbeddedServer(home=tmp_path, port=server.port, startup_timeout_s=1.0)
+        with pytest.raises(DatabaseServerError, match="alive but did not answer") as refused:
+            impatient.start()
+        assert refused.value.reason == "server_timeout"
+        assert json.loads(server.pidfile.read_text())["pid"] == live.pid
+    finally:
+        os.kill(live.pid, signal.SIGCONT)
+    assert server.ensure_running().pid == live.pid
+    server.pidfile.unlink()  # what the old start did: the directory still belongs to the server
+    with pytest.raises(DatabaseServerError, match="already answers"):
+        server.start()
+    os.kill(live.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(DatabaseServerError) as refused:
+            server.start()
+        assert refused.value.reason in {"port_in_use", "server_running"}
+    finally:
+        os.kill(live.pid, signal.SIGCONT)
+    assert server_answers(server.host, server.port)
+    os.kill(live.pid, signal.SIGTERM)
+    os.waitpid(live.pid, 0)
+
+
+def test_a_live_server_without_pidfile_keeps_its_directory(tmp_path):
+    server = EmbeddedServer(home=tmp_path, port=free_port(), cache_size="32M")
+    live = server.start()
+    server.pidfile.unlink()
+    # Same directory, another loopback address: no pidfile and no answer at that address,
+    # so only the lock the live server holds on its directory stops a second server.
+    other_address = EmbeddedServer(home=tmp_path, host="127.0.0.2", port=server.port)
+    with pytest.raises(DatabaseServerError, match="live server holds") as refused:
+        other_address.start()
+    assert refused.value.reason == "server_running"
+    assert not server.pidfile.exists() and server_answers(server.host, server.port)
+    os.kill(live.pid, signal.SIGTERM)
+    os.waitpid(live.pid, 0)
+    restarted = server.start()  # the lock died with the server
+    assert restarted.running and restarted.pid != live.pid
+    server.stop()
+
+
 def test_local_default_starts_the_embedded_server_when_nothing_answers(tmp_path, monkeypatch):
     silent = DbConfig(port=free_port(), embedded_home=tmp_path)
     monkeypatch.setattr("vtc_fw.db.config.DEFAULT_PORT", silent.port)

@@ -64,6 +64,7 @@ class Reason(StrEnum):
     SERVER_MISSING = "server_missing"
     SERVER_EXITED = "server_exited"
     SERVER_TIMEOUT = "server_timeout"
+    SERVER_RUNNING = "server_running"
 
 
 class VtcError(Exception):
