@@ -24,6 +24,7 @@ class Reason(StrEnum):
     BAD_TRANSFER_FILE = "bad_transfer_file"
     BAD_DB_CONFIG = "bad_db_config"
     DB_SERVER = "db_server"
+    DB_UNAVAILABLE = "db_unavailable"
     # structures and records
     UNREADABLE = "unreadable"
     EMPTY = "empty"
@@ -156,6 +157,12 @@ class DatabaseServerError(VtcError):
     """The embedded database server cannot be started or stopped."""
 
     reason = Reason.DB_SERVER
+
+
+class DatabaseUnavailableError(VtcError):
+    """The database did not answer for as long as the operation was allowed to retry."""
+
+    reason = Reason.DB_UNAVAILABLE
 
 
 class UsageError(VtcError):
