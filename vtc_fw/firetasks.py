@@ -29,7 +29,7 @@ import socket
 import time
 import traceback
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fireworks import FiretaskBase, FWAction, explicit_serialize
 from pymatgen.core import Structure
@@ -57,6 +57,9 @@ from vtc_fw.errors import (
 )
 from vtc_fw.keys import task_key
 from vtc_fw.settings import get_settings
+
+if TYPE_CHECKING:
+    from vtc_fw.science.records import Record
 
 RESULT_FILE = "xes_result.json.gz"
 """Outcome of ``RunXesTask`` in the launch directory, read by ``InsertXesTask``."""
@@ -166,7 +169,7 @@ class RunXesTask(FiretaskBase):
             stored["kept_result_error"] = str(error)
         return outcome
 
-    def _record(self) -> Any:
+    def _record(self) -> Record:
         """The Firework's record, rebuilt from its structure (records are deterministic)."""
         from vtc_fw.science.records import make_records
 
@@ -179,7 +182,7 @@ class RunXesTask(FiretaskBase):
         return record
 
     def _compute(
-        self, record: Any, work_root: Path, fw_spec: dict[str, Any], route: str
+        self, record: Record, work_root: Path, fw_spec: dict[str, Any], route: str
     ) -> dict[str, Any]:
         from vtc_fw.feff import compute_record_spectra
 
