@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from fireworks import LaunchPad
 
 from vtc_fw.cli import main
 from vtc_fw.db.config import DbConfig
-from vtc_fw.db.embedded import EmbeddedServer, server_answers
+from vtc_fw.db.embedded import EmbeddedServer, ServerStatus, server_answers
 from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
 from vtc_fw.errors import DatabaseServerError
 
@@ -115,9 +117,23 @@ def test_stale_pidfile_of_a_killed_server_is_ignored_and_replaced(tmp_path):
     server.stop()
 
 
-def test_start_never_replaces_or_unrecords_a_live_server_that_is_slow_to_answer(tmp_path):
+@pytest.fixture
+def live_server(tmp_path) -> Iterator[tuple[EmbeddedServer, ServerStatus]]:
+    """A started server and its status; killed at the end whatever the test did to it."""
     server = EmbeddedServer(home=tmp_path, port=free_port(), cache_size="32M")
-    live = server.start()
+    status = server.start()
+    yield server, status
+    with contextlib.suppress(OSError):  # gone already: nothing to do
+        if str(server.server_dir).encode() in Path(f"/proc/{status.pid}/cmdline").read_bytes():
+            os.kill(status.pid, signal.SIGCONT)
+            os.kill(status.pid, signal.SIGKILL)
+            os.waitpid(status.pid, 0)
+
+
+def test_start_never_replaces_or_unrecords_a_live_server_that_is_slow_to_answer(
+    live_server, tmp_path
+):
+    server, live = live_server
     os.kill(live.pid, signal.SIGSTOP)  # alive but silent, as a server still starting or busy
     try:
         impatient = EmbeddedServer(home=tmp_path, port=server.port, startup_timeout_s=1.0)
@@ -139,13 +155,10 @@ def test_start_never_replaces_or_unrecords_a_live_server_that_is_slow_to_answer(
     finally:
         os.kill(live.pid, signal.SIGCONT)
     assert server_answers(server.host, server.port)
-    os.kill(live.pid, signal.SIGTERM)
-    os.waitpid(live.pid, 0)
 
 
-def test_a_live_server_without_pidfile_keeps_its_directory(tmp_path):
-    server = EmbeddedServer(home=tmp_path, port=free_port(), cache_size="32M")
-    live = server.start()
+def test_a_live_server_without_pidfile_keeps_its_directory(live_server, tmp_path):
+    server, live = live_server
     server.pidfile.unlink()
     # Same directory, another loopback address: no pidfile and no answer at that address,
     # so only the lock the live server holds on its directory stops a second server.
