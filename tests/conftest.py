@@ -21,6 +21,18 @@ from vtc_fw.db.config import DbConfig
 from vtc_fw.db.embedded import EmbeddedServer, free_port
 
 
+@pytest.fixture(scope="session", autouse=True)
+def result_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Kept FEFF results of the session (and of its workers) go to a temporary directory.
+
+    Without it, results that a test computes but never stores would stay in
+    ``~/.vtc_fw/results``, and a later session would resume from them instead of running FEFF.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VTC_FW_RESULT_DIR", str(tmp_path_factory.mktemp("kept_results")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DbConfig]:
     """The session's server, as a DbConfig without a database of its own."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from fireworks import LaunchPad
 
 from vtc_fw.cli import main
 from vtc_fw.db.config import DbConfig
-from vtc_fw.db.embedded import EmbeddedServer, server_answers
+from vtc_fw.db.embedded import EmbeddedServer, ServerStatus, server_answers
 from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
 from vtc_fw.errors import DatabaseServerError
 
@@ -112,6 +114,63 @@ def test_stale_pidfile_of_a_killed_server_is_ignored_and_replaced(tmp_path):
     assert not server.status().running
     restarted = server.ensure_running()
     assert restarted.running and restarted.pid != killed.pid
+    server.stop()
+
+
+@pytest.fixture
+def live_server(tmp_path) -> Iterator[tuple[EmbeddedServer, ServerStatus]]:
+    """A started server and its status; killed at the end whatever the test did to it."""
+    server = EmbeddedServer(home=tmp_path, port=free_port(), cache_size="32M")
+    status = server.start()
+    yield server, status
+    with contextlib.suppress(OSError):  # gone already: nothing to do
+        if str(server.server_dir).encode() in Path(f"/proc/{status.pid}/cmdline").read_bytes():
+            os.kill(status.pid, signal.SIGCONT)
+            os.kill(status.pid, signal.SIGKILL)
+            os.waitpid(status.pid, 0)
+
+
+def test_start_never_replaces_or_unrecords_a_live_server_that_is_slow_to_answer(
+    live_server, tmp_path
+):
+    server, live = live_server
+    os.kill(live.pid, signal.SIGSTOP)  # alive but silent, as a server still starting or busy
+    try:
+        impatient = EmbeddedServer(home=tmp_path, port=server.port, startup_timeout_s=1.0)
+        with pytest.raises(DatabaseServerError, match="alive but did not answer") as refused:
+            impatient.start()
+        assert refused.value.reason == "server_timeout"
+        assert json.loads(server.pidfile.read_text())["pid"] == live.pid
+    finally:
+        os.kill(live.pid, signal.SIGCONT)
+    assert server.ensure_running().pid == live.pid
+    server.pidfile.unlink()  # what the old start did: the directory still belongs to the server
+    with pytest.raises(DatabaseServerError, match="already answers"):
+        server.start()
+    os.kill(live.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(DatabaseServerError) as refused:
+            server.start()
+        assert refused.value.reason in {"port_in_use", "server_running"}
+    finally:
+        os.kill(live.pid, signal.SIGCONT)
+    assert server_answers(server.host, server.port)
+
+
+def test_a_live_server_without_pidfile_keeps_its_directory(live_server, tmp_path):
+    server, live = live_server
+    server.pidfile.unlink()
+    # Same directory, another loopback address: no pidfile and no answer at that address,
+    # so only the lock the live server holds on its directory stops a second server.
+    other_address = EmbeddedServer(home=tmp_path, host="127.0.0.2", port=server.port)
+    with pytest.raises(DatabaseServerError, match="live server holds") as refused:
+        other_address.start()
+    assert refused.value.reason == "server_running"
+    assert not server.pidfile.exists() and server_answers(server.host, server.port)
+    os.kill(live.pid, signal.SIGTERM)
+    os.waitpid(live.pid, 0)
+    restarted = server.start()  # the lock died with the server
+    assert restarted.running and restarted.pid != live.pid
     server.stop()
 
 

@@ -89,3 +89,53 @@ def test_cli_submit_prints_what_it_added(db_config, cif_dir, tmp_path):
     assert len(tasks) == 3 and all(task["timeout_s"] == 900 for task in tasks)
     unknown = CliRunner().invoke(main, [*arguments[:-1], "nonsense", "--db-file", str(db_file)])
     assert unknown.exit_code != 0 and "unknown preset" in unknown.output
+
+
+def test_a_structure_repeated_in_one_submission_is_computed_once(db_config, cif_dir, tmp_path):
+    nio = Structure.from_file(cif_dir / "NiO.cif")
+    nio.get_primitive_structure().to(filename=str(cif_dir / "NiO_primitive.cif"))
+    shifted = nio * (1, 1, 2)
+    shifted.translate_sites(range(len(shifted)), [0.1, 0.2, 0.05])  # another origin, 2 cells
+    shifted.to(filename=str(cif_dir / "NiO_supercell.cif"))
+    strained = nio.copy()
+    strained.apply_strain([0.0, 0.0, 0.3])  # tetragonal NiO: another structure, computed
+    strained.to(filename=str(cif_dir / "NiO_strained.cif"))
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    arguments = ["submit", "--source", "cif-dir", "--path", str(cif_dir), "--preset", "smoke"]
+    result = CliRunner().invoke(main, [*arguments, "--db-file", str(db_file)])
+    assert result.exit_code == 0, result.output
+    assert "4 workflows added" in result.output
+    assert "2 duplicate structures skipped" in result.output
+    keys = db_config.launchpad().workflows.distinct("metadata.task_key")
+    assert sorted(key for key in keys if key.startswith("file:NiO")) == [
+        "file:NiO:Ni:smoke",
+        "file:NiO_strained:Ni:smoke",
+    ]
+    assert db_config.collection("structures").count_documents({}) == 7  # every one stored
+
+
+def test_a_structure_already_queued_in_the_database_is_not_queued_again(
+    db_config, cif_dir, tmp_path
+):
+    maker = XesWorkflowMaker(preset="smoke")
+    submit_entries(open_source("cif-dir", path=str(cif_dir)), db_config, maker, elements=["Ni"])
+    stored_only = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.26), ["Co", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    structures = db_config.collection("structures")
+    structures.insert_one(
+        {"structure_id": "stored:CoO", "formula": "CoO", "three_d_metals": ["Co"]}
+        | {"structure": stored_only.as_dict()}
+    )  # stored for its features, never queued: computes nothing
+    later = tmp_path / "later"
+    later.mkdir()
+    nio = Structure.from_file(cif_dir / "NiO.cif")
+    nio.get_primitive_structure().to(filename=str(later / "NiO_again.cif"))
+    stored_only.to(filename=str(later / "CoO.cif"))
+    report = submit_entries(open_source("cif-dir", path=str(later)), db_config, maker)
+    assert report.duplicates == [("file:NiO_again", "file:NiO")]
+    assert report.added == ["file:CoO:Co:smoke"]
+    other_preset = submit_entries(
+        open_source("cif-dir", path=str(later)), db_config, XesWorkflowMaker(preset="screen")
+    )
+    assert other_preset.duplicates == [] and len(other_preset.added) == 2  # not computed yet

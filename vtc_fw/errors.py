@@ -25,6 +25,7 @@ class Reason(StrEnum):
     BAD_DB_CONFIG = "bad_db_config"
     DB_SERVER = "db_server"
     LOCKED = "locked"
+    DB_UNAVAILABLE = "db_unavailable"
     # structures and records
     UNREADABLE = "unreadable"
     EMPTY = "empty"
@@ -65,6 +66,7 @@ class Reason(StrEnum):
     SERVER_MISSING = "server_missing"
     SERVER_EXITED = "server_exited"
     SERVER_TIMEOUT = "server_timeout"
+    SERVER_RUNNING = "server_running"
 
 
 class VtcError(Exception):
@@ -162,6 +164,12 @@ class LockHeldError(VtcError):
     """A database lock (e.g. the build lock) is held by another live process."""
 
     reason = Reason.LOCKED
+
+
+class DatabaseUnavailableError(VtcError):
+    """The database did not answer for as long as the operation was allowed to retry."""
+
+    reason = Reason.DB_UNAVAILABLE
 
 
 class UsageError(VtcError):

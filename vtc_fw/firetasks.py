@@ -11,6 +11,12 @@ start FEFF with less than :data:`MIN_FREE_BYTES` free where it would run, names 
 as the cause of a failure that left the disk full, and when even the result file cannot be
 written it hands the (small) failure outcome to ``InsertXesTask`` in the spec instead.
 
+A database that goes away costs no FEFF work (:mod:`vtc_fw.db.kept_results`): a successful
+outcome is also kept by task key in ``VTC_FW_RESULT_DIR`` until its document is stored;
+``InsertXesTask`` retries for ``VTC_FW_STORE_RETRY_S`` (:mod:`vtc_fw.db.retry`), then fails
+with one line, and ``RunXesTask`` of the rerun Firework resumes from the kept result once it
+has checked that the result belongs to the Firework's record, preset and route.
+
 Machine-specific values follow atomate's convention: a parameter ``">>key<<"`` is read from
 the FWorker's ``env`` (``feff_cmd``, ``db_file``, ``scratch_dir``).
 """
@@ -18,25 +24,42 @@ the FWorker's ``env`` (``feff_cmd``, ``db_file``, ``scratch_dir``).
 from __future__ import annotations
 
 import errno
-import gzip
-import json
-import os
 import shutil
 import socket
 import time
 import traceback
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fireworks import FiretaskBase, FWAction, explicit_serialize
-from monty.json import jsanitize
 from pymatgen.core import Structure
 
 # Importing vtc_fw.db (any module of it) also makes FireWorks' id draws atomic on every server
 # (vtc_fw.db.fireworks_ids): every worker that runs these tasks gets unique launch ids.
 from vtc_fw.db.config import DbConfig
+from vtc_fw.db.kept_results import (
+    forget_result,
+    keep_result,
+    kept_result_path,
+    read_result,
+    resumable_result,
+    write_result,
+)
+from vtc_fw.db.retry import retry_while_unreachable
 from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
-from vtc_fw.errors import DiskFullError, FeffError, Reason, VtcError, error_dict
+from vtc_fw.errors import (
+    DatabaseUnavailableError,
+    DiskFullError,
+    FeffError,
+    Reason,
+    VtcError,
+    error_dict,
+)
+from vtc_fw.keys import task_key
+from vtc_fw.settings import get_settings
+
+if TYPE_CHECKING:
+    from vtc_fw.science.records import Record
 
 RESULT_FILE = "xes_result.json.gz"
 """Outcome of ``RunXesTask`` in the launch directory, read by ``InsertXesTask``."""
@@ -46,6 +69,8 @@ MIN_FREE_BYTES = 512 * 2**20
 """Free space a record needs where FEFF runs. The largest work directory of the reference
 dataset held 149 MB of FEFF files, then its archive 42 MB beside them."""
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+SELECTION_TIMEOUT_MS = 5000
+"""How long one try to store a task waits for the database to answer, ms."""
 
 
 def env_value(value: Any, fw_spec: dict[str, Any], default: Any = None) -> Any:
@@ -98,16 +123,17 @@ class RunXesTask(FiretaskBase):
     optional_params: ClassVar[list[str]] = ["feff_cmd", "scratch_dir", "timeout_s", "route"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        """Run FEFF; never raise for a bad record or a FEFF failure (they are recorded)."""
+        """Run FEFF (or resume from a kept result); never raise for a bad record or FEFF."""
         started = time.monotonic()
         record_key = f"{self['structure_id']}:{self['element']}"
         work_root = Path(env_value(self.get("scratch_dir"), fw_spec) or Path.cwd())
+        stored: dict[str, Any] = {"record_key": record_key}
         try:
-            outcome = self._compute(work_root, fw_spec)
+            outcome = self._outcome(work_root, fw_spec, started, stored)
         except Exception as error:  # any failure of this record is its data, not a crash
             outcome = _failure(record_key, self["preset"], disk_full_cause(error, work_root))
-        outcome["task_wall_s"] = time.monotonic() - started
-        stored = {"record_key": record_key, "state": outcome["state"]}
+            outcome["task_wall_s"] = time.monotonic() - started
+        stored["state"] = outcome["state"]
         try:
             write_result(Path.cwd() / RESULT_FILE, outcome)
         except OSError as error:  # the launch directory's disk: the outcome goes in the spec
@@ -117,8 +143,34 @@ class RunXesTask(FiretaskBase):
             return FWAction(stored_data=stored, update_spec={RESULT_SPEC_KEY: failure})
         return FWAction(stored_data=stored)
 
-    def _compute(self, work_root: Path, fw_spec: dict[str, Any]) -> dict[str, Any]:
-        from vtc_fw.feff import compute_record_spectra
+    def _outcome(
+        self, work_root: Path, fw_spec: dict[str, Any], started: float, stored: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The kept result of an earlier launch if it is this record's, else a FEFF run.
+
+        A new successful outcome is kept by task key before anything is stored; ``stored``
+        (the Firework's stored data) says whether the run resumed or why a kept file was not
+        used.
+        """
+        record = self._record()
+        key = task_key(record.key, self["preset"])
+        route = self.get("route", "sigma")
+        kept, ignored = resumable_result(key, record.summary(), route)
+        if ignored is not None:
+            stored["kept_result_ignored"] = ignored
+        if kept is not None:
+            stored["resumed_from"] = str(kept_result_path(key))
+            return kept
+        outcome = self._compute(record, work_root, fw_spec, route)
+        outcome["task_wall_s"] = time.monotonic() - started
+        try:
+            stored["kept_result"] = str(keep_result(key, outcome))
+        except OSError as error:  # the launch directory's copy still stands
+            stored["kept_result_error"] = str(error)
+        return outcome
+
+    def _record(self) -> Record:
+        """The Firework's record, rebuilt from its structure (records are deterministic)."""
         from vtc_fw.science.records import make_records
 
         structure = self["structure"]  # FireWorks may already have deserialized the dict
@@ -127,6 +179,13 @@ class RunXesTask(FiretaskBase):
         (record,) = make_records(
             structure, structure_id=self["structure_id"], elements=[self["element"]]
         )
+        return record
+
+    def _compute(
+        self, record: Record, work_root: Path, fw_spec: dict[str, Any], route: str
+    ) -> dict[str, Any]:
+        from vtc_fw.feff import compute_record_spectra
+
         check_free_space(work_root)
         workdir = work_root / f"feff_{record.key.replace(':', '_')}"
         spectra = compute_record_spectra(
@@ -135,7 +194,7 @@ class RunXesTask(FiretaskBase):
             workdir=workdir,
             feff_cmd=worker_feff_cmd(self.get("feff_cmd"), fw_spec),
             timeout_s=self.get("timeout_s"),
-            route=self.get("route", "sigma"),
+            route=route,
         )
         return {"state": "successful", "record": record.summary(), "spectra": spectra.as_dict()}
 
@@ -152,22 +211,52 @@ class InsertXesTask(FiretaskBase):
     optional_params: ClassVar[list[str]] = ["db_file"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        """Insert the document; raise FeffError for a failed calculation."""
+        """Insert the document, retrying while the database is away; FIZZLE a failed task.
+
+        Raises:
+            FeffError: The calculation failed (its document is stored).
+            DatabaseUnavailableError: The database stayed away for ``VTC_FW_STORE_RETRY_S``;
+                the result stays kept for a rerun of the Firework.
+        """
         outcome = fw_spec.get(RESULT_SPEC_KEY) or read_result(Path.cwd() / RESULT_FILE)
         document = task_document(outcome, run_dir=str(Path.cwd()), host=socket.gethostname())
         config = DbConfig.load(env_value(self.get("db_file"), fw_spec))
-        client = config.client()
         try:
-            tasks = config.collection("tasks", client)
-            ensure_task_indexes(tasks)
-            written = insert_task(tasks, document)
-        finally:
-            client.close()
+            written = retry_while_unreachable(
+                lambda: store_task(config, document), get_settings().store_retry_s
+            )
+        except DatabaseUnavailableError as error:
+            raise DatabaseUnavailableError(
+                f"{document.task_key} not stored: {error}; {_how_to_resume(document)}"
+            ) from error
         if document.state == "failed":
             raise task_failure(document)
+        forget_result(document.task_key)
         return FWAction(
             stored_data={"task_key": document.task_key, "sams": document.sams, "db": written}
         )
+
+
+def store_task(config: DbConfig, document: TaskDocument) -> str:
+    """Insert a task document in one try (idempotent: safe to repeat after a broken try)."""
+    client = config.client(serverSelectionTimeoutMS=SELECTION_TIMEOUT_MS)
+    try:
+        tasks = config.collection("tasks", client)
+        ensure_task_indexes(tasks)
+        return insert_task(tasks, document)
+    finally:
+        client.close()
+
+
+def _how_to_resume(document: TaskDocument) -> str:
+    """What the one-line storing failure tells the operator."""
+    if document.state != "successful":
+        return "a rerun of the Firework computes it again"
+    return (
+        f"the result is kept in {kept_result_path(document.task_key)}; rerun the Firework "
+        "(lpad detect_lostruns --rerun, or lpad rerun_fws -i FW_ID) to store it without "
+        "running FEFF again"
+    )
 
 
 def task_failure(document: TaskDocument) -> FeffError:
@@ -198,22 +287,6 @@ def task_document(outcome: dict[str, Any], **provenance: Any) -> TaskDocument:
         task_wall_s=outcome.get("task_wall_s"),
         **provenance,
     )
-
-
-def write_result(path: Path, outcome: dict[str, Any]) -> None:
-    """Write an outcome as gzipped JSON, atomically (a killed worker leaves no half file).
-
-    Raises:
-        OSError: The file could not be written (the partial file is removed).
-    """
-    partial = path.with_name(path.name + ".part")
-    try:
-        with gzip.open(partial, "wt") as handle:
-            json.dump(jsanitize(outcome, strict=False, allow_bson=False), handle)
-    except OSError:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, path)
 
 
 def free_bytes(directory: Path) -> int:
@@ -263,12 +336,6 @@ def _disk_full(message: str, cause: Exception) -> DiskFullError:
     full.attempts = getattr(cause, "attempts", None)
     full.__cause__ = cause
     return full
-
-
-def read_result(path: Path) -> dict[str, Any]:
-    """Read an outcome written by :func:`write_result`."""
-    with gzip.open(path, "rt") as handle:
-        return json.load(handle)
 
 
 def _failure(record_key: str, preset: str, error: Exception) -> dict[str, Any]:

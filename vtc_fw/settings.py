@@ -1,7 +1,8 @@
 """The one settings object of vtc-fw: defaults of every entry point, overridable by environment.
 
 Each field reads ``VTC_FW_<NAME>`` (``VTC_FW_HOME``, ``VTC_FW_DB_FILE``, ``VTC_FW_PRESET``,
-``VTC_FW_SEED``, ``VTC_FW_N_ITER``, ``VTC_FW_N_JOBS``, ``VTC_FW_RECORD_TIMEOUT_S``). ``vtc-fw
+``VTC_FW_SEED``, ``VTC_FW_N_ITER``, ``VTC_FW_N_JOBS``, ``VTC_FW_RECORD_TIMEOUT_S``,
+``VTC_FW_STORE_RETRY_S``, ``VTC_FW_RESULT_DIR``). ``vtc-fw
 run|build|submit|suggest`` and ``mrun builders/nightly.py`` take their defaults from here;
 command-line options win over both.
 """
@@ -40,10 +41,29 @@ class VtcSettings(BaseSettings):
         "0: no limit.",
     )
 
+    store_retry_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long a worker retries storing a finished task while the database does "
+        "not answer, s (waits of 1 s doubling up to 60 s); then the Firework fails and its result "
+        "waits in result_dir for the rerun.",
+    )
+    result_dir: Path | None = Field(
+        default=None,
+        description="Finished FEFF results kept until their task document is stored, one file "
+        "per task key; a rerun of the Firework resumes from its file instead of running FEFF "
+        "again. Put it on a disk every worker sees. None: <home>/results.",
+    )
+
     @property
     def home_dir(self) -> Path:
         """``home`` with ``~`` expanded."""
         return self.home.expanduser()
+
+    @property
+    def result_path(self) -> Path:
+        """``result_dir`` (default ``<home>/results``) with ``~`` expanded."""
+        return (self.result_dir or self.home / "results").expanduser()
 
 
 def get_settings() -> VtcSettings:

@@ -60,6 +60,15 @@ def server_answers(host: str, port: int, timeout_ms: int = 500) -> bool:
     return True
 
 
+def port_accepts(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """Whether any process accepts TCP connections at ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 @dataclass
 class ServerStatus:
     """What is known about the embedded server.
@@ -145,24 +154,27 @@ class EmbeddedServer:
         return self.start()
 
     def start(self) -> ServerStatus:
-        """Start the server and wait until it answers.
+        """Start the server and wait until it answers; never disturb a live one.
+
+        A server of this directory that is alive but slow to answer is waited for (up to
+        ``startup_timeout_s``), never replaced: its pidfile and data stay as they are.
 
         Returns:
             The status of the running server (also when it was already running).
 
         Raises:
-            DatabaseServerError: The port belongs to another server, the script is missing,
-                or the process exits or stays silent past ``startup_timeout_s``.
+            DatabaseServerError: The port belongs to another server or process, a live
+                server holds this directory but does not answer, the script is missing, or
+                the new process exits or stays silent past ``startup_timeout_s``.
         """
         with self._lock():
-            if self._recorded_pid() is not None and server_answers(self.host, self.port):
+            pid = self._recorded_pid()
+            if pid is not None:
+                self._wait_for_live_server(pid)
                 return self.status()
-            if server_answers(self.host, self.port):
-                raise DatabaseServerError(
-                    f"another server already answers at {self.host}:{self.port}",
-                    reason="port_in_use",
-                )
-            process = self._spawn()
+            self._refuse_occupied_port()
+            with self._lifetime_lock() as lifetime_fd:
+                process = self._spawn(lifetime_fd)
             self._write_pidfile(process.pid)
             self._wait_until_answering(process)
         return self.status()
@@ -184,7 +196,73 @@ class EmbeddedServer:
             self.pidfile.unlink(missing_ok=True)
         return True
 
-    def _spawn(self) -> subprocess.Popen:
+    def _wait_for_live_server(self, pid: int) -> None:
+        """Wait for the recorded, live server to answer; it is never replaced.
+
+        Raises:
+            DatabaseServerError: It does not answer within ``startup_timeout_s``.
+        """
+        deadline = time.monotonic() + self.startup_timeout_s
+        while _is_server_process(pid):
+            if server_answers(self.host, self.port, timeout_ms=250):
+                return
+            if time.monotonic() > deadline:
+                raise DatabaseServerError(
+                    f"the server of {self.server_dir} (pid {pid}) is alive but did not answer "
+                    f"at {self.host}:{self.port} within {self.startup_timeout_s:.0f} s; left "
+                    f"as it is (log {self.log_file}; `vtc-fw db stop` stops it)",
+                    reason="server_timeout",
+                )
+            time.sleep(0.1)
+        raise DatabaseServerError(
+            f"the server of {self.server_dir} (pid {pid}) exited while starting; "
+            f"log {self.log_file}:\n{_tail(self.log_file)}",
+            reason="server_exited",
+        )
+
+    def _refuse_occupied_port(self) -> None:
+        """Refuse to start where something answers pings or holds the port.
+
+        Raises:
+            DatabaseServerError: ``port_in_use``.
+        """
+        if server_answers(self.host, self.port):
+            raise DatabaseServerError(
+                f"another server already answers at {self.host}:{self.port}",
+                reason="port_in_use",
+            )
+        if port_accepts(self.host, self.port):
+            raise DatabaseServerError(
+                f"a process that is not a MongoDB-protocol server (or not yet answering) holds "
+                f"{self.host}:{self.port}; nothing was started",
+                reason="port_in_use",
+            )
+
+    @contextmanager
+    def _lifetime_lock(self) -> Iterator[int]:
+        """An exclusive lock on the directory, handed to the server for its whole life.
+
+        The server process inherits the locked file descriptor, so the lock is held exactly
+        as long as a server of this directory lives, pidfile or not.
+
+        Yields:
+            The locked descriptor, to pass to the server process.
+
+        Raises:
+            DatabaseServerError: ``server_running``: a live server holds the directory.
+        """
+        with (self.server_dir / "secantusd.running").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as error:
+                raise DatabaseServerError(
+                    f"a live server holds {self.server_dir} although its pidfile does not "
+                    f"name it; nothing was started or removed (see {self.log_file})",
+                    reason="server_running",
+                ) from error
+            yield handle.fileno()
+
+    def _spawn(self, lifetime_fd: int) -> subprocess.Popen:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # An explicit (empty) config file disables secantusd's auto-discovery of
         # ./secantusd.toml and ~/.secantus/secantusd.toml, so nothing outside this
@@ -208,6 +286,7 @@ class EmbeddedServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives the command that started it
                 cwd=self.server_dir,
+                pass_fds=(lifetime_fd,),
             )
 
     def _wait_until_answering(self, process: subprocess.Popen) -> None:

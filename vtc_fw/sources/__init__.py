@@ -2,7 +2,12 @@
 
 from vtc_fw.sources.amcsd import iter_amcsd
 from vtc_fw.sources.ase_db import iter_ase_db
-from vtc_fw.sources.dedupe import DeduplicationResult, compound_key, deduplicate
+from vtc_fw.sources.dedupe import (
+    DeduplicationResult,
+    DuplicateFinder,
+    compound_key,
+    deduplicate,
+)
 from vtc_fw.sources.entry import StructureEntry, three_d_metals_in
 from vtc_fw.sources.files import SAMPLE_DIR, iter_directory, iter_sample
 from vtc_fw.sources.mp import MPSource
@@ -12,6 +17,7 @@ from vtc_fw.sources.sampling import stratified_sample
 __all__ = [
     "SAMPLE_DIR",
     "DeduplicationResult",
+    "DuplicateFinder",
     "MPSource",
     "StructureEntry",
     "compound_key",

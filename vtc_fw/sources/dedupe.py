@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -68,6 +68,64 @@ def _reduced_primitive(structure: Structure) -> Structure:
     return structure.get_reduced_structure(reduction_algo="niggli").get_primitive_structure()
 
 
+class DuplicateFinder:
+    """The first structure of each compound, remembered so that later copies are found.
+
+    Structures of one reduced formula are compared as :func:`deduplicate` describes; the
+    space group and primitive cell of a structure are computed only once a second structure
+    of its formula arrives.
+
+    Args:
+        symprec: Space-group tolerance (Å).
+    """
+
+    def __init__(self, symprec: float = DEDUPE_SYMPREC) -> None:
+        self._symprec = symprec
+        self._matcher = StructureMatcher()
+        self._kept: dict[str, list[_Kept]] = defaultdict(list)
+
+    def twin_of(self, structure_id: str, structure: Structure) -> str | None:
+        """The id of a structure seen before that this one duplicates, else None.
+
+        A structure that duplicates none is remembered (the first of a compound wins);
+        one whose geometry is unusable is never matched nor remembered.
+        """
+        if geometry_problem(structure) is not None:
+            return None
+        kept = self._kept[structure.composition.reduced_formula]
+        candidate = _Kept(structure_id, structure)
+        if kept:
+            key = candidate.key(self._symprec)
+            for earlier in kept:
+                if earlier.key(self._symprec) == key and _same(
+                    self._matcher, earlier.primitive, candidate.primitive
+                ):
+                    return earlier.structure_id
+        kept.append(candidate)
+        return None
+
+
+class _Kept:
+    """A remembered structure with its primitive cell and compound key, computed on demand."""
+
+    def __init__(self, structure_id: str, structure: Structure) -> None:
+        self.structure_id = structure_id
+        self.structure = structure
+        self._primitive: Structure | None = None
+        self._key: CompoundKey | None = None
+
+    @property
+    def primitive(self) -> Structure:
+        if self._primitive is None:
+            self._primitive = _reduced_primitive(self.structure)
+        return self._primitive
+
+    def key(self, symprec: float) -> CompoundKey:
+        if self._key is None:
+            self._key = _compound_key(self.structure, self.primitive, symprec)
+        return self._key
+
+
 def deduplicate(
     entries: Iterable[StructureEntry], symprec: float = DEDUPE_SYMPREC
 ) -> DeduplicationResult:
@@ -86,38 +144,17 @@ def deduplicate(
     Returns:
         The unique entries and the map of merged ids.
     """
-    entries = list(entries)
-    by_formula: dict[str, dict[int, Structure]] = defaultdict(dict)
-    for index, entry in enumerate(entries):
-        if entry.structure is not None and geometry_problem(entry.structure) is None:
-            by_formula[entry.structure.composition.reduced_formula][index] = entry.structure
-    duplicate_of: dict[int, int] = {}
-    for structures in by_formula.values():
-        if len(structures) > 1:
-            duplicate_of |= _match_within_formula(structures, symprec)
-    return DeduplicationResult(
-        unique=[entry for index, entry in enumerate(entries) if index not in duplicate_of],
-        duplicate_of={
-            entries[dropped].structure_id: entries[kept].structure_id
-            for dropped, kept in duplicate_of.items()
-        },
-    )
-
-
-def _match_within_formula(structures: Mapping[int, Structure], symprec: float) -> dict[int, int]:
-    """{dropped index: kept index} among structures of one formula, the first of a match kept."""
-    matcher = StructureMatcher()
-    primitives = {index: _reduced_primitive(structure) for index, structure in structures.items()}
-    kept_by_key: dict[CompoundKey, list[int]] = defaultdict(list)
-    duplicate_of: dict[int, int] = {}
-    for index, structure in structures.items():
-        kept = kept_by_key[_compound_key(structure, primitives[index], symprec)]
-        twin = next((k for k in kept if _same(matcher, primitives[k], primitives[index])), None)
+    finder = DuplicateFinder(symprec)
+    result = DeduplicationResult()
+    for entry in entries:
+        twin = (
+            None if entry.structure is None else finder.twin_of(entry.structure_id, entry.structure)
+        )
         if twin is None:
-            kept.append(index)
+            result.unique.append(entry)
         else:
-            duplicate_of[index] = twin
-    return duplicate_of
+            result.duplicate_of[entry.structure_id] = twin
+    return result
 
 
 def _same(matcher: StructureMatcher, first: Structure, second: Structure) -> bool:

@@ -45,15 +45,19 @@ def worker_files(config: DbConfig, directory: Path, scratch_dir: Path) -> tuple[
 def start_workers(
     count: int, launchpad_file: Path, fworker_file: Path, directory: Path
 ) -> list[subprocess.Popen]:
-    """Start ``count`` ``rlaunch rapidfire`` workers; each stops when no READY work is left."""
-    rlaunch = Path(sys.executable).with_name("rlaunch")
+    """Start ``count`` ``rlaunch rapidfire`` workers; each stops when no READY work is left.
+
+    The workers run rlaunch through :mod:`vtc_fw.workflow.worker`, which stops with one line
+    (no traceback) when the database goes away.
+    """
+    rlaunch = [sys.executable, "-m", "vtc_fw.workflow.worker"]
     launchpad_file, fworker_file = launchpad_file.resolve(), fworker_file.resolve()
     workers = []
     for number in range(count):
         run_dir = directory / f"worker{number}"
         run_dir.mkdir(parents=True, exist_ok=True)
         with (run_dir / "rlaunch.log").open("a") as log:
-            command = [str(rlaunch), "-l", str(launchpad_file), "-w", str(fworker_file)]
+            command = [*rlaunch, "-l", str(launchpad_file), "-w", str(fworker_file)]
             workers.append(
                 subprocess.Popen(
                     [*command, "rapidfire", "--nlaunches", "0"],

@@ -5,6 +5,12 @@ workflow for its task key already exists (any state) or a successful task does, 
 submission can be repeated, interrupted and resumed. Structures that cannot be read at all
 are stored with their error and get no workflow; readable but unusable ones (disordered,
 symmetry failure) do get one: its Firework fizzles and leaves a failed task document.
+
+A structure that duplicates another (the project's own dedupe,
+:class:`vtc_fw.sources.dedupe.DuplicateFinder`: same formula, space group and StructureMatcher
+fit) gets no workflow when the other comes earlier in the same submission or is already in
+the database with a workflow or successful task for every record asked for; its structure
+document is stored all the same, and the report names it and its twin.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from vtc_fw.documents.task import TASK_COLLECTION
 from vtc_fw.errors import UsageError
 from vtc_fw.keys import record_key, task_key
 from vtc_fw.science.oxidation_cache import shipped_oxidation
-from vtc_fw.sources import StructureEntry
+from vtc_fw.sources import DuplicateFinder, StructureEntry
 from vtc_fw.workflow.maker import XesWorkflowMaker
 
 SOURCES = ("oqmd-icsd", "cif-dir", "ase-db", "mp")
@@ -40,12 +46,15 @@ class SubmitReport:
         added: Task keys of the workflows added.
         existing: Task keys skipped because a workflow or a successful task exists.
         unreadable: ``(structure_id, error)`` of entries without a structure.
+        duplicates: ``(structure_id, twin structure_id)`` of structures given no workflow
+            because they duplicate a structure submitted before them.
         structures: Number of structure documents written.
     """
 
     added: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
     structures: int = 0
 
     def summary(self) -> str:
@@ -53,7 +62,8 @@ class SubmitReport:
         return (
             f"{self.structures} structures, {len(self.added)} workflows added, "
             f"{len(self.existing)} records already submitted or done, "
-            f"{len(self.unreadable)} unreadable structures"
+            f"{len(self.unreadable)} unreadable structures, "
+            f"{len(self.duplicates)} duplicate structures skipped"
         )
 
 
@@ -117,10 +127,12 @@ def submit_entries(
     try:
         structures = config.collection("structures", client)
         structures.create_index([("structure_id", ASCENDING)], unique=True)
+        structures.create_index([("formula", ASCENDING)])
         launchpad.workflows.create_index([("metadata.task_key", ASCENDING)])
         tasks = config.collection(TASK_COLLECTION, client)
+        twins = _Twins(DuplicateFinder(), structures, tasks, launchpad, maker.preset, elements)
         for batch in _batches(entries, BATCH_SIZE):
-            _submit_batch(batch, structures, tasks, launchpad, maker, elements, report)
+            _submit_batch(batch, structures, twins, maker, elements, report)
             if progress is not None:
                 progress(len(batch))
     finally:
@@ -143,8 +155,7 @@ def structure_document(entry: StructureEntry) -> dict[str, Any]:
 def _submit_batch(
     batch: list[StructureEntry],
     structures: Collection,
-    tasks: Collection,
-    launchpad: LaunchPad,
+    twins: _Twins,
     maker: XesWorkflowMaker,
     elements: Sequence[str] | None,
     report: SubmitReport,
@@ -159,16 +170,86 @@ def _submit_batch(
     report.unreadable += [
         (e.structure_id, e.error or "unreadable") for e in batch if not e.structure
     ]
+    duplicates = twins.duplicates(batch)
+    report.duplicates += list(duplicates.items())
     records = [
         (entry.structure, entry.structure_id, metal)
         for entry in batch
-        if entry.structure is not None
+        if entry.structure is not None and entry.structure_id not in duplicates
         for metal in entry.three_d_metals
         if elements is None or metal in elements
     ]
-    added = add_new_workflows(records, tasks, launchpad, maker)
+    added = add_new_workflows(records, twins.tasks, twins.launchpad, maker)
     report.existing += sorted(key for key, fw_id in added.items() if fw_id is None)
     report.added += [key for key, fw_id in added.items() if fw_id is not None]
+
+
+@dataclass
+class _Twins:
+    """Finds the duplicates of a submission, within it and against the database.
+
+    Attributes:
+        finder: Structures seen so far (the database's computed ones of each formula first).
+        structures: The ``structures`` collection.
+        tasks: The ``tasks`` collection.
+        launchpad: The LaunchPad (its workflows name their task keys).
+        preset: Preset of the submission.
+        elements: 3d elements asked for (None: all).
+        formulas: Formulas whose database structures are in ``finder`` already.
+    """
+
+    finder: DuplicateFinder
+    structures: Collection
+    tasks: Collection
+    launchpad: LaunchPad
+    preset: str
+    elements: Sequence[str] | None
+    formulas: set[str] = field(default_factory=set)
+
+    def duplicates(self, entries: list[StructureEntry]) -> dict[str, str]:
+        """``{structure_id: twin structure_id}`` of the entries that duplicate another.
+
+        Unreadable entries are passed over.
+        """
+        readable = [(e.structure_id, e.structure) for e in entries if e.structure is not None]
+        formulas = {structure.composition.reduced_formula for _, structure in readable}
+        self._remember_computed(formulas - self.formulas)
+        found = {}
+        for structure_id, structure in readable:
+            twin = self.finder.twin_of(structure_id, structure)
+            if twin is not None and twin != structure_id:  # not the entry's own stored copy
+                found[structure_id] = twin
+        return found
+
+    def _remember_computed(self, formulas: set[str]) -> None:
+        """Show the finder the stored structures of ``formulas`` whose records are all queued.
+
+        Only a structure with a workflow or a successful task for every record asked for is
+        a twin worth skipping for: one stored without workflows computes nothing.
+        """
+        self.formulas |= formulas
+        stored = list(
+            self.structures.find(
+                {"formula": {"$in": sorted(formulas)}, "structure": {"$ne": None}},
+                {"_id": 0, "structure_id": 1, "structure": 1, "three_d_metals": 1},
+            ).sort("structure_id", ASCENDING)
+        )
+        keys = {doc["structure_id"]: self._task_keys(doc) for doc in stored}
+        existing = existing_task_keys(
+            sorted(set().union(*keys.values())), self.tasks, self.launchpad
+        )
+        for doc in stored:
+            if keys[doc["structure_id"]] and keys[doc["structure_id"]] <= existing:
+                structure = Structure.from_dict(doc["structure"])
+                self.finder.twin_of(doc["structure_id"], structure)
+
+    def _task_keys(self, document: dict[str, Any]) -> set[str]:
+        metals = document.get("three_d_metals") or []
+        return {
+            task_key(record_key(document["structure_id"], metal), self.preset)
+            for metal in metals
+            if self.elements is None or metal in self.elements
+        }
 
 
 def add_new_workflows(
