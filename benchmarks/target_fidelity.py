@@ -1,0 +1,254 @@
+"""How the target moves with the FEFF settings: cluster size (issue G) and a short SCF (issue H).
+
+``cluster-size``: is the target converged in the cluster size? For records of the
+paper-fidelity σ sample (vtc_fw.app.sampling.cheaper_than_median on the reference tasks, seed
+2028: the first ``--per-element`` of each element) it runs FEFF with shell-complete clusters to
+the 30th, 45th and 60th neighbour (preset key ``shell_atoms``: the SCF and FMS radii are
+fractions of the shell radius, so both follow the cluster; the basis stays the 30-atom
+quadrupole basis) and prints, for each size against the largest: the change of SAMS, SAMS_max
+and A_inv (median, max), the Spearman correlation of the records' ranking, and the CPU-s.
+
+``short-scf``: does a short SCF remove the cheap fidelity's tail? On the ``--worst`` reference
+records with the largest |SAMS(screen) − SAMS(paper)| (committed tasks) it runs each
+``--variant NAME='{settings over "paper"}'`` and prints every variant's |ΔSAMS| against paper
+beside screen's, with the CPU-s.
+
+Both cache one JSON per (record, variant) under benchmarks/results/ and resume from it.
+
+Usage:
+    nice python benchmarks/target_fidelity.py cluster-size --preset screen --sizes 30,45,60
+    nice python benchmarks/target_fidelity.py short-scf --worst 10 \
+        --variant scf5='{"scf": {"radius": 0.5, "nscf": 5, "require_convergence": false}}'
+    python benchmarks/target_fidelity.py cluster-size --report-only
+"""
+
+import argparse
+import gzip
+import json
+import multiprocessing
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from vtc_fw.app.sampling import cheaper_than_median
+from vtc_fw.errors import VtcError
+from vtc_fw.feff import compute_record_spectra
+from vtc_fw.feff.inputs import preset_settings
+from vtc_fw.science.anisotropy import anisotropy_invariant, sams_in_basis, sams_max
+from vtc_fw.science.records import make_records
+from vtc_fw.sources.oqmd import iter_oqmd_icsd
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).parent / "results"
+CACHES = {"cluster-size": RESULTS / "cluster_convergence", "short-scf": RESULTS / "short_scf"}
+QUANTITIES = ("sams", "sams_max", "a_inv")
+
+Job = tuple[str, str, str, dict[str, Any], Any]
+"""(structure id, element, variant name, FEFF settings, StructureEntry)."""
+
+
+def reference_tasks(path: Path) -> list[dict[str, Any]]:
+    """The task documents of a committed file."""
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def sigma_sample(per_element: int) -> list[tuple[str, str]]:
+    """(structure id, element) of the first ``per_element`` σ-sample records of each element."""
+    tasks = reference_tasks(ROOT / "data" / "reference_paper.jsonl.gz")
+    sample = cheaper_than_median(tasks, per_element=6, seed=2028)
+    return [(sid, element) for element, ids in sample.items() for sid in ids[:per_element]]
+
+
+def worst_screen_records(n: int) -> list[tuple[str, str]]:
+    """(structure id, element) of the ``n`` records with the largest |screen − paper| SAMS."""
+    paper = labels(reference_tasks(ROOT / "data" / "reference_paper.jsonl.gz"))
+    screen: dict[str, float] = {}
+    for path in sorted((ROOT / "data" / "screen").glob("batch_*.jsonl.gz")):
+        screen |= labels(reference_tasks(path))
+    common = sorted(set(paper) & set(screen), key=lambda k: -abs(screen[k] - paper[k]))
+    return [tuple(key.rsplit(":", 1)) for key in common[:n]]  # type: ignore[misc]
+
+
+def labels(tasks: list[dict[str, Any]]) -> dict[str, float]:
+    """Record key → SAMS of the successful tasks."""
+    return {t["record_key"]: t["sams"] for t in tasks if t["state"] == "successful"}
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` applied, nested dicts merged key by key."""
+    result = dict(base)
+    for key, value in override.items():
+        inner = result.get(key)
+        both_dicts = isinstance(value, dict) and isinstance(inner, dict)
+        result[key] = merged(inner, value) if both_dicts else value
+    return result
+
+
+def run_one(job: Job) -> dict[str, Any]:
+    """FEFF on one record with one variant's settings; the quantities and the cost (or error)."""
+    structure_id, element, name, settings, entry = job
+    result: dict[str, Any] = {"record": f"{structure_id}:{element}", "variant": name}
+    try:
+        record = make_records(entry, elements=[element])[0]
+        with tempfile.TemporaryDirectory() as workdir:
+            spectra = compute_record_spectra(record, settings, Path(workdir) / "run")
+    except VtcError as error:
+        return result | {"error": str(error)}
+    sigma = spectra.sigma
+    size = settings.get("shell_atoms", record.n_neighbors)
+    return result | {
+        "size": size,
+        "sams": sams_in_basis(spectra.energies, sigma, record.basis),
+        "sams_max": sams_max(spectra.energies, sigma, record.basis).value,
+        "a_inv": anisotropy_invariant(spectra.energies, sigma),
+        "sams_diagonal": spectra.sams,
+        "cpu_s": spectra.cpu_s,
+        "atoms": sorted(
+            {len(c.species) for c in record.with_shell_atoms(size).site_clusters.values()}
+        ),
+    }
+
+
+def cache_path(cache: Path, record: str, variant: str) -> Path:
+    """One JSON per (record, variant)."""
+    return cache / f"{record.replace(':', '_')}_{variant}.json"
+
+
+def compute(
+    cache: Path,
+    records: list[tuple[str, str]],
+    variants: dict[str, dict[str, Any]],
+    processes: int,
+) -> None:
+    """Run every missing (record, variant) and cache the results."""
+    wanted = {sid for sid, _ in records}
+    entries = {e.structure_id: e for e in iter_oqmd_icsd() if e.structure_id in wanted}
+    jobs: list[Job] = [
+        (sid, element, name, settings, entries[sid])
+        for sid, element in records
+        for name, settings in variants.items()
+        if not cache_path(cache, f"{sid}:{element}", name).exists()
+    ]
+    cache.mkdir(parents=True, exist_ok=True)
+    with multiprocessing.Pool(processes) as pool:
+        for result in pool.imap_unordered(run_one, jobs):
+            path = cache_path(cache, result["record"], result["variant"])
+            path.write_text(json.dumps(result, indent=1))
+            value = result.get("sams", result.get("error"))
+            print(f"{result['record']} {result['variant']}: {value}", flush=True)
+
+
+def cached(cache: Path, variants: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Variant → record → successful cached result."""
+    results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in variants}
+    for path in cache.glob("*.json"):
+        result = json.loads(path.read_text())
+        name = result.get("variant") or f"{result['preset']}_{result['size']}"
+        if name in results and "error" not in result:
+            results[name][result["record"]] = result
+    return results
+
+
+def report_sizes(preset: str, sizes: list[int]) -> None:
+    """Print each size's change against the largest, ranking stability and CPU cost."""
+    names = [f"{preset}_{size}" for size in sizes]
+    results = cached(CACHES["cluster-size"], names)
+    common = sorted(set.intersection(*(set(r) for r in results.values())))
+    print(f"preset {preset}: {len(common)} records computed at every size {sizes}")
+    if len(common) < 3:
+        return
+    for size, name in zip(sizes, names, strict=True):
+        rows = [results[name][key] for key in common]
+        cpu = np.array([row["cpu_s"] for row in rows])
+        atoms = np.array([np.mean(row["atoms"]) for row in rows])
+        line = [
+            f"{size} neighbours ({np.median(atoms):.0f} atoms): CPU-s median"
+            f" {np.median(cpu):.0f}, max {cpu.max():.0f}"
+        ]
+        if name != names[-1]:
+            line += [
+                difference(q, rows, [results[names[-1]][k] for k in common]) for q in QUANTITIES
+            ]
+        print("; ".join(line))
+
+
+def difference(name: str, rows: list[dict[str, Any]], reference: list[dict[str, Any]]) -> str:
+    """|Δ| (median, max, relative median) and Spearman of one quantity against a reference."""
+    ours = np.array([row[name] for row in rows])
+    ref = np.array([row[name] for row in reference])
+    delta = np.abs(ours - ref)
+    relative = delta / np.maximum(ref, 1e-3)
+    return (
+        f"{name}: |Δ| median {np.median(delta):.3f} max {delta.max():.3f} (relative median"
+        f" {np.median(relative):.0%}), Spearman {spearmanr(ours, ref).statistic:.3f}"
+    )
+
+
+def report_short_scf(records: list[tuple[str, str]], variants: list[str]) -> None:
+    """Each variant's |ΔSAMS| against paper beside screen's, record by record, with CPU-s."""
+    paper = labels(reference_tasks(ROOT / "data" / "reference_paper.jsonl.gz"))
+    screen: dict[str, float] = {}
+    for path in sorted((ROOT / "data" / "screen").glob("batch_*.jsonl.gz")):
+        screen |= labels(reference_tasks(path))
+    results = cached(CACHES["short-scf"], variants)
+    print("| record | paper | screen | " + " | ".join(variants) + " |")
+    print("|---" * (len(variants) + 3) + "|")
+    for sid, element in records:
+        key = f"{sid}:{element}"
+        cells = [
+            f"{results[v][key]['sams']:.3f} ({results[v][key]['cpu_s']:.0f} s)"
+            if key in results[v]
+            else "—"
+            for v in variants
+        ]
+        print(f"| {key} | {paper[key]:.3f} | {screen[key]:.3f} | " + " | ".join(cells) + " |")
+    for v in variants:
+        done = [k for k in results[v] if k in paper]
+        if done:
+            error = np.array([abs(results[v][k]["sams"] - paper[k]) for k in done])
+            before = np.array([abs(screen[k] - paper[k]) for k in done])
+            cpu = np.median([results[v][k]["cpu_s"] for k in done])
+            print(
+                f"{v}: {len(done)} records, |ΔSAMS| vs paper median {np.median(error):.3f}"
+                f" max {error.max():.3f} (screen on them: {np.median(before):.3f} /"
+                f" {before.max():.3f}), CPU-s median {cpu:.0f}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study", choices=sorted(CACHES))
+    parser.add_argument("--preset", default="screen", help="cluster-size: preset of the runs")
+    parser.add_argument("--sizes", default="30,45,60", help="cluster-size: neighbour counts")
+    parser.add_argument("--per-element", type=int, default=2, help="cluster-size: records")
+    parser.add_argument("--worst", type=int, default=10, help="short-scf: records")
+    parser.add_argument("--variant", action="append", default=[], help="short-scf: NAME=JSON")
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--report-only", action="store_true")
+    arguments = parser.parse_args()
+    if arguments.study == "cluster-size":
+        sizes = [int(size) for size in arguments.sizes.split(",")]
+        base = preset_settings(arguments.preset) | {"name": arguments.preset}
+        variants = {f"{arguments.preset}_{n}": base | {"shell_atoms": n} for n in sizes}
+        records = sigma_sample(arguments.per_element)
+    else:
+        pairs = dict(item.split("=", 1) for item in arguments.variant)
+        paper = preset_settings("paper")
+        variants = {
+            name: merged(paper, json.loads(text)) | {"name": name} for name, text in pairs.items()
+        }
+        records = worst_screen_records(arguments.worst)
+    if not arguments.report_only:
+        compute(CACHES[arguments.study], records, variants, arguments.processes)
+    if arguments.study == "cluster-size":
+        report_sizes(arguments.preset, sizes)
+    else:
+        report_short_scf(records, list(variants))
+
+
+if __name__ == "__main__":
+    main()
