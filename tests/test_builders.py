@@ -34,12 +34,13 @@ from vtc_fw.builders import (
     run_builders,
 )
 from vtc_fw.builders.predict import feature_vector
-from vtc_fw.builders.train import load_estimator, serialize_estimator
+from vtc_fw.builders.train import latest_model, load_estimator, serialize_estimator
 from vtc_fw.cli import main
 from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.keys import CRYSTAL_SUMS
+from vtc_fw.ml.table import CRYSTAL_COLUMNS
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
-from vtc_fw.science.features import SWEEP_EXPONENTS
+from vtc_fw.science.features import FEATURE_COLUMNS, SWEEP_EXPONENTS
 
 RECORDED = Path(__file__).parent / "data" / "builders_recorded.json.gz"
 TINY_SPACE = {
@@ -103,14 +104,14 @@ def feature_builder(stores) -> FeatureBuilder:
     return FeatureBuilder(stores["structures"], stores["features"])
 
 
-def train_builder(stores, seed: int = 0) -> TrainBuilder:
+def train_builder(stores, seed: int = 0, **options) -> TrainBuilder:
     return TrainBuilder(
         stores["features"],
         stores["xes"],
         stores["models"],
         stores["model_blobs"],
         seed=seed,
-        **TINY_TRAINING,
+        **{**TINY_TRAINING, "preset": "smoke", **options},
     )
 
 
@@ -351,8 +352,15 @@ def test_training_is_skipped_only_after_a_successful_model_of_the_same_data(stor
     attempt = {"sources_last_updated": later, "last_updated": later}
     stores["models"].update([{**attempt, "model_id": "failed-1", "state": "failed"}])
     assert len(list(train_builder(stores).get_items())) == 1
+    # a model from before feature sets were recorded is the paper's: current for paper only
     stores["models"].update([{**attempt, "model_id": "m-1", "state": "successful"}])
-    assert list(train_builder(stores).get_items()) == []
+    assert list(train_builder(stores, feature_set="paper").get_items()) == []
+    assert len(list(train_builder(stores, feature_set="crystal").get_items())) == 1
+    crystal = {**attempt, "model_id": "m-2", "state": "successful", "feature_set": "crystal"}
+    stores["models"].update([crystal])
+    assert list(train_builder(stores, feature_set="crystal").get_items()) == []
+    # another target of the same inputs is another configuration
+    assert len(list(train_builder(stores, target="sams_max").get_items())) == 1
 
 
 def test_a_build_without_structures_writes_one_failed_model_then_nothing(stores):
@@ -386,6 +394,57 @@ def test_training_is_reproducible(stores):
     models = [train_builder(stores).process_item(next(iter(train_builder(stores).get_items())))]
     models.append(train_builder(stores).process_item(next(iter(train_builder(stores).get_items()))))
     assert models[0]["model"]["model_id"] == models[1]["model"]["model_id"]
+
+
+def test_training_takes_the_labels_of_its_preset_and_records_their_fidelity(stores):
+    run_builders([xes_builder(stores), feature_builder(stores)])
+    cheap = stores["xes"].query_one({"record_key": "test:NiO-c3pct:Ni"})
+    stores["xes"].update([{**cheap, "preset": "screen"}])
+    builder = train_builder(stores)
+    model = builder.process_item(next(iter(builder.get_items())))["model"]
+    assert model["excluded"]["other_preset"] == 1
+    assert "test:NiO-c3pct:Ni" not in model["train_keys"] + model["test_keys"]
+    assert model["fidelity"] == {"smoke": 11} and model["preset"] == "smoke"
+    # the cheap fidelity is never trained on until it is calibrated
+    assert list(train_builder(stores, preset="screen").get_items()) == []
+
+
+def test_a_target_of_sigma_leaves_out_records_without_it(stores):
+    run_builders([xes_builder(stores), feature_builder(stores)])
+    with_sigma = sorted(stores["xes"].distinct("record_key", {"state": "successful"}))[:8]
+    for key in with_sigma:
+        document = stores["xes"].query_one({"record_key": key})
+        stores["xes"].update([{**document, "sams_max": 1.1 * document["sams"]}])
+    builder = train_builder(stores, target="sams_max")
+    output = builder.process_item(next(iter(builder.get_items())))
+    model = output["model"]
+    assert model["target"] == "sams_max" and model["excluded"]["no_sigma"] == 4
+    assert sorted(model["train_keys"] + model["test_keys"]) == with_sigma
+    by_key = {key: 1.1 * stores["xes"].query_one({"record_key": key})["sams"] for key in with_sigma}
+    assert model["test_true"] == pytest.approx([by_key[key] for key in model["test_keys"]])
+    builder.update_targets([output])
+    run_builders([prediction_builder(stores)])
+    assert set(stores["predictions"].distinct("target")) == {"sams_max"}
+
+
+def test_each_configuration_has_its_current_model_and_predictions_name_it(stores):
+    run_all(stores)
+    crystal = latest_model(stores["models"], "crystal", "sams")
+    assert crystal["feature_columns"] == list(CRYSTAL_COLUMNS)
+    assert latest_model(stores["models"], "paper") is None
+    paper_builder = train_builder(stores, feature_set="paper")
+    written = run_builders([paper_builder, prediction_builder(stores)])
+    assert written == {"TrainBuilder": 1, "PredictionBuilder": 13}
+    paper = latest_model(stores["models"], "paper", "sams")
+    assert paper["feature_columns"] == list(FEATURE_COLUMNS) and paper["fidelity"] == {"smoke": 12}
+    assert latest_model(stores["models"], "crystal")["model_id"] == crystal["model_id"]
+    assert latest_model(stores["models"])["model_id"] == paper["model_id"]  # the newest of any
+    for model in (crystal, paper):
+        predictions = list(stores["predictions"].query({"model_id": model["model_id"]}))
+        assert len(predictions) == 13
+        assert {(p["feature_set"], p["target"]) for p in predictions} == {
+            (model["feature_set"], "sams")
+        }
 
 
 def test_predictions_for_every_record_with_tree_spread(stores):
@@ -427,7 +486,7 @@ def test_prediction_of_a_record_with_null_features_is_a_failure(stores):
     # what the featurizer writes for a record without oxidation states: null at every n
     features["QAMS"] = None
     for sums in features["sweep"].values():
-        sums["QAMS"] = None
+        sums["QAMS"] = sums[CRYSTAL_SUMS["QAMS"]] = None
     item = {"model": model, "estimator": load_estimator(stores["model_blobs"], model["model_id"])}
     (document,) = builder.process_item({**item, "features": [features]})
     assert document["state"] == "failed" and document["error"]["reason"] == "null_features"

@@ -5,8 +5,10 @@
 3. Store every 3d-TM OQMD-ICSD structure, with its precomputed oxidation states.
 4. Submit a small stratified sample of records that have no task yet (by default only quick
    ones: :func:`.sampling.quick_to_compute`), and run them with local ``rlaunch`` workers (FEFF).
-5. Run the nightly builders: xes, features, model (the paper's protocol), predictions, holding
-   the database's build lock (waiting for a build that runs elsewhere to finish first).
+5. Run the nightly builders: xes, features, model (the paper's protocol on the configured
+   feature set, by default the crystal sums; ``feature_set="paper"`` is the paper's),
+   predictions, holding the database's build lock (waiting for a build that runs elsewhere to
+   finish first).
 6. Report: model metrics, the top screening candidates, where the figures are.
 
 Every step is idempotent: running again skips structures, tasks and FEFF work already done,
@@ -34,6 +36,7 @@ from vtc_fw.builders import (
     records_without_structure,
     run_builders,
 )
+from vtc_fw.builders.train import describe_model
 from vtc_fw.db.config import DbConfig
 from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.ml.protocol import PAPER_METRICS
@@ -82,6 +85,9 @@ class MainJobSettings:
             ``timeout``) and the run goes on.
         seed: Seed of the sample and of the training protocol.
         n_iter: Randomized-search draws (the paper: 100).
+        feature_set: The model's inputs (default: the crystal sums, the best validated;
+            ``"paper"``: the paper's protocol as docs/REPRODUCTION.md reproduces it).
+        target: What the model predicts (default: SAMS, the paper's).
         structures: Store (and predict for) only the first N OQMD-ICSD structures; all when None.
         reference_dir: Task documents (``*.jsonl.gz``) imported before anything is computed.
         run_dir: Worker directories, FEFF scratch and the report.
@@ -94,6 +100,8 @@ class MainJobSettings:
     timeout_s: float | None = field(default_factory=lambda: get_settings().record_timeout_s)
     seed: int = field(default_factory=lambda: get_settings().seed)
     n_iter: int = field(default_factory=lambda: get_settings().n_iter)
+    feature_set: str = field(default_factory=lambda: get_settings().feature_set.value)
+    target: str = field(default_factory=lambda: get_settings().target.value)
     structures: int | None = None
     reference_dir: Path = REFERENCE_DATA_DIR
     run_dir: Path = field(default_factory=lambda: get_settings().home_dir / "run")
@@ -226,6 +234,8 @@ def build_and_report(
         seed=settings.seed,
         n_iter=settings.n_iter,
         n_jobs=settings.workers,
+        feature_set=settings.feature_set,
+        target=settings.target,
     )
     written: dict[str, int] = {}
     # a build running elsewhere (vtc-fw build, a nightly mrun) finishes first: waiting costs
@@ -256,8 +266,11 @@ def echo_missing_structures(config: DbConfig, echo: Echo) -> None:
 
 
 def report(config: DbConfig, settings: MainJobSettings, echo: Echo) -> dict[str, Any]:
-    """Print the newest model's metrics and the top candidates; write figures and tables."""
-    model = latest_model(config)
+    """Print the current model's metrics and the top candidates; write figures and tables.
+
+    The current model is the newest successful one of the run's feature set and target.
+    """
+    model = latest_model(config, feature_set=settings.feature_set, target=settings.target)
     summary: dict[str, Any] = {"model_id": None}
     if model is None:
         failed = config.collection("models").find_one(
@@ -267,9 +280,16 @@ def report(config: DbConfig, settings: MainJobSettings, echo: Echo) -> dict[str,
         echo(f"  no model could be trained: {reason}")
         return summary
     metrics = {name: model[name] for name in ("r2_train", "r2_test", "mae_train", "mae_test")}
-    summary.update(model_id=model["model_id"], metrics=metrics, n_records=model["n_records"])
+    summary.update(
+        model_id=model["model_id"],
+        metrics=metrics,
+        n_records=model["n_records"],
+        feature_set=model["feature_set"],
+        target=model["target"],
+        fidelity=model.get("fidelity"),
+    )
     echo(
-        f"  model {model['model_id'][:12]} on {len(model['train_keys'])} train / "
+        f"  {describe_model(model)} on {len(model['train_keys'])} train / "
         f"{len(model['test_keys'])} test records (exponent n = {model['exponent']}): "
         + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
     )
@@ -286,7 +306,7 @@ def report(config: DbConfig, settings: MainJobSettings, echo: Echo) -> dict[str,
     for store in stores:
         store.connect()
     try:
-        candidates = screen(*stores, min_sams=0.0, limit=10)
+        candidates = screen(*stores, min_sams=0.0, limit=10, feature_set=settings.feature_set)
     finally:
         for store in stores:
             store.close()

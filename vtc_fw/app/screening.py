@@ -1,9 +1,11 @@
 """Screening and active learning: plain Mongo queries on ``predictions`` and ``xes``.
 
 :func:`screening_query` is the query a user would type in a Mongo shell; :func:`screen`
-merges the newest model's predictions with the FEFF values already computed (a FEFF SAMS
-wins over a prediction); :func:`least_certain` picks the unlabelled records whose
-predictions the trees disagree on most, the next ones worth a FEFF calculation.
+merges the current SAMS model's predictions (the newest successful model of target SAMS, of the
+requested feature set or any) with the FEFF values already computed (a FEFF SAMS wins over a
+prediction); :func:`least_certain` picks the unlabelled records whose predictions the trees
+disagree on most, the next ones worth a FEFF calculation. Every model-sourced row names its
+model: ``model_id``, ``feature_set`` and ``target``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from maggma.core import Store
 
 from vtc_fw.builders.train import latest_model
+from vtc_fw.settings import FeatureSet, ModelTarget
 from vtc_fw.sources.oqmd import first_row_id
 
 CANDIDATE_FIELDS = (
@@ -24,6 +27,8 @@ CANDIDATE_FIELDS = (
     "sams_std",
     "in_domain",
     "model_id",
+    "feature_set",
+    "target",
 )
 
 
@@ -61,17 +66,19 @@ def screen(
     element: str | None = None,
     limit: int = 20,
     in_domain_only: bool = True,
+    feature_set: FeatureSet | str | None = None,
 ) -> list[dict[str, Any]]:
     """Records with SAMS ≥ ``min_sams``, highest first.
 
     A record's SAMS is its FEFF value when the ``xes`` collection has one (``source``
-    ``"feff"``; spectra computed without SCF do not count), else the newest model's
-    prediction (``source`` ``"model"``, with the tree spread ``sams_std``).
+    ``"feff"``; spectra computed without SCF do not count), else the current SAMS model's
+    prediction (``source`` ``"model"``, with the tree spread ``sams_std``); ``feature_set``
+    picks the current model of those inputs (None: the newest SAMS model).
 
     Returns:
         Up to ``limit`` candidates: :data:`CANDIDATE_FIELDS` plus ``source``.
     """
-    model = latest_model(models)
+    model = latest_model(models, feature_set, ModelTarget.SAMS)
     candidates: dict[str, dict[str, Any]] = {}
     if model is not None:
         query = screening_query(
@@ -168,15 +175,23 @@ def collapse_repeated_rows(
 
 
 def least_certain(
-    predictions: Store, xes: Store, models: Store, *, n: int, element: str | None = None
+    predictions: Store,
+    xes: Store,
+    models: Store,
+    *,
+    n: int,
+    element: str | None = None,
+    feature_set: FeatureSet | str | None = None,
 ) -> list[dict[str, Any]]:
     """The ``n`` in-domain records without a FEFF SAMS whose predictions spread most.
+
+    The predictions are the current SAMS model's (of ``feature_set``; None: the newest).
 
     Returns:
         Prediction rows (:data:`CANDIDATE_FIELDS`), largest ``sams_std`` first; empty when
         there is no model yet.
     """
-    model = latest_model(models)
+    model = latest_model(models, feature_set, ModelTarget.SAMS)
     if model is None:
         return []
     labelled = set(xes.distinct("record_key", {"state": "successful"}))

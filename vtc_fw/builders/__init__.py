@@ -25,7 +25,7 @@ from vtc_fw.builders.predict import PredictionBuilder
 from vtc_fw.builders.train import TrainBuilder
 from vtc_fw.builders.xes import XesBuilder
 from vtc_fw.progress import progress_bar
-from vtc_fw.settings import DEFAULT_PRESET
+from vtc_fw.settings import DEFAULT_FEATURE_SET, DEFAULT_PRESET, FeatureSet, ModelTarget
 
 if TYPE_CHECKING:
     from vtc_fw.db.config import DbConfig
@@ -49,6 +49,8 @@ def nightly_builders(
     seed: int = 0,
     n_iter: int = 100,
     n_jobs: int | None = None,
+    feature_set: FeatureSet | str = DEFAULT_FEATURE_SET,
+    target: ModelTarget | str = ModelTarget.SAMS,
     **train_options: Any,
 ) -> list[Builder]:
     """The nightly pipeline on the configured database, in dependency order.
@@ -59,7 +61,12 @@ def nightly_builders(
         seed: Seed of the training protocol.
         n_iter: Draws of the randomized search (paper: 100).
         n_jobs: Parallel jobs for training (None: 1).
+        feature_set: The model's inputs (default: the crystal sums, the best validated;
+            ``"paper"`` reproduces the paper's protocol).
+        target: What the model predicts (default: SAMS, the paper's).
         train_options: Further :class:`TrainBuilder` arguments (cv, search_space, ...).
+
+    The prediction builder predicts with the current model of the same feature set and target.
     """
     return [
         XesBuilder(config.store("tasks"), config.store("xes"), preset=preset),
@@ -72,6 +79,9 @@ def nightly_builders(
             seed=seed,
             n_iter=n_iter,
             n_jobs=n_jobs,
+            feature_set=feature_set,
+            target=target,
+            preset=preset,
             **train_options,
         ),
         PredictionBuilder(
@@ -79,6 +89,8 @@ def nightly_builders(
             config.store("models"),
             config.gridfs_store("model_blobs"),
             config.store("predictions"),
+            feature_set=feature_set,
+            target=target,
         ),
     ]
 

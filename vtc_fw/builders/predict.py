@@ -9,18 +9,20 @@ import numpy as np
 from maggma.core import Builder, Store
 
 from vtc_fw.builders.incremental import as_utc, chunks, newest_by, query_by_keys, stale_keys
-from vtc_fw.builders.train import latest_model, load_estimator
+from vtc_fw.builders.train import MODEL_PROPERTIES, latest_model, load_estimator
 from vtc_fw.documents.base import BuilderMeta, ErrorInfo, State
 from vtc_fw.documents.prediction import PredictionDocument
 from vtc_fw.errors import Reason
 from vtc_fw.keys import prediction_key
 from vtc_fw.ml.protocol import tree_predictions
+from vtc_fw.settings import FeatureSet, ModelTarget
 
 
 class PredictionBuilder(Builder):
     """Predict SAMS, with the spread across trees, for every featurized record.
 
-    Uses the newest successful model unless ``model_id`` is given. Predictions are keyed by
+    Uses the current model of the configuration (the newest successful one with that feature
+    set and target; None: any) unless ``model_id`` is given. Predictions are keyed by
     ``"{record_key}:{model_id}"``: a new model writes new documents and older ones stay.
     Incremental per model: a record is predicted again only when its features changed.
     Records with null features get a ``state="failed"`` document saying which are missing.
@@ -32,6 +34,8 @@ class PredictionBuilder(Builder):
         predictions: Target store (key ``prediction_key``).
         model_id: A specific model to predict with (default: the newest).
         chunk_size: Records predicted per vectorized call.
+        feature_set: Only a model with these inputs (None: any).
+        target: Only a model of this target (None: any).
     """
 
     def __init__(
@@ -42,6 +46,8 @@ class PredictionBuilder(Builder):
         predictions: Store,
         model_id: str | None = None,
         chunk_size: int = 5000,
+        feature_set: FeatureSet | str | None = None,
+        target: ModelTarget | str | None = None,
         **kwargs: Any,
     ) -> None:
         self.features = features
@@ -49,6 +55,8 @@ class PredictionBuilder(Builder):
         self.model_blobs = model_blobs
         self.predictions = predictions
         self.model_id = model_id
+        self.feature_set = None if feature_set is None else FeatureSet(feature_set)
+        self.target = None if target is None else ModelTarget(target)
         self.documents_written = 0
         super().__init__(
             sources=[features, models, model_blobs],
@@ -110,10 +118,9 @@ class PredictionBuilder(Builder):
 
     def _model(self) -> dict[str, Any] | None:
         if self.model_id is None:
-            return latest_model(self.models)
+            return latest_model(self.models, self.feature_set, self.target)
         return self.models.query_one(
-            {"model_id": self.model_id, "state": "successful"},
-            properties=["model_id", "exponent", "feature_columns", "last_updated", "preset"],
+            {"model_id": self.model_id, "state": "successful"}, properties=MODEL_PROPERTIES
         )
 
 
@@ -123,11 +130,15 @@ def feature_vector(
     """A record's model input, NaN where null.
 
     The exponent-dependent sums are taken at the model's exponent (from the document's sweep
-    when it was featurized at another one).
+    when it was featurized at another one); the crystal sums, which only the sweep holds,
+    always from the sweep.
     """
     sweep = document.get("sweep", {}).get(str(exponent), {})
     use_sweep = exponent is not None and document.get("exponent") != exponent and sweep
-    values = [sweep.get(c, document.get(c)) if use_sweep else document.get(c) for c in columns]
+    values = [
+        sweep.get(c) if c in sweep and (use_sweep or c not in document) else document.get(c)
+        for c in columns
+    ]
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
@@ -148,6 +159,8 @@ def _prediction(
         model_id=model["model_id"],
         model_trained=as_utc(model["last_updated"]),
         exponent=exponent,
+        target=model.get("target") or ModelTarget.SAMS,
+        feature_set=model.get("feature_set") or FeatureSet.PAPER,
         state=State.SUCCESSFUL if per_tree is not None else State.FAILED,
         error=None if per_tree is not None else _null_features(missing),
         sams=float(per_tree.mean()) if per_tree is not None else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,10 +14,36 @@ from maggma.core import Builder, Store
 from sklearn.ensemble import RandomForestRegressor
 
 from vtc_fw.builders.incremental import as_utc, newest
+from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.features import FeatureDocument
-from vtc_fw.documents.model import FailedModelDocument, ModelDocument
-from vtc_fw.ml.protocol import train_paper_protocol
+from vtc_fw.documents.model import FailedModelDocument, ModelDocument, configuration_query
+from vtc_fw.ml.protocol import ProtocolResult, train_paper_protocol
+from vtc_fw.settings import DEFAULT_FEATURE_SET, DEFAULT_PRESET, FeatureSet, ModelTarget
+
+UNCALIBRATED_PRESETS = frozenset({"screen"})
+"""FEFF presets whose labels are never trained on: the cheap fidelity's SAMS is biased and has a
+heavy tail against "paper" (docs/REPRODUCTION.md) until a calibration maps it (issue 20)."""
+XES_PROPERTIES = [
+    "record_key",
+    "state",
+    *(target.value for target in ModelTarget),
+    "preset",
+    "error",
+    "self_consistent",
+]
+"""The fields of the ``xes`` documents that training reads: the labels and their provenance."""
+MODEL_PROPERTIES = [
+    "model_id",
+    "exponent",
+    "feature_columns",
+    "last_updated",
+    "preset",
+    "feature_set",
+    "target",
+    "fidelity",
+]
+"""The fields of :func:`latest_model`: what predicting with a model and naming it need."""
 
 
 def serialize_estimator(estimator: RandomForestRegressor) -> tuple[str, bytes]:
@@ -43,27 +70,55 @@ def load_estimator(model_blobs: Store, model_id: str) -> RandomForestRegressor:
     return joblib.load(io.BytesIO(data))
 
 
-def latest_model(models: Store) -> dict[str, Any] | None:
-    """The newest successful model document (without its large per-record lists)."""
+def latest_model(
+    models: Store,
+    feature_set: FeatureSet | str | None = None,
+    target: ModelTarget | str | None = None,
+) -> dict[str, Any] | None:
+    """The current model of a configuration: the newest successful one with it.
+
+    Args:
+        models: The ``models`` store.
+        feature_set: Only models with these inputs (None: any).
+        target: Only models of this target (None: any).
+
+    Returns:
+        Its :data:`MODEL_PROPERTIES` (without the large per-record lists), ``feature_set`` and
+        ``target`` filled in for documents older than them; None when there is none.
+    """
     documents = models.query(
-        {"state": "successful"},
-        properties=["model_id", "exponent", "feature_columns", "last_updated", "preset"],
+        configuration_query(feature_set, target),
+        properties=MODEL_PROPERTIES,
         sort={"last_updated": -1},
         limit=1,
     )
-    return next(iter(documents), None)
+    model = next(iter(documents), None)
+    if model is not None:
+        model.setdefault("feature_set", FeatureSet.PAPER.value)
+        model.setdefault("target", ModelTarget.SAMS.value)
+    return model
+
+
+def describe_model(model: dict[str, Any]) -> str:
+    """``"model 0decece9a4f0 (feature set paper, target sams)"``: which model answered."""
+    feature_set = model.get("feature_set") or FeatureSet.PAPER.value
+    target = model.get("target") or ModelTarget.SAMS.value
+    return f"model {model['model_id'][:12]} (feature set {feature_set}, target {target})"
 
 
 class TrainBuilder(Builder):
     """Train the paper's random forest on every labelled record, when new data arrived.
 
-    The training table joins the successful ``features`` documents with the SAMS of the
-    successful ``xes`` documents. Records whose tasks failed, whose features failed or are
-    null, or that lie outside the training domain are left out and counted in the model
-    document. Nothing is trained when no features or xes document is newer than the last
-    successful model. A failed training attempt is stored as a ``state="failed"`` document
-    and tried again on the next build (a fix of the code, not of the data, may cure it); a
-    retry that fails again on the same data, with the same settings and the same error,
+    The training table joins the successful ``features`` documents with the target (SAMS,
+    SAMS_max or A_inv) of the successful ``xes`` documents of one FEFF preset. Records whose
+    tasks failed, of another preset, without σ (for SAMS_max and A_inv), whose features failed
+    or are null, or that lie outside the training domain are left out and counted in the model
+    document. The model's configuration is its feature set, target and label fidelity (the
+    presets of its labels); nothing is trained when no features or xes document is newer than
+    the configuration's last successful model, and labels of :data:`UNCALIBRATED_PRESETS` are
+    never trained on. A failed training attempt is stored as a ``state="failed"`` document
+    and tried again on the next build (a fix of the code, not of the data, may cure it).
+    A retry that fails again on the same data, with the same settings and the same error,
     writes nothing.
 
     Args:
@@ -78,6 +133,9 @@ class TrainBuilder(Builder):
         search_space: Lists of candidate values replacing the paper's space (tests only).
         permutation_repeats: Permutations per feature for the importances.
         balanced: Also run the balanced-per-element variant.
+        feature_set: The model's inputs (default: the best validated, the crystal sums).
+        target: What the model predicts (default: SAMS, the paper's).
+        preset: FEFF preset of the labels trained on (others are left out and counted).
     """
 
     def __init__(
@@ -93,6 +151,9 @@ class TrainBuilder(Builder):
         search_space: dict[str, list[Any]] | None = None,
         permutation_repeats: int = 10,
         balanced: bool = True,
+        feature_set: FeatureSet | str = DEFAULT_FEATURE_SET,
+        target: ModelTarget | str = ModelTarget.SAMS,
+        preset: str = DEFAULT_PRESET,
         **kwargs: Any,
     ) -> None:
         self.features = features
@@ -106,6 +167,9 @@ class TrainBuilder(Builder):
         self.search_space = search_space
         self.permutation_repeats = permutation_repeats
         self.balanced = balanced
+        self.feature_set = FeatureSet(feature_set)
+        self.target = ModelTarget(target)
+        self.preset = preset
         self.documents_written = 0
         super().__init__(sources=[features, xes], targets=[models, model_blobs], **kwargs)
 
@@ -118,6 +182,9 @@ class TrainBuilder(Builder):
     def get_items(self) -> Iterator[dict[str, Any]]:
         """One item (all labelled data) when something changed since the last training."""
         self.ensure_indexes()
+        if self.preset in UNCALIBRATED_PRESETS:
+            self.logger.info(f"labels of preset {self.preset!r} are not trained on (uncalibrated)")
+            return
         newest_source = newest(
             doc[store.last_updated_field]
             for store in (self.features, self.xes)
@@ -130,7 +197,7 @@ class TrainBuilder(Builder):
         last_model = next(
             iter(
                 self.models.query(
-                    {"state": "successful"},
+                    configuration_query(self.feature_set, self.target),
                     properties=["sources_last_updated"],
                     sort={"last_updated": -1},
                     limit=1,
@@ -139,16 +206,15 @@ class TrainBuilder(Builder):
             None,
         )
         if last_model and as_utc(last_model["sources_last_updated"]) >= newest_source:
-            self.logger.info("no new features or xes since the last model: skipping training")
+            self.logger.info(
+                f"no new features or xes since the last {self.feature_set.value}/"
+                f"{self.target.value} model: skipping training"
+            )
             return
         self.total = 1
         yield {
             "features": list(self.features.query()),
-            "xes": list(
-                self.xes.query(
-                    properties=["record_key", "state", "sams", "preset", "error", "self_consistent"]
-                )
-            ),
+            "xes": list(self.xes.query(properties=XES_PROPERTIES)),
             "sources_last_updated": newest_source,
             "last_attempt": self._last_attempt(),
         }
@@ -161,15 +227,23 @@ class TrainBuilder(Builder):
 
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         """Train on the joined table (pure, no database): the model document and its blob."""
-        table, excluded, preset = training_table(item["features"], item["xes"])
+        table, excluded, preset = training_table(
+            item["features"], item["xes"], target=self.target, preset=self.preset
+        )
+        self.logger.info(
+            f"{len(table)} {self.preset} labels of {self.target.value}, "
+            f"{self.feature_set.value} features; left out before training: {excluded}"
+        )
         meta = BuilderMeta(builder=type(self).__name__, parameters=self._parameters())
         try:
             if not table:
                 raise ValueError(
-                    f"no record has both successful features and a SAMS (left out: {excluded})"
+                    f"no record has both successful features and a {self.target.value} "
+                    f"(left out: {excluded})"
                 )
             result = train_paper_protocol(
                 table,
+                feature_set=self.feature_set,
                 seed=self.seed,
                 n_iter=self.n_iter,
                 cv=self.cv,
@@ -197,6 +271,8 @@ class TrainBuilder(Builder):
             excluded=excluded,
             sources_last_updated=item["sources_last_updated"],
             builder_meta=meta,
+            target=self.target,
+            fidelity=label_fidelity(table, result),
         )
         blob = {
             "model_id": model_id,
@@ -223,6 +299,9 @@ class TrainBuilder(Builder):
             "search_space": self.search_space or "paper",
             "permutation_repeats": self.permutation_repeats,
             "balanced": self.balanced,
+            "feature_set": self.feature_set.value,
+            "target": self.target.value,
+            "preset": self.preset,
         }
 
 
@@ -247,30 +326,72 @@ def repeats_failure(last_attempt: dict[str, Any] | None, failed: FailedModelDocu
 
 
 def training_table(
-    features: list[dict[str, Any]], xes: list[dict[str, Any]]
+    features: list[dict[str, Any]],
+    xes: list[dict[str, Any]],
+    *,
+    target: ModelTarget | str = ModelTarget.SAMS,
+    preset: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int], str | None]:
-    """Join feature documents with SAMS targets.
+    """Join feature documents with the labels of one target.
+
+    Args:
+        features: Feature documents.
+        xes: Xes documents (at least :data:`XES_PROPERTIES`).
+        target: The xes field that labels a row; it goes to the table's ``sams`` column.
+        preset: Only labels of this FEFF preset (None: every preset of ``xes``).
 
     Returns:
-        The labelled rows (features, sweep columns and ``sams``), the counts of records left
-        out before the protocol (``failed_tasks``: xes failed; ``no_scf``: a site's spectra
-        came without SCF, see ``XesDocument.self_consistent``; ``no_features``: labelled
-        but without successful features), and the preset of the targets.
+        The labelled rows (features, sweep columns, ``sams`` holding the label and ``preset``
+        its FEFF preset), the counts of records left out before the protocol
+        (``other_preset``: xes of another preset; ``failed_tasks``: xes failed; ``no_scf``: a
+        site's spectra came without SCF, see ``XesDocument.self_consistent``; ``no_features``:
+        labelled but without successful features; for SAMS_max and A_inv ``no_sigma``:
+        computed before σ was stored, so without that label), and the preset of the labels.
     """
-    target = {doc["record_key"]: doc for doc in xes if doc.get("self_consistent") is not False}
+    target = ModelTarget(target)
+    chosen = [doc for doc in xes if preset is None or doc.get("preset") == preset]
+    labels = {doc["record_key"]: doc for doc in chosen if doc.get("self_consistent") is not False}
     featurized = {doc["record_key"]: doc for doc in features if doc.get("state") == "successful"}
-    rows = []
+    rows, no_sigma = [], 0
     for key, document in featurized.items():
-        xes_doc = target.get(key)
+        xes_doc = labels.get(key)
         if xes_doc is None or xes_doc.get("state") != "successful":
             continue
+        if target != ModelTarget.SAMS and xes_doc.get(target.value) is None:
+            no_sigma += 1
+            continue
         row = FeatureDocument.model_validate(document).training_row()
-        rows.append({**row, "sams": xes_doc["sams"]})
-    labelled = [key for key, doc in target.items() if doc.get("state") == "successful"]
+        rows.append({**row, "sams": xes_doc[target.value], "preset": xes_doc.get("preset")})
+    labelled = [key for key, doc in labels.items() if doc.get("state") == "successful"]
     excluded = {
-        "failed_tasks": sum(1 for doc in xes if doc.get("state") != "successful"),
-        "no_scf": sum(1 for doc in xes if doc.get("self_consistent") is False),
+        "other_preset": len(xes) - len(chosen),
+        "failed_tasks": sum(1 for doc in chosen if doc.get("state") != "successful"),
+        "no_scf": sum(1 for doc in chosen if doc.get("self_consistent") is False),
         "no_features": sum(1 for key in labelled if key not in featurized),
     }
-    presets = sorted({doc["preset"] for doc in xes if doc.get("preset")})
+    if target != ModelTarget.SAMS:
+        excluded["no_sigma"] = no_sigma
+    presets = sorted({doc["preset"] for doc in chosen if doc.get("preset")})
     return rows, excluded, ",".join(presets) or None
+
+
+def training_documents(config: DbConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """All feature documents and the :data:`XES_PROPERTIES` of all xes documents of a database.
+
+    What :class:`TrainBuilder` reads, for the scripts that compare models on the same data.
+    """
+    features, xes = config.store("features"), config.store("xes")
+    features.connect()
+    xes.connect()
+    try:
+        return list(features.query()), list(xes.query(properties=XES_PROPERTIES))
+    finally:
+        features.close()
+        xes.close()
+
+
+def label_fidelity(rows: list[dict[str, Any]], result: ProtocolResult) -> dict[str, int]:
+    """The labels a model was trained and tested on, counted by FEFF preset."""
+    preset_of = {row["key"]: row.get("preset") for row in rows}
+    used = [*result.train_keys, *result.test_keys]
+    return dict(Counter(str(preset_of[key]) for key in used))

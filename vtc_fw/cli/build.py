@@ -16,12 +16,21 @@ from vtc_fw.builders import (
     records_without_structure,
     run_builders,
 )
-from vtc_fw.cli.options import db_config_option, setting
+from vtc_fw.builders.train import describe_model
+from vtc_fw.builders.train import latest_model as newest_model_in
+from vtc_fw.cli.options import (
+    FEATURE_SET_HELP,
+    TARGET_HELP,
+    db_config_option,
+    model_feature_set_option,
+    setting,
+)
 from vtc_fw.db.config import DbConfig
 from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.documents.task import TASK_COLLECTION
 from vtc_fw.errors import LockHeldError
 from vtc_fw.keys import task_key
+from vtc_fw.settings import ModelTarget
 
 
 def _connected(config: DbConfig, *names: str) -> list[Any]:
@@ -51,6 +60,8 @@ def _connected(config: DbConfig, *names: str) -> list[Any]:
     show_default=True,
     help="Seconds to wait for another running build (default: exit at once, naming it).",
 )
+@click.option("--feature-set", **setting("feature_set"), help=FEATURE_SET_HELP)
+@click.option("--target", **setting("target"), help=TARGET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print {builder: documents written}.")
 def build_command(
     config: DbConfig,
@@ -59,6 +70,8 @@ def build_command(
     n_iter: int,
     n_jobs: int,
     wait_s: float,
+    feature_set: str,
+    target: str,
     as_json: bool,
 ) -> None:
     """Run the nightly builders: tasks → xes, structures → features, → models → predictions.
@@ -66,7 +79,15 @@ def build_command(
     One build at a time per database: a build holds the database's build lock, and a second
     one exits with the holder's name (or waits up to --wait seconds for it to finish).
     """
-    builders = nightly_builders(config, preset=preset, seed=seed, n_iter=n_iter, n_jobs=n_jobs)
+    builders = nightly_builders(
+        config,
+        preset=preset,
+        seed=seed,
+        n_iter=n_iter,
+        n_jobs=n_jobs,
+        feature_set=feature_set,
+        target=target,
+    )
     try:
         with holding_build_lock(config, "vtc-fw build", wait_s=wait_s):
             written = run_builders(builders, show_progress=not as_json, processes=n_jobs)
@@ -103,6 +124,7 @@ def _warn_missing_structures(config: DbConfig) -> None:
 @click.option("--element", "-e", default=None, help="Only this absorbing element.")
 @click.option("--limit", default=20, show_default=True, help="At most this many candidates.")
 @click.option("--include-out-of-domain", is_flag=True, help="Also untrustworthy predictions.")
+@model_feature_set_option
 @db_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the candidates as JSON.")
 def screen_command(
@@ -111,10 +133,11 @@ def screen_command(
     element: str | None,
     limit: int,
     include_out_of_domain: bool,
+    feature_set: str | None,
     config: DbConfig,
     as_json: bool,
 ) -> None:
-    """Records whose SAMS (FEFF, else the newest model's prediction) is at least MIN_SAMS.
+    """Records whose SAMS (FEFF, else the newest SAMS model's prediction) is at least MIN_SAMS.
 
     With --by sams_max or a_inv: records whose FEFF σ gives at least that value.
     """
@@ -128,6 +151,7 @@ def screen_command(
             element=element,
             limit=limit,
             in_domain_only=not include_out_of_domain,
+            feature_set=feature_set,
         )
     else:
         candidates = screen_sigma(xes, by, minimum=min_sams, element=element, limit=limit)
@@ -135,6 +159,8 @@ def screen_command(
         click.echo(json.dumps(candidates, indent=2))
         return
     click.echo(f"{len(candidates)} candidates with {by} >= {min_sams}")
+    if by == "sams":
+        click.echo(_answered_by(models, feature_set))
     for c in candidates:
         spread = f" ± {c['sams_std']:.3f}" if c.get("sams_std") is not None else ""
         extra = f"  {by} {c[by]:.4f}" if by != "sams" else ""
@@ -149,12 +175,26 @@ def screen_command(
     "--out", "out_dir", default=Path("report"), show_default=True, type=click.Path(path_type=Path)
 )
 @click.option("--model-id", default=None, help="A model (default: the newest successful one).")
+@model_feature_set_option
+@click.option(
+    "--target",
+    type=click.Choice([member.value for member in ModelTarget]),
+    default=None,
+    help="The newest model of this target (default: of any).",
+)
 @db_config_option
-def report_command(out_dir: Path, model_id: str | None, config: DbConfig) -> None:
+def report_command(
+    out_dir: Path,
+    model_id: str | None,
+    feature_set: str | None,
+    target: str | None,
+    config: DbConfig,
+) -> None:
     """Write the model's figures (PNG) and metrics table (markdown) to OUT."""
-    model = latest_model(config, model_id)
+    model = latest_model(config, model_id, feature_set, target)
     if model is None:
         raise click.ClickException("no trained model in the database (run `vtc-fw build`)")
+    click.echo(describe_model(model), err=True)
     for path in write_model_report(config, out_dir, model):
         click.echo(str(path))
 
@@ -164,6 +204,7 @@ def report_command(out_dir: Path, model_id: str | None, config: DbConfig) -> Non
 @click.option("--element", "-e", default=None, help="Only this absorbing element.")
 @click.option("--submit", is_flag=True, help="Add their XES workflows to the LaunchPad.")
 @click.option("--preset", **setting("preset"), help="FEFF preset when submitting.")
+@model_feature_set_option
 @db_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the picks as JSON.")
 def suggest_command(
@@ -171,12 +212,15 @@ def suggest_command(
     element: str | None,
     submit: bool,
     preset: str,
+    feature_set: str | None,
     config: DbConfig,
     as_json: bool,
 ) -> None:
     """Pick the unlabelled records the model is least certain about (largest tree spread)."""
     predictions, xes, models = _connected(config, "predictions", "xes", "models")
-    picks = least_certain(predictions, xes, models, n=count, element=element)
+    picks = least_certain(
+        predictions, xes, models, n=count, element=element, feature_set=feature_set
+    )
     if submit:
         for pick, fw_id in zip(picks, _submit(config, picks, preset), strict=True):
             pick["submitted_fw_id"] = fw_id
@@ -188,6 +232,14 @@ def suggest_command(
         click.echo(
             f"{pick['record_key']:<40} SAMS {pick['sams']:.4f} ± {pick['sams_std']:.4f}{submitted}"
         )
+
+
+def _answered_by(models: Any, feature_set: str | None) -> str:
+    """The line that names the model whose predictions a screen shows."""
+    model = newest_model_in(models, feature_set, ModelTarget.SAMS)
+    if model is None:
+        return "no SAMS model: FEFF values only"
+    return f"predictions of {describe_model(model)}"
 
 
 def _submitted(fw_id: int | None) -> str:

@@ -7,7 +7,7 @@ import click
 
 from vtc_fw.app.main_job import MainJobSettings, run_main_job
 from vtc_fw.app.sampling import RECORD_TIMEOUT_S, SAMPLES
-from vtc_fw.cli.options import db_config_option, setting
+from vtc_fw.cli.options import FEATURE_SET_HELP, TARGET_HELP, db_config_option, setting
 from vtc_fw.db.config import DbConfig
 
 
@@ -32,6 +32,8 @@ from vtc_fw.db.config import DbConfig
 )
 @click.option("--seed", **setting("seed"), help="Seed of the sample and the model.")
 @click.option("--n-iter", **setting("n_iter"), help="Randomized-search draws.")
+@click.option("--feature-set", **setting("feature_set"), help=FEATURE_SET_HELP)
+@click.option("--target", **setting("target"), help=TARGET_HELP)
 @click.option(
     "--structures",
     type=int,
@@ -60,6 +62,8 @@ def run_command(
     timeout_s: float | None,
     seed: int,
     n_iter: int,
+    feature_set: str,
+    target: str,
     structures: int | None,
     reference_dir: Path | None,
     run_dir: Path | None,
@@ -78,6 +82,8 @@ def run_command(
         timeout_s=timeout_s,
         seed=seed,
         n_iter=n_iter,
+        feature_set=feature_set,
+        target=target,
         structures=structures,
     )
     if run_dir is not None:

@@ -2,17 +2,21 @@
 
 The estimator itself lives in the GridFS bucket ``model_blobs`` (joblib bytes) under
 ``model_id``, the SHA-256 of those bytes; this document holds everything needed to judge
-and reproduce it.
+and reproduce it. A model's configuration is its ``feature_set``, its ``target`` and the FEFF
+preset(s) of its labels (``fidelity``); the current model of a configuration is the newest
+successful document with it (:func:`configuration_query`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
 from vtc_fw.documents.base import BuilderMeta, Document, ErrorInfo, State, utc_now
 from vtc_fw.ml.protocol import ProtocolMetrics, ProtocolResult
+from vtc_fw.settings import FeatureSet, ModelTarget
 
 
 class TrainingAttempt(Document):
@@ -41,8 +45,16 @@ class ModelDocument(ProtocolMetrics, TrainingAttempt):
     """
 
     state: State = Field(default=State.SUCCESSFUL, description="Always successful.")
-    target: str = Field(default="sams", description="What the model predicts.")
+    target: ModelTarget = Field(
+        default=ModelTarget.SAMS,
+        description="What the model predicts: sams (the paper's), sams_max or a_inv (xes fields).",
+    )
     preset: str | None = Field(default=None, description="FEFF preset of the training targets.")
+    fidelity: dict[str, int] = Field(
+        default_factory=dict,
+        description='Labels trained on (training and test split) by FEFF preset, e.g. {"paper": '
+        "496}; empty in models trained before it was recorded.",
+    )
     n_records: int = Field(description="Records with features that were considered.")
 
     @classmethod
@@ -55,6 +67,8 @@ class ModelDocument(ProtocolMetrics, TrainingAttempt):
         excluded: dict[str, int],
         sources_last_updated: datetime,
         builder_meta: BuilderMeta,
+        target: ModelTarget = ModelTarget.SAMS,
+        fidelity: dict[str, int] | None = None,
     ) -> ModelDocument:
         """The document of a protocol run.
 
@@ -63,12 +77,32 @@ class ModelDocument(ProtocolMetrics, TrainingAttempt):
         return cls(
             **result.metrics().model_dump(),
             model_id=model_id,
+            target=target,
+            fidelity=fidelity or {},
             preset=preset,
             n_records=result.n_rows,
             excluded={**excluded, **result.excluded},
             sources_last_updated=sources_last_updated,
             builder_meta=builder_meta,
         )
+
+
+def configuration_query(
+    feature_set: FeatureSet | str | None = None, target: ModelTarget | str | None = None
+) -> dict[str, Any]:
+    """The Mongo filter of the successful models of one configuration (None: any value).
+
+    Documents written before a field existed hold its old meaning: no ``feature_set`` is the
+    paper's, no ``target`` is SAMS.
+    """
+    query: dict[str, Any] = {"state": State.SUCCESSFUL.value}
+    legacy = {"feature_set": FeatureSet.PAPER.value, "target": ModelTarget.SAMS.value}
+    for field, value in (("feature_set", feature_set), ("target", target)):
+        if value is None:
+            continue
+        value = str(value)  # an enum's str is its value
+        query[field] = {"$in": [value, None]} if value == legacy[field] else value
+    return query
 
 
 class FailedModelDocument(TrainingAttempt):

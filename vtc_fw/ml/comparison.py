@@ -54,7 +54,13 @@ from vtc_fw.ml.protocol import (
     plain_params,
     randomized_search,
 )
-from vtc_fw.ml.table import ExponentSweep, pearson, split_for_training, usable_rows
+from vtc_fw.ml.table import (
+    CRYSTAL_COLUMNS,
+    ExponentSweep,
+    pearson,
+    split_for_training,
+    usable_rows,
+)
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.science.features import FEATURE_COLUMNS
 
@@ -75,9 +81,6 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "gbr_crystal_first_shell": (GRADIENT_BOOSTING, CRYSTAL_FIRST_SHELL),
 }
 """Variant name → (model family, feature set), in the order they are run."""
-
-CRYSTAL_COLUMNS: tuple[str, ...] = tuple(CRYSTAL_SUMS.get(name, name) for name in FEATURE_COLUMNS)
-"""The paper's 8 features with QAMS/DAMS/IAMS in their crystal forms, in the paper's order."""
 
 FIXED_COLUMNS: dict[str, tuple[str, ...]] = {
     FIRST_SHELL: (*FEATURE_COLUMNS, *FIRST_SHELL_FEATURES),

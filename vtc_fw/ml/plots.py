@@ -154,7 +154,8 @@ def plot_exponent_sweep(model: Mapping[str, Any], path: Path, target: str = "SAM
 def metrics_table(model: Mapping[str, Any], target: str = "SAMS") -> str:
     """The paper's Table 3 (R² and MAE, train/test) and the run's settings, in markdown."""
     lines = [
-        f"# Model {model['model_id'][:12]} (target: {target})",
+        f"# Model {model['model_id'][:12]} (target: {target}, feature set: "
+        f"{model.get('feature_set') or 'paper'})",
         "",
         "| metric | training | testing |",
         "|---|---|---|",
@@ -168,6 +169,7 @@ def metrics_table(model: Mapping[str, Any], target: str = "SAMS") -> str:
         f"- best parameters: {model['best_params']}",
         f"- training / test records: {len(model['train_keys'])} / {len(model['test_keys'])}",
         f"- excluded: {model['excluded']}",
+        f"- labels by FEFF preset (fidelity): {model.get('fidelity') or model.get('preset')}",
         "",
         *_per_element_table(model),
     ]

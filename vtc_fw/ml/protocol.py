@@ -9,7 +9,9 @@ per-element test R²; out-of-fold R² per element on the training rows (the test
 too few records per element for a meaningful R²); and a balanced variant with equal counts
 per element.
 
-The input is a training table (:mod:`vtc_fw.ml.table`).
+The input is a training table (:mod:`vtc_fw.ml.table`). The inputs are the paper's eight features
+or, with ``feature_set=FeatureSet.CRYSTAL``, the same eight with the crystal sums; every step
+of the protocol is the same for both.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ from sklearn.model_selection import (
 )
 
 from vtc_fw.ml.table import (
+    FEATURE_SET_COLUMNS,
     ExponentSweep,
     split_for_training,
     stratified_split,
     usable_rows,
 )
 from vtc_fw.science.features import FEATURE_COLUMNS
+from vtc_fw.settings import FeatureSet
 
 NOISE_FEATURE = "noise"
 """Name of the uniform-noise column added for the noise-normalized importances."""
@@ -112,6 +116,11 @@ class ProtocolMetrics(BaseModel):
 
     exponent: int | None = Field(description="Feature exponent n of QAMS, DAMS, IAMS.")
     feature_columns: list[str] = Field(description="Input columns, in the estimator's order.")
+    feature_set: FeatureSet = Field(
+        default=FeatureSet.PAPER,
+        description="Named set of those columns: paper (the paper's 8) or crystal (the 8 with "
+        "the crystal sums); models trained before the choice existed are paper.",
+    )
     exponent_sweep: dict[str, Any] | None = Field(
         default=None, description="r of QAMS/IAMS/DAMS with SAMS per exponent (training rows)."
     )
@@ -190,6 +199,7 @@ def train_paper_protocol(
     search_space: Mapping[str, Any] | None = None,
     permutation_repeats: int = PERMUTATION_REPEATS,
     balanced: bool = True,
+    feature_set: FeatureSet = FeatureSet.PAPER,
 ) -> ProtocolResult:
     """Train the paper's random forest on a feature table with a SAMS target.
 
@@ -203,27 +213,39 @@ def train_paper_protocol(
         search_space: Override of :func:`paper_search_space` (tests use a cheap one).
         permutation_repeats: Permutations per feature for the importances.
         balanced: Also run the balanced-per-element variant.
+        feature_set: The model's inputs (:data:`~vtc_fw.ml.table.FEATURE_SET_COLUMNS`).
 
     Returns:
         The fitted estimator and every figure of the protocol.
 
     Raises:
-        ValueError: If fewer than ``2 * cv`` rows remain after exclusions.
+        ValueError: If fewer than ``2 * cv`` rows remain after exclusions, or a usable row
+            lacks a column of the feature set (feature documents older than the crystal sums).
     """
     split = split_for_training(table, seed=seed, cv=cv)
     train, test, sweep = split.train, split.test, split.sweep
-    columns = list(FEATURE_COLUMNS)
+    columns = list(FEATURE_SET_COLUMNS[FeatureSet(feature_set)])
+    require_columns(pd.concat([train, test]), columns, FeatureSet(feature_set))
     search = _search(train[columns], train["sams"], seed, n_iter, cv, n_jobs, search_space)
     estimator = search.best_estimator_
     train_pred = estimator.predict(train[columns].to_numpy())
     test_pred = estimator.predict(test[columns].to_numpy())
-    oof_pred = out_of_fold_predictions(search.best_params_, train, seed=seed, cv=cv, n_jobs=n_jobs)
+    oof_pred = out_of_fold_predictions(
+        search.best_params_, train, seed=seed, cv=cv, n_jobs=n_jobs, columns=columns
+    )
     raw = noise_permutation_importances(
-        search.best_params_, train, test, seed=seed, repeats=permutation_repeats, n_jobs=n_jobs
+        search.best_params_,
+        train,
+        test,
+        seed=seed,
+        repeats=permutation_repeats,
+        n_jobs=n_jobs,
+        columns=columns,
     )
     return ProtocolResult(
         estimator=estimator,
         feature_columns=columns,
+        feature_set=FeatureSet(feature_set),
         exponent=_exponent_of(train, sweep),
         sweep=sweep,
         exponent_sweep=sweep.as_dict() if sweep else None,
@@ -241,7 +263,9 @@ def train_paper_protocol(
         r2_oof=float(r2_score(train["sams"], oof_pred)),
         mae_oof=float(mean_absolute_error(train["sams"], oof_pred)),
         balanced=(
-            balanced_variant(usable_rows(split), search.best_params_, seed=seed, n_jobs=n_jobs)
+            balanced_variant(
+                usable_rows(split), search.best_params_, seed=seed, n_jobs=n_jobs, columns=columns
+            )
             if balanced
             else None
         ),
@@ -256,6 +280,23 @@ def train_paper_protocol(
         n_iter=n_iter,
         cv=cv,
     )
+
+
+def require_columns(rows: pd.DataFrame, columns: Sequence[str], feature_set: FeatureSet) -> None:
+    """Refuse rows that lack a value of a feature set's column.
+
+    The paper's columns were checked by the exclusions; the crystal sums come from sweep columns
+    that feature documents built before them lack.
+
+    Raises:
+        ValueError: A column is absent or null on some row.
+    """
+    lacking = [c for c in columns if c not in rows or rows[c].isna().any()]
+    if lacking:
+        raise ValueError(
+            f"feature set {feature_set.value} needs {', '.join(lacking)} on every usable row "
+            "(feature documents built before them: run the feature builder again)"
+        )
 
 
 def _exponent_of(train: pd.DataFrame, sweep: ExponentSweep | None) -> int | None:
@@ -323,11 +364,12 @@ def out_of_fold_predictions(
     seed: int,
     cv: int,
     n_jobs: int | None = None,
+    columns: Sequence[str] = FEATURE_COLUMNS,
 ) -> np.ndarray:
     """Predictions for every training row by a forest fitted on the other folds.
 
     The folds are those of the search (:func:`cv_folds`), and ``params`` were chosen on
-    them, so scores of these predictions are slightly optimistic.
+    them, so scores of these predictions are slightly optimistic. ``columns`` are the inputs.
 
     Returns:
         One prediction per row of ``train``, in its order.
@@ -335,7 +377,7 @@ def out_of_fold_predictions(
     forest = RandomForestRegressor(**params, random_state=seed, n_jobs=n_jobs)
     return cross_val_predict(
         forest,
-        train[list(FEATURE_COLUMNS)].to_numpy(),
+        train[list(columns)].to_numpy(),
         train["sams"].to_numpy(),
         cv=cv_folds(cv, seed),
     )
@@ -349,20 +391,21 @@ def noise_permutation_importances(
     seed: int,
     repeats: int = PERMUTATION_REPEATS,
     n_jobs: int | None = None,
+    columns: Sequence[str] = FEATURE_COLUMNS,
 ) -> dict[str, dict[str, float]]:
     """Permutation importances (increase of the test MSE) with a uniform-noise reference.
 
-    A forest with the chosen hyperparameters is fitted on the training features plus a
-    column of U(0, 1) noise; each column of the test set is permuted ``repeats`` times.
+    A forest with the chosen hyperparameters is fitted on the training features (``columns``)
+    plus a column of U(0, 1) noise; each column of the test set is permuted ``repeats`` times.
     The production estimator is not this one, so its predictions never depend on noise.
 
     Returns:
         ``{feature: {"mean": ..., "std": ...}}`` including :data:`NOISE_FEATURE`.
     """
     rng = np.random.default_rng(seed)
-    columns = [*FEATURE_COLUMNS, NOISE_FEATURE]
-    x_train = np.column_stack([train[list(FEATURE_COLUMNS)], rng.uniform(size=len(train))])
-    x_test = np.column_stack([test[list(FEATURE_COLUMNS)], rng.uniform(size=len(test))])
+    inputs = list(columns)
+    x_train = np.column_stack([train[inputs], rng.uniform(size=len(train))])
+    x_test = np.column_stack([test[inputs], rng.uniform(size=len(test))])
     forest = RandomForestRegressor(**params, random_state=seed, n_jobs=n_jobs)
     forest.fit(x_train, train["sams"].to_numpy())
     result = permutation_importance(
@@ -377,7 +420,7 @@ def noise_permutation_importances(
     return {
         name: {"mean": float(mean), "std": float(std)}
         for name, mean, std in zip(
-            columns, result.importances_mean, result.importances_std, strict=True
+            [*inputs, NOISE_FEATURE], result.importances_mean, result.importances_std, strict=True
         )
     }
 
@@ -420,12 +463,14 @@ def balanced_variant(
     seed: int,
     n_jobs: int | None = None,
     min_per_element: int = 10,
+    columns: Sequence[str] = FEATURE_COLUMNS,
 ) -> BalancedResult | None:
     """Refit with the same hyperparameters on an equal number of records per element.
 
     Every element with at least ``min_per_element`` rows contributes as many rows as the
     smallest of them (drawn with ``seed``); the 80/20 split is stratified by element.
-    The exponent is that of the main run (columns already at the chosen n).
+    The exponent is that of the main run (columns already at the chosen n); ``columns`` are
+    the inputs.
 
     Returns:
         The balanced scores, or None when fewer than two elements qualify.
@@ -440,7 +485,7 @@ def balanced_variant(
         for element in sorted(counts.index)
     )
     train, test = stratified_split(sample, seed=seed)
-    columns = list(FEATURE_COLUMNS)
+    columns = list(columns)
     forest = RandomForestRegressor(**params, random_state=seed, n_jobs=n_jobs)
     forest.fit(train[columns].to_numpy(), train["sams"].to_numpy())
     train_pred = forest.predict(train[columns].to_numpy())

@@ -1,10 +1,13 @@
 """The training table, pure (no database): one row per record, its split and exponent sweep.
 
-A table has one row per record with the columns ``key``, ``element``, ``sams`` (the target),
-the :data:`~vtc_fw.science.features.FEATURE_COLUMNS`, optionally ``in_domain``, and optionally
-sweep columns ``QAMS@n``, ``DAMS@n``, ``IAMS@n`` (and their crystal forms) for each exponent
-``n``. Rows with a null feature or target, or outside the training domain, are excluded and
-counted, never dropped silently; the split is stratified by absorber element.
+A table has one row per record with the columns ``key``, ``element``, ``sams`` (the label:
+SAMS for the paper's target, else the value of the model's :class:`~vtc_fw.settings.ModelTarget`
+that the builder put there), the :data:`~vtc_fw.science.features.FEATURE_COLUMNS`, optionally
+``in_domain``, and optionally sweep columns ``QAMS@n``, ``DAMS@n``, ``IAMS@n`` (and their
+crystal forms) for each exponent ``n``. A model's inputs are the columns of its
+:class:`~vtc_fw.settings.FeatureSet` (:data:`FEATURE_SET_COLUMNS`). Rows with a null feature or
+target, or outside the training domain, are excluded and counted, never dropped silently; the
+split is stratified by absorber element.
 """
 
 from __future__ import annotations
@@ -22,8 +25,19 @@ from sklearn.model_selection import (
 
 from vtc_fw.keys import CRYSTAL_SUMS, MOMENT_SUMS, parse_sweep_column, sweep_column
 from vtc_fw.science.features import FEATURE_COLUMNS, best_exponent
+from vtc_fw.settings import FeatureSet
 
 TEST_FRACTION = 0.2
+
+CRYSTAL_COLUMNS: tuple[str, ...] = tuple(CRYSTAL_SUMS.get(name, name) for name in FEATURE_COLUMNS)
+"""The paper's 8 features with QAMS/DAMS/IAMS in their crystal forms, in the paper's order."""
+
+FEATURE_SET_COLUMNS: dict[FeatureSet, tuple[str, ...]] = {
+    FeatureSet.PAPER: FEATURE_COLUMNS,
+    FeatureSet.CRYSTAL: CRYSTAL_COLUMNS,
+}
+"""The input columns of each feature set, in the estimator's order. The crystal sums come from
+the sweep columns at the exponent the training rows choose (:func:`at_exponent`)."""
 
 
 @dataclass
