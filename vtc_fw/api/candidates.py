@@ -22,6 +22,7 @@ from maggma.core import Store
 
 from vtc_fw import THREE_D_METALS
 from vtc_fw.builders.train import latest_model
+from vtc_fw.settings import ModelTarget
 
 SORT_KEYS = ("sams", "sams_std", "feff_sams", "element", "formula", "record_key", "spacegroup")
 """Columns the table sorts by (``-`` in front: descending)."""
@@ -183,8 +184,8 @@ class CandidateTable:
         return [{column: row.get(column) for column in COLUMNS} for row in rows]
 
     def newest_model(self) -> dict[str, Any] | None:
-        """``model_id`` and ``last_updated`` of the newest successful model."""
-        return latest_model(self.stores["models"])
+        """The newest successful SAMS model: id, feature set, target, ``last_updated``..."""
+        return latest_model(self.stores["models"], target=ModelTarget.SAMS)
 
     def snapshot(self) -> Snapshot:
         """The current snapshot, read again when the data changed or it is too old."""
