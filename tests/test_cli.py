@@ -81,3 +81,22 @@ def test_defaults_come_from_the_one_settings_object(monkeypatch):
     settings = MainJobSettings()
     assert (settings.n_iter, settings.preset) == (7, "fast")
     assert settings.run_dir == Path("/tmp/elsewhere/run")
+
+
+def test_the_model_configuration_defaults_to_the_best_validated_and_is_overridable(monkeypatch):
+    from vtc_fw.app.main_job import MainJobSettings
+    from vtc_fw.cli.build import build_command
+    from vtc_fw.cli.run import run_command
+
+    build = build_command.make_context("build", []).params
+    assert (build["feature_set"], build["target"]) == ("crystal", "sams")
+    assert (MainJobSettings().feature_set, MainJobSettings().target) == ("crystal", "sams")
+    monkeypatch.setenv("VTC_FW_FEATURE_SET", "paper")
+    monkeypatch.setenv("VTC_FW_TARGET", "a_inv")
+    build = build_command.make_context("build", []).params
+    run = run_command.make_context("run", ["--target", "sams_max"]).params
+    assert (build["feature_set"], build["target"]) == ("paper", "a_inv")
+    assert (run["feature_set"], run["target"]) == ("paper", "sams_max")
+    assert (MainJobSettings().feature_set, MainJobSettings().target) == ("paper", "a_inv")
+    refused = CliRunner().invoke(main, ["build", "--feature-set", "soap"])
+    assert refused.exit_code != 0 and "'soap' is not one of 'paper', 'crystal'" in refused.output

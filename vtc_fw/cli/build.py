@@ -227,6 +227,7 @@ def suggest_command(
     if as_json:
         click.echo(json.dumps(picks, indent=2))
         return
+    click.echo(_answered_by(models, feature_set))
     for pick in picks:
         submitted = _submitted(pick["submitted_fw_id"]) if submit else ""
         click.echo(
