@@ -37,6 +37,11 @@ class ModelTarget(StrEnum):
     A_INV = "a_inv"
     """The rotation-invariant anisotropy of σ; only records with σ."""
 
+    @property
+    def label(self) -> str:
+        """How the target is written in text and on axes: SAMS, SAMS_max, A_inv."""
+        return {"sams": "SAMS", "sams_max": "SAMS_max", "a_inv": "A_inv"}[self.value]
+
 
 DEFAULT_FEATURE_SET = FeatureSet.CRYSTAL
 """The feature set of the best validated model: the crystal sums beat the paper's features in the

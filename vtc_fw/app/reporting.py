@@ -37,14 +37,6 @@ def latest_model(
     return model
 
 
-TARGET_LABELS = {
-    ModelTarget.SAMS.value: "SAMS",
-    ModelTarget.SAMS_MAX.value: "SAMS_max",
-    ModelTarget.A_INV.value: "A_inv",
-}
-"""How each target is written on axes and in the metrics table."""
-
-
 def write_model_report(config: DbConfig, out_dir: Path, model: dict[str, Any]) -> list[Path]:
     """Write the figures and ``metrics.md`` of ``model`` to ``out_dir``.
 
@@ -71,4 +63,4 @@ def write_model_report(config: DbConfig, out_dir: Path, model: dict[str, Any]) -
         features.close()
     labelled = {row["record_key"] for row in xes_rows}
     feature_rows = [row for row in feature_rows if row["record_key"] in labelled] or feature_rows
-    return write_report(model, xes_rows, feature_rows, out_dir, TARGET_LABELS[target])
+    return write_report(model, xes_rows, feature_rows, out_dir, ModelTarget(target).label)

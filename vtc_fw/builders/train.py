@@ -238,7 +238,7 @@ class TrainBuilder(Builder):
         try:
             if not table:
                 raise ValueError(
-                    f"no record has both successful features and a {self.target.value} "
+                    f"no record has both successful features and a {self.target.label} "
                     f"(left out: {excluded})"
                 )
             result = train_paper_protocol(
