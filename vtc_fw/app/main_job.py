@@ -37,7 +37,7 @@ from vtc_fw.builders import (
     run_builders,
 )
 from vtc_fw.builders.train import describe_model
-from vtc_fw.db.config import DbConfig
+from vtc_fw.db.config import DbConfig, ensure_unique_index
 from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.ml.protocol import PAPER_METRICS
 from vtc_fw.progress import progress_bar, refresh_if_terminal
@@ -143,7 +143,7 @@ def store_oqmd_structures(config: DbConfig, limit: int | None, echo: Echo) -> in
     imported reference records always get features.
     """
     collection = config.collection("structures")
-    collection.create_index("structure_id", unique=True)
+    ensure_unique_index(collection, "structure_id")
     present = set(collection.distinct("structure_id", {"source": "oqmd-icsd"}))
     labelled = set(config.collection("tasks").distinct("structure_id")) - present
     wanted = OQMD_3D_STRUCTURES if limit is None else min(limit, OQMD_3D_STRUCTURES)

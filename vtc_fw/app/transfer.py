@@ -31,7 +31,7 @@ from pymatgen.core import Structure
 from pymongo import UpdateOne
 from pymongo.collection import Collection
 
-from vtc_fw.db.config import DbConfig
+from vtc_fw.db.config import DbConfig, ensure_unique_index
 from vtc_fw.documents.task import TaskDocument, ensure_task_indexes, insert_task
 from vtc_fw.errors import TransferError
 from vtc_fw.keys import record_key, task_key
@@ -181,7 +181,7 @@ def fill_missing_structures(config: DbConfig) -> dict[str, int]:
     client = config.client()
     try:
         structures = config.collection(STRUCTURES, client)
-        structures.create_index("structure_id", unique=True)
+        ensure_unique_index(structures, "structure_id")
         wanted = set(config.collection("tasks", client).distinct("structure_id"))
         lacking = wanted - set(structures.distinct("structure_id"))
         found = [structure_document(entry) for entry in shipped_entries(lacking)]
@@ -266,7 +266,7 @@ def _structure(line: dict[str, Any], where: str) -> dict[str, Any]:
 def _insert_structures(structures: Collection, contents: TransferFile) -> dict[str, int]:
     if not contents.structures:
         return {}
-    structures.create_index("structure_id", unique=True)
+    ensure_unique_index(structures, "structure_id")
     now = datetime.now(UTC)
     documents = [{**document, "last_updated": now} for document in contents.structures]
     inserted = _insert_if_missing(structures, documents)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from maggma.core import Builder
 
+from vtc_fw.builders.calibration import CalibrationBuilder
 from vtc_fw.builders.features import (
     FeatureBuilder,
     missing_structures_message,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from vtc_fw.db.config import DbConfig
 
 __all__ = [
+    "CalibrationBuilder",
     "FeatureBuilder",
     "PredictionBuilder",
     "TrainBuilder",
@@ -71,6 +73,13 @@ def nightly_builders(
     return [
         XesBuilder(config.store("tasks"), config.store("xes"), preset=preset),
         FeatureBuilder(config.store("structures"), config.store("features")),
+        CalibrationBuilder(
+            config.store("tasks"),
+            config.store("features"),
+            config.store("calibrations"),
+            config.gridfs_store("model_blobs"),
+            paper_preset=preset,
+        ),
         TrainBuilder(
             config.store("features"),
             config.store("xes"),

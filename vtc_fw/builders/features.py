@@ -75,7 +75,7 @@ class FeatureBuilder(Builder):
 
     def ensure_indexes(self) -> None:
         """Indexes the incremental queries and screening use."""
-        self.structures.ensure_index("structure_id")
+        self.structures.ensure_index("structure_id", unique=True)
         self.structures.ensure_index(self.structures.last_updated_field)
         for field in ("record_key", "structure_id", "element", "state", "in_domain"):
             self.features.ensure_index(field)

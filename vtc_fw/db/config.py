@@ -316,3 +316,15 @@ def get_launchpad(path: str | Path | None = None) -> LaunchPad:
 
 def _first_existing(*paths: Path) -> Path | None:
     return next((path for path in paths if path.is_file()), None)
+
+
+def ensure_unique_index(collection: Collection, field: str) -> None:
+    """A unique index on ``field``, unless an index on it already exists.
+
+    A builder may have created a plain one first (maggma's ``ensure_index``); asking for the
+    same key with other options fails, so an existing index on the key is kept.
+    """
+    for index in collection.index_information().values():
+        if index.get("key") == [(field, 1)]:
+            return
+    collection.create_index(field, unique=True)

@@ -27,7 +27,8 @@ from vtc_fw.ml.calibration import CHEAP_COLUMN, FOREST_PARAMS, calibrated, fit_c
 
 FIDELITY_COLUMN = "fidelity"
 """Which FEFF fidelity a row's label comes from."""
-PAPER, CHEAP = "paper", "cheap"
+PAPER, CHEAP = "paper", "screen"
+"""Fidelities are FEFF preset names, as in a model document's ``fidelity``."""
 
 
 class CurvePoint(BaseModel):

@@ -1,0 +1,70 @@
+"""CalibrationBuilder on our own committed labels: fitted once, refit when the pairs grow.
+
+Task documents are recorded outputs of our real FEFF runs (data/reference_paper.jsonl.gz,
+data/screen/batch_001.jsonl.gz; feff10-rs 0.2.4, this project's engine).
+"""
+
+import gzip
+from pathlib import Path
+
+import pytest
+from bson import json_util
+
+from vtc_fw.app.main_job import store_oqmd_structures
+from vtc_fw.builders import CalibrationBuilder, FeatureBuilder, run_builders
+from vtc_fw.builders.train import load_estimator
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def tasks(path: Path) -> dict[str, dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        found = (json_util.loads(line) for line in handle)
+        return {t["record_key"]: t for t in found if t["state"] == "successful"}
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    paper = tasks(DATA / "reference_paper.jsonl.gz")
+    cheap = tasks(DATA / "screen" / "batch_001.jsonl.gz")
+    keys = sorted(set(paper) & set(cheap))[:36]
+    return [(paper[k], cheap[k]) for k in keys]
+
+
+def builders(db_config):
+    features = db_config.store("features")
+    return [
+        FeatureBuilder(db_config.store("structures"), features),
+        CalibrationBuilder(
+            db_config.store("tasks"),
+            features,
+            db_config.store("calibrations"),
+            db_config.gridfs_store("model_blobs"),
+            repeats=1,
+        ),
+    ]
+
+
+def insert(db_config, pairs):
+    db_config.collection("tasks").insert_many([dict(t) for pair in pairs for t in pair])
+    store_oqmd_structures(db_config, 0, lambda line: None)
+
+
+def test_calibration_is_fitted_once_and_refit_when_the_paired_set_grows(db_config, pairs):
+    assert run_builders(builders(db_config))["CalibrationBuilder"] == 0  # no pairs yet
+    insert(db_config, pairs[:30])
+    assert run_builders(builders(db_config))["CalibrationBuilder"] == 1
+    first = db_config.collection("calibrations").find_one()
+    assert first["cheap_preset"] == "screen" and first["paper_preset"] == "paper"
+    assert first["scores"]["n_pairs"] == 30
+    assert first["method"] == first["scores"]["best"]
+    assert first["cv_mae"] == min(s["mae"] for s in first["scores"]["scores"])
+    if first["method"] != "raw":
+        store = db_config.gridfs_store("model_blobs")
+        store.connect()
+        assert load_estimator(store, first["calibration_id"]) is not None
+    assert run_builders(builders(db_config))["CalibrationBuilder"] == 0  # nothing new
+    insert(db_config, pairs[30:])
+    assert run_builders(builders(db_config))["CalibrationBuilder"] == 1
+    newest = db_config.collection("calibrations").find_one(sort=[("last_updated", -1)])
+    assert newest["scores"]["n_pairs"] == 36 and newest["pairs_hash"] != first["pairs_hash"]

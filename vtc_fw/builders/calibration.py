@@ -1,0 +1,166 @@
+"""CalibrationBuilder: paired cheap and paper tasks + ``features`` → ``calibrations``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from maggma.core import Builder, Store
+
+from vtc_fw.builders.train import serialize_estimator
+from vtc_fw.documents.base import BuilderMeta
+from vtc_fw.documents.calibration import CalibrationDocument
+from vtc_fw.documents.features import FeatureDocument
+from vtc_fw.documents.xes import NO_SCF_RUNG
+from vtc_fw.ml.calibration import fit_calibration, paired_table, score_calibrations
+from vtc_fw.ml.table import at_exponent
+
+CALIBRATION_EXPONENT = 9
+"""Exponent of the moment sums the calibration reads (the reproduced model's)."""
+
+
+class CalibrationBuilder(Builder):
+    """Fit the calibration of cheap labels whenever the paired set changed.
+
+    The paired set is every record with a successful, self-consistent ``paper_preset`` task
+    and a successful ``cheap_preset`` task, and successful features. When its record keys
+    differ from those of the newest calibration (new pairs: the set grew), every method of
+    :mod:`vtc_fw.ml.calibration` is scored by repeated K-fold on it and the best is fitted on
+    all of it. With no pairs (a database without cheap tasks) nothing is written.
+
+    Args:
+        tasks: Source store of task documents.
+        features: Source store of feature documents.
+        calibrations: Target store (key ``calibration_id``).
+        model_blobs: Target store of estimator bytes (shared with the models).
+        cheap_preset: Preset of the cheap labels.
+        paper_preset: Preset of the labels predicted.
+        repeats: Repeats of the 5-fold CV that scores the methods.
+        seed: Seed of the folds and the forests.
+    """
+
+    def __init__(
+        self,
+        tasks: Store,
+        features: Store,
+        calibrations: Store,
+        model_blobs: Store,
+        cheap_preset: str = "screen",
+        paper_preset: str = "paper",
+        repeats: int = 5,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        self.tasks = tasks
+        self.features = features
+        self.calibrations = calibrations
+        self.model_blobs = model_blobs
+        self.cheap_preset = cheap_preset
+        self.paper_preset = paper_preset
+        self.repeats = repeats
+        self.seed = seed
+        self.documents_written = 0
+        super().__init__(sources=[tasks, features], targets=[calibrations, model_blobs], **kwargs)
+
+    def ensure_indexes(self) -> None:
+        """Indexes of the task query and of the newest calibration."""
+        for field in ("preset", "state", "record_key"):
+            self.tasks.ensure_index(field)
+        for field in ("calibration_id", "last_updated"):
+            self.calibrations.ensure_index(field)
+
+    def get_items(self) -> Iterator[dict[str, Any]]:
+        """One item (the paired labels and their features) when the paired set changed."""
+        self.ensure_indexes()
+        paper = self._labels(self.paper_preset)
+        cheap = self._labels(self.cheap_preset)
+        keys = sorted(set(paper) & set(cheap))
+        if not keys:
+            self.logger.info(
+                f"no record has both {self.paper_preset} and {self.cheap_preset} labels"
+            )
+            return
+        newest = next(
+            iter(
+                self.calibrations.query(
+                    sort={"last_updated": -1}, limit=1, properties=["pairs_hash"]
+                )
+            ),
+            None,
+        )
+        if newest is not None and newest["pairs_hash"] == pairs_hash(keys):
+            self.logger.info(f"calibration up to date ({len(keys)} pairs)")
+            return
+        features = list(self.features.query({"record_key": {"$in": keys}, "state": "successful"}))
+        self.total = 1
+        yield {
+            "paper": {k: paper[k][0] for k in keys},
+            "cheap": {k: cheap[k][0] for k in keys},
+            "features": features,
+            "sources_last_updated": max([paper[k][1] for k in keys] + [cheap[k][1] for k in keys]),
+        }
+
+    def _labels(self, preset: str) -> dict[str, tuple[float, datetime]]:
+        """Record key → (SAMS, last_updated) of the successful self-consistent tasks."""
+        found = {}
+        properties = ["record_key", "sams", "sites.rung", "last_updated"]
+        for task in self.tasks.query({"preset": preset, "state": "successful"}, properties):
+            rungs = [site.get("rung") for site in task.get("sites") or []]
+            if NO_SCF_RUNG not in rungs and task.get("sams") is not None:
+                found[task["record_key"]] = (float(task["sams"]), task["last_updated"])
+        return found
+
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Score every method, fit the best on all pairs (pure, no database)."""
+        rows = [FeatureDocument.model_validate(d).training_row() for d in item["features"]]
+        table = at_exponent(pd.DataFrame(rows), CALIBRATION_EXPONENT).to_dict("records")
+        frame = paired_table(table, item["paper"], item["cheap"])
+        scores = score_calibrations(frame, seed=self.seed, repeats=self.repeats)
+        estimator = fit_calibration(scores.best, frame, self.seed)
+        blob_id, data = serialize_estimator(estimator) if estimator is not None else ("raw", b"")
+        best = next(score for score in scores.scores if score.method == scores.best)
+        document = CalibrationDocument(
+            calibration_id=blob_id if estimator is not None else f"raw-{pairs_hash(frame['key'])}",
+            method=scores.best,
+            cheap_preset=self.cheap_preset,
+            paper_preset=self.paper_preset,
+            exponent=CALIBRATION_EXPONENT,
+            pairs_hash=pairs_hash(sorted(item["paper"])),
+            scores=scores,
+            cv_mae=best.mae,
+            sources_last_updated=item["sources_last_updated"],
+            builder_meta=BuilderMeta(builder=type(self).__name__, parameters=self._parameters()),
+        )
+        result: dict[str, Any] = {"calibration": document.model_dump()}
+        if estimator is not None:
+            result["blob"] = {
+                "model_id": blob_id,
+                "data": base64.b64encode(data).decode("ascii"),
+                "last_updated": document.last_updated,
+            }
+        return result
+
+    def update_targets(self, items: list[dict[str, Any]]) -> None:
+        """Store the blob first, then the document that points to it."""
+        for item in items:
+            if "blob" in item:
+                self.model_blobs.update([item["blob"]], key="model_id")
+            self.calibrations.update([item["calibration"]], key="calibration_id")
+            self.documents_written += 1
+
+    def _parameters(self) -> dict[str, Any]:
+        return {
+            "cheap_preset": self.cheap_preset,
+            "paper_preset": self.paper_preset,
+            "repeats": self.repeats,
+            "seed": self.seed,
+        }
+
+
+def pairs_hash(keys: Any) -> str:
+    """SHA-256 of the sorted record keys of a paired set."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
