@@ -4,13 +4,15 @@ The fingerprint (vtc_fw.science.site_fingerprints) on real structures: rock-salt
 stretched, and the spinel Fe3O4 (one tetrahedral and two octahedral Fe per formula unit). The
 comparison variants (vtc_fw.ml.comparison) on the real feature rows of the first OQMD-ICSD
 structures of the session fixture ``table`` (target: the OQMD band gap, NOT SAMS) joined with
-the real fingerprints of their records. Needs the
+the real fingerprints of their records; scripts/compare_models.py --site-fingerprints on the
+recorded FEFF10 tasks of tests/test_builders.py (stretched NiO and CoO, real SAMS). Needs the
 ``anchor`` extra (matminer); without it only the message test runs.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import warnings
 
@@ -20,10 +22,14 @@ import pytest
 from oqmd_table import SWEEP
 from pymatgen.core import Lattice, Structure
 from pymatgen.core.operations import SymmOp
-from test_model_comparison import compare
+from test_builders import store_recorded
+from test_model_comparison import TINY_SPACES, _script, compare
 
+from vtc_fw.app import site_fingerprints as app_fingerprints
 from vtc_fw.app.distortion import nio_structure
+from vtc_fw.builders import FeatureBuilder, XesBuilder, run_builders
 from vtc_fw.errors import UsageError
+from vtc_fw.ml import comparison as model_comparison
 from vtc_fw.ml.comparison import (
     CRYSTAL_COLUMNS,
     EXPONENT_FREE_FEATURES,
@@ -168,3 +174,42 @@ def test_fingerprint_forest_fits_what_only_the_fingerprint_shows(fingerprint_tab
         assert paired[name].diff_mean > 0, name
     without = compare(frame.drop(columns=site_fingerprint_columns()), cv_repeats=0)
     assert not set(FINGERPRINT_VARIANTS) & {v.name for v in without.variants}
+
+
+@needs_matminer
+def test_script_computes_caches_and_joins_fingerprints(db_config, tmp_path, monkeypatch, capsys):
+    store_recorded(db_config)
+    run_builders(
+        [
+            XesBuilder(db_config.store("tasks"), db_config.store("xes"), preset="smoke"),
+            FeatureBuilder(db_config.store("structures"), db_config.store("features")),
+        ]
+    )
+    monkeypatch.setattr(model_comparison, "default_search_spaces", lambda: dict(TINY_SPACES))
+    cache, script = tmp_path / "fingerprints.json", _script()
+    variants = "rf_site_fingerprint,rf_site_fingerprint_paper"
+    options = [
+        *("--db-file", str(db_config.write_db_json(tmp_path / "db.json"))),
+        *("--n-iter", "1", "--cv", "2", "--cv-repeats", "2", "--variants", variants),
+        *("--site-fingerprints", str(cache)),
+    ]
+    script.main([*options, "--json", str(tmp_path / "first.json")])
+    assert "site fingerprints of 12 records, 0 without" in capsys.readouterr().err
+    stored = json.loads(cache.read_text())["records"]
+    assert len(stored) == 12
+    for key, columns in stored.items():
+        assert list(columns) == site_fingerprint_columns()
+        assert columns["sitefp_wt_cn_6"] > 0.9, key  # rock salt, stretched by at most 5 %
+    first = json.loads((tmp_path / "first.json").read_text())
+    assert [v["name"] for v in first["variants"]] == ["paper", *variants.split(",")]
+
+    def not_again(*arguments):
+        raise AssertionError("the cached fingerprints were computed again")
+
+    monkeypatch.setattr(app_fingerprints, "fingerprints_from_database", not_again)
+    script.main([*options, "--json", str(tmp_path / "again.json")])
+    assert json.loads((tmp_path / "again.json").read_text()) == first
+    cache.write_text(json.dumps({"fingerprint": "SOAP", "records": stored}))
+    with pytest.raises(SystemExit):
+        script.main(options)
+    assert "holds 'SOAP'" in capsys.readouterr().err
