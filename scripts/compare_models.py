@@ -3,6 +3,7 @@
     python scripts/compare_models.py --db-file DB.json [--seed 0] [--n-iter 100] [--cv 5]
         [--cv-repeats 10] [--jobs 1] [--json OUT.json] [--markdown OUT.md]
         [--tasks FILE.jsonl.gz ...] [--target sams|sams_max|a_inv] [--variants paper,rf_crystal]
+        [--site-fingerprints CACHE.json]
 
 Reads the ``features`` and ``xes`` collections (as ``TrainBuilder`` does), joins them with
 ``training_table`` and runs :func:`vtc_fw.ml.comparison.compare_models`; prints the
@@ -14,6 +15,13 @@ stdout, progress on stderr.
 data/paper_sigma or data/screen; ``--target`` then chooses what the forest learns: SAMS in the
 quadrupole basis (the paper's), SAMS_max over all orientations or the invariant A_inv (records
 without σ have no label for the last two and are left out).
+
+``--site-fingerprints`` adds the field's standard local-environment descriptor (matminer's
+CrystalNN site fingerprint of the absorber, averaged over its sites:
+:mod:`vtc_fw.science.site_fingerprints`; needs the ``anchor`` extra) as ``sitefp_*`` columns, so
+the ``rf_*site_fingerprint*`` variants run. The fingerprints of the labelled records are computed
+from the ``structures`` collection (``--jobs`` processes) and kept in CACHE.json, which later
+runs reuse.
 """
 
 import argparse
@@ -23,11 +31,13 @@ import sys
 from multiprocessing import Pool
 from pathlib import Path
 
+from vtc_fw.app.site_fingerprints import cached_fingerprints
 from vtc_fw.app.transfer import read_transfer_file
 from vtc_fw.builders.train import training_table
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.xes import XesDocument
+from vtc_fw.errors import UsageError
 from vtc_fw.ml.comparison import compare_models
 
 TARGETS = ("sams", "sams_max", "a_inv")
@@ -64,6 +74,16 @@ def xes_document(tasks: list[dict]) -> dict:
     return XesDocument.from_tasks(tasks, builder_meta=meta).model_dump()
 
 
+def with_site_fingerprints(
+    rows: list[dict], config: DbConfig, cache_path: Path, processes: int
+) -> list[dict]:
+    """The rows with the ``sitefp_*`` columns of their record (none where it has none)."""
+    fingerprints = cached_fingerprints([row["key"] for row in rows], config, cache_path, processes)
+    lacking = len(rows) - len(fingerprints)
+    print(f"site fingerprints of {len(fingerprints)} records, {lacking} without", file=sys.stderr)
+    return [row | fingerprints.get(row["key"], {}) for row in rows]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db-file", type=Path, required=True)
@@ -79,9 +99,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=Path, nargs="+", help="targets from these task files")
     parser.add_argument("--target", choices=TARGETS, default="sams")
     parser.add_argument("--variants", help="comma-separated variants (default: all)")
+    parser.add_argument(
+        "--site-fingerprints",
+        type=Path,
+        metavar="CACHE.json",
+        help="add matminer's site fingerprints (needs the anchor extra), cached in this file",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s")
-    logging.getLogger("vtc_fw.ml.comparison").setLevel(logging.INFO)
+    for name in ("vtc_fw.ml.comparison", "vtc_fw.app.site_fingerprints"):
+        logging.getLogger(name).setLevel(logging.INFO)
     config = DbConfig.load(arguments.db_file)
     config.ensure_server()
     features, xes = load_documents(config)
@@ -91,6 +118,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--target sams_max|a_inv needs --tasks (σ is read from task files)")
     table, excluded, preset = training_table(features, xes)
     print(f"{len(table)} labelled rows (preset {preset}), left out: {excluded}", file=sys.stderr)
+    if arguments.site_fingerprints:
+        try:
+            table = with_site_fingerprints(
+                table, config, arguments.site_fingerprints, arguments.jobs
+            )
+        except UsageError as error:
+            parser.error(str(error))
     result = compare_models(
         table,
         seed=arguments.seed,

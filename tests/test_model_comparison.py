@@ -57,6 +57,8 @@ TINY_GBR = {
 }
 TINY_SPACES = {"random_forest": TINY_SPACE, "gradient_boosting": TINY_GBR}
 SWEEP_COLUMNS = [f"{name}@{n}" for name in MOMENT_SUMS for n in SWEEP]
+TABLE_VARIANTS = [name for name in VARIANTS if "site_fingerprint" not in name]
+"""The variants a table without site fingerprints runs (tests/test_site_fingerprints.py: those)."""
 
 
 def compare(frame: pd.DataFrame, seed: int = 3, **options):
@@ -70,7 +72,7 @@ def result(table):
 
 
 def test_every_variant_predicts_the_same_test_rows(table, result):
-    assert [v.name for v in result.variants] == list(VARIANTS)
+    assert [v.name for v in result.variants] == TABLE_VARIANTS
     assert set(result.train_keys).isdisjoint(result.test_keys)
     rows = at_exponent(table, result.exponent).set_index("key")
     test_rows, true = rows.loc[result.test_keys], np.array(result.test_true)
@@ -214,7 +216,7 @@ def _independent_fold_r2(table, result, name, estimator):
 
 def test_repeated_cv_pairs_every_variant_on_the_same_folds(table, result):
     assert result.cv_repeats == 2
-    assert [score.name for score in result.repeated_cv] == list(VARIANTS)
+    assert [score.name for score in result.repeated_cv] == TABLE_VARIANTS
     paper, *others = result.repeated_cv
     assert paper.diff_mean == 0 and paper.diff_se is None and paper.p_value is None
     paper_r2 = np.array(paper.fold_r2)
@@ -264,8 +266,8 @@ def test_markdown_and_json(result):
     lines = markdown.splitlines()
     assert lines[0].startswith("| variant | features | n_train | n_test |")
     assert lines[1] == "|" + " --- |" * 8
-    rows = lines[2 : 2 + len(VARIANTS)]
-    assert [line.split(" | ")[0] for line in rows] == [f"| {name}" for name in VARIANTS]
+    rows = lines[2 : 2 + len(TABLE_VARIANTS)]
+    assert [line.split(" | ")[0] for line in rows] == [f"| {name}" for name in TABLE_VARIANTS]
     paper = result.variant("paper")
     assert f"| paper | paper 8 | {len(result.train_keys)} | {len(result.test_keys)} |" in markdown
     assert f"{paper.r2_test:.3f}" in markdown
@@ -273,15 +275,16 @@ def test_markdown_and_json(result):
     assert f"Paired repeated CV over all {n_usable} usable rows (2 × 3-fold" in markdown
     paired = lines[lines.index("| variant | R² mean ± std | Δ vs paper ± se | p |") :]
     assert paired[1] == "|" + " --- |" * 4
-    paired_rows = paired[2 : 2 + len(VARIANTS)]
-    assert [line.split(" | ")[0] for line in paired_rows] == [f"| {name}" for name in VARIANTS]
-    assert paired[2 + len(VARIANTS)] == ""  # then the descriptor table
+    paired_rows = paired[2 : 2 + len(TABLE_VARIANTS)]
+    names = [f"| {name}" for name in TABLE_VARIANTS]
+    assert [line.split(" | ")[0] for line in paired_rows] == names
+    assert paired[2 + len(TABLE_VARIANTS)] == ""  # then the descriptor table
     assert paired[2].endswith(" | 0 | – |")
     document = json.loads(json.dumps(result.as_dict()))
-    assert [v["name"] for v in document["variants"]] == list(VARIANTS)
+    assert [v["name"] for v in document["variants"]] == TABLE_VARIANTS
     assert "estimator" not in document["variants"][0]
     assert document["cv_repeats"] == 2
-    assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [6] * len(VARIANTS)
+    assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [6] * len(TABLE_VARIANTS)
 
 
 def _script():
@@ -311,8 +314,8 @@ def test_script_on_recorded_feff_tasks(db_config, tmp_path, monkeypatch, capsys)
     # 13 recorded tasks: one failed for real, the 12 others are trained on
     assert document["table_excluded"]["failed_tasks"] == 1
     assert len(document["train_keys"]) + len(document["test_keys"]) == 12
-    assert [v["name"] for v in document["variants"]] == list(VARIANTS)
+    assert [v["name"] for v in document["variants"]] == TABLE_VARIANTS
     assert all(len(v["test_predicted"]) == len(document["test_keys"]) for v in document["variants"])
     assert document["cv_repeats"] == 2
-    assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [4] * len(VARIANTS)
+    assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [4] * len(TABLE_VARIANTS)
     assert "Paired repeated CV over all 12 usable rows (2 × 2-fold" in captured.out

@@ -19,10 +19,18 @@ exponent sweep on the training rows and the same randomized search (``n_iter`` d
   (:data:`~vtc_fw.keys.CRYSTAL_SUMS`: the sums of the site-averaged tensors, as the
   target sums the sites' spectra), at the chosen exponent.
 * ``gbr_crystal_first_shell``: gradient boosting on the crystal features plus the first shell.
+* ``rf_site_fingerprint``: the paper's forest on the field's standard local-environment
+  descriptor instead of the paper's features: matminer's CrystalNN site fingerprint of the
+  absorber, averaged over its sites (the ``sitefp_*`` columns of
+  :mod:`vtc_fw.science.site_fingerprints`, joined into the table by scripts/compare_models.py).
+* ``rf_site_fingerprint_paper``: the fingerprint plus the 5 exponent-free paper features
+  (density, space group, n_d, EN mean and std): the moment sums replaced by the fingerprint.
+* ``rf_crystal_site_fingerprint``: the crystal features plus the fingerprint.
 
-The ``*_all_exponents`` variants are left out when the table has no sweep columns, the others
-beyond ``paper`` when any usable row lacks one of their columns (feature documents built before
-vtc-fw computed them).
+The ``*_all_exponents`` variants are left out when the table has no sweep columns, the
+``*site_fingerprint*`` ones when it has no fingerprint columns, and every variant beyond
+``paper`` when any usable row lacks one of its columns (feature documents built before vtc-fw
+computed them, records without a fingerprint).
 
 A test split of a few dozen rows cannot tell such variants apart, so each variant's chosen
 configuration is then also scored by paired repeated K-fold over all usable rows
@@ -63,6 +71,7 @@ from vtc_fw.ml.table import (
 )
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.science.features import FEATURE_COLUMNS
+from vtc_fw.science.site_fingerprints import SITE_FINGERPRINT_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +79,8 @@ RANDOM_FOREST = "random_forest"
 GRADIENT_BOOSTING = "gradient_boosting"
 PAPER_FEATURES, ALL_EXPONENTS, FIRST_SHELL = "paper", "all_exponents", "first_shell"
 CRYSTAL, CRYSTAL_FIRST_SHELL = "crystal", "crystal_first_shell"
+SITE_FINGERPRINT, SITE_FINGERPRINT_PAPER = "site_fingerprint", "site_fingerprint_paper"
+CRYSTAL_SITE_FINGERPRINT = "crystal_site_fingerprint"
 VARIANTS: dict[str, tuple[str, str]] = {
     "paper": (RANDOM_FOREST, PAPER_FEATURES),
     "rf_all_exponents": (RANDOM_FOREST, ALL_EXPONENTS),
@@ -79,6 +90,9 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "gbr_first_shell": (GRADIENT_BOOSTING, FIRST_SHELL),
     "rf_crystal": (RANDOM_FOREST, CRYSTAL),
     "gbr_crystal_first_shell": (GRADIENT_BOOSTING, CRYSTAL_FIRST_SHELL),
+    "rf_site_fingerprint": (RANDOM_FOREST, SITE_FINGERPRINT),
+    "rf_site_fingerprint_paper": (RANDOM_FOREST, SITE_FINGERPRINT_PAPER),
+    "rf_crystal_site_fingerprint": (RANDOM_FOREST, CRYSTAL_SITE_FINGERPRINT),
 }
 """Variant name → (model family, feature set), in the order they are run."""
 
@@ -93,6 +107,13 @@ EXPONENT_FREE_FEATURES: tuple[str, ...] = tuple(
     name for name in FEATURE_COLUMNS if name not in MOMENT_SUMS
 )
 """The paper features that do not depend on the feature exponent."""
+
+FINGERPRINT_BASES: dict[str, tuple[str, ...]] = {
+    SITE_FINGERPRINT: (),
+    SITE_FINGERPRINT_PAPER: EXPONENT_FREE_FEATURES,
+    CRYSTAL_SITE_FINGERPRINT: CRYSTAL_COLUMNS,
+}
+"""The columns each fingerprint feature set puts before the table's ``sitefp_*`` columns."""
 
 
 def gbr_search_space() -> dict[str, Any]:
@@ -349,7 +370,9 @@ def describe_features(columns: Sequence[str]) -> str:
 
     Sweep columns are summarized, e.g. ``5 + QAMS/DAMS/IAMS@1–14 (47)``; the paper's 8
     features are ``paper 8``, the crystal forms ``crystal 8``, followed by the first-shell
-    descriptors ``paper 8 + first shell 6 (14)``; any other list is written out.
+    descriptors ``paper 8 + first shell 6 (14)`` or the site fingerprint
+    ``crystal 8 + site fingerprint 61 (69)``; the 5 exponent-free paper features are
+    ``paper 5``; any other list is written out.
     """
     bases = {tuple(FEATURE_COLUMNS): "paper 8", CRYSTAL_COLUMNS: "crystal 8"}
     size = len(FEATURE_COLUMNS)
@@ -358,12 +381,25 @@ def describe_features(columns: Sequence[str]) -> str:
         return base
     if base and rest == FIRST_SHELL_FEATURES:
         return f"{base} + first shell {len(rest)} ({len(columns)})"
+    fingerprint = [c for c in columns if c.startswith(SITE_FINGERPRINT_PREFIX)]
+    if fingerprint:
+        return _describe_fingerprint(columns, len(fingerprint))
     sweep = [parsed for c in columns if (parsed := parse_sweep_column(c))]
     if not sweep:
         return ", ".join(columns)
     names = "/".join(dict.fromkeys(name for name, _ in sweep))
     exponents = sorted({n for _, n in sweep})
     return f"{len(columns) - len(sweep)} + {names}@{exponents[0]}–{exponents[-1]} ({len(columns)})"
+
+
+def _describe_fingerprint(columns: Sequence[str], n_fingerprint: int) -> str:
+    """``site fingerprint 61``, after the name of the columns before it, if any."""
+    names = {EXPONENT_FREE_FEATURES: "paper 5", CRYSTAL_COLUMNS: "crystal 8"}
+    head = tuple(columns[: len(columns) - n_fingerprint])
+    fingerprint = f"site fingerprint {n_fingerprint}"
+    if not head:
+        return fingerprint
+    return f"{names.get(head, ', '.join(head))} + {fingerprint} ({len(columns)})"
 
 
 def _format_counts(counts: Mapping[str, int]) -> str:
@@ -455,17 +491,21 @@ def feature_columns(variant: str, frame: pd.DataFrame) -> list[str] | None:
 
     The paper variants use :data:`~vtc_fw.science.features.FEATURE_COLUMNS`; the ``*_all_exponents``
     variants the exponent-free paper features followed by every ``QAMS@n``, ``IAMS@n`` and
-    ``DAMS@n`` column (by feature, then ascending n), None when there is none; the others
-    their :data:`FIXED_COLUMNS`, None when a row lacks one of them (feature documents built
-    before vtc-fw computed them).
+    ``DAMS@n`` column (by feature, then ascending n), None when there is none; the
+    ``*site_fingerprint*`` variants their :data:`FINGERPRINT_BASES` followed by every
+    ``sitefp_*`` column of the table, None when there is none; the others their
+    :data:`FIXED_COLUMNS`. None also when a row lacks one of the columns (feature documents
+    built before vtc-fw computed them, records without a fingerprint).
     """
     _, feature_set = VARIANTS[variant]
     if feature_set == PAPER_FEATURES:
         return list(FEATURE_COLUMNS)
     if feature_set in FIXED_COLUMNS:
-        columns = list(FIXED_COLUMNS[feature_set])
-        complete = set(columns) <= set(frame.columns) and frame[columns].notna().all().all()
-        return columns if complete else None
+        return _complete(list(FIXED_COLUMNS[feature_set]), frame)
+    if feature_set in FINGERPRINT_BASES:
+        fingerprint = [c for c in frame.columns if c.startswith(SITE_FINGERPRINT_PREFIX)]
+        columns = [*FINGERPRINT_BASES[feature_set], *fingerprint]
+        return _complete(columns, frame) if fingerprint else None
     parsed = [p for c in frame.columns if (p := parse_sweep_column(c))]
     sweep = [
         sweep_column(name, n)
@@ -473,6 +513,12 @@ def feature_columns(variant: str, frame: pd.DataFrame) -> list[str] | None:
         for n in sorted(n for column_name, n in parsed if column_name == name)
     ]
     return [*EXPONENT_FREE_FEATURES, *sweep] if sweep else None
+
+
+def _complete(columns: list[str], frame: pd.DataFrame) -> list[str] | None:
+    """``columns`` when every row of ``frame`` has a value in each, else None."""
+    complete = set(columns) <= set(frame.columns) and frame[columns].notna().all().all()
+    return columns if complete else None
 
 
 def make_estimator(family: str, seed: int) -> RegressorMixin:
