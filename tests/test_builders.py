@@ -683,3 +683,26 @@ def test_a_build_while_another_runs_exits_naming_it(db_config, tmp_path):
     assert nightly.returncode == 1 and "Traceback" not in nightly.stderr
     assert nightly.stderr.strip().splitlines()[-1].startswith("another build is running")
     assert db_config.collection("xes").count_documents({}) == 0
+
+
+def test_cli_predict_from_features_names_its_model_and_spread(db_config, tmp_path):
+    from vtc_fw.app.distortion import nio_structure
+
+    structure_file = tmp_path / "NiO_c2.cif"
+    nio_structure(2.0).to(filename=str(structure_file))
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    predict = ["predict", str(structure_file), "-e", "Ni", "--json", "--db-file", str(db_file)]
+    runner = CliRunner()
+    empty = runner.invoke(main, predict)
+    assert empty.exit_code == 1 and "no trained SAMS model" in empty.output
+    assert "Traceback" not in empty.output and len(empty.output.strip().splitlines()) == 1
+    store_recorded(db_config)
+    build = ["build", "--db-file", str(db_file), "--preset", "smoke", "--n-iter", "1"]
+    assert runner.invoke(main, build).exit_code == 0
+    answer = json.loads(runner.invoke(main, predict).stdout)
+    model = db_config.collection("models").find_one({"state": "successful"})
+    assert answer["fidelity"] == "features" and answer["record_key"] == "file:NiO_c2:Ni"
+    assert (
+        answer["model_id"] == model["model_id"] and model["model_id"][:12] in answer["produced_by"]
+    )
+    assert answer["uncertainty"] >= 0 and np.isfinite(answer["sams"])

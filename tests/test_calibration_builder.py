@@ -5,6 +5,7 @@ data/screen/batch_001.jsonl.gz; feff10-rs 0.2.4, this project's engine).
 """
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,27 @@ def test_calibration_is_fitted_once_and_refit_when_the_paired_set_grows(db_confi
     assert run_builders(builders(db_config))["CalibrationBuilder"] == 1
     newest = db_config.collection("calibrations").find_one(sort=[("last_updated", -1)])
     assert newest["scores"]["n_pairs"] == 36 and newest["pairs_hash"] != first["pairs_hash"]
+
+
+def test_cli_predict_cheap_calibrates_a_screen_run(db_config, pairs, tmp_path):
+    from click.testing import CliRunner
+
+    from vtc_fw.app.distortion import nio_structure
+    from vtc_fw.cli import main
+
+    if db_config.collection("calibrations").count_documents({}) == 0:
+        insert(db_config, pairs[:30])
+        run_builders(builders(db_config))
+    calibration = db_config.collection("calibrations").find_one(sort=[("last_updated", -1)])
+    structure_file = tmp_path / "NiO_c3.cif"
+    nio_structure(3.0).to(filename=str(structure_file))
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    command = ["predict", str(structure_file), "-e", "Ni", "--fidelity", "cheap", "--json"]
+    outcome = CliRunner().invoke(main, [*command, "--db-file", str(db_file)])
+    assert outcome.exit_code == 0, outcome.output
+    answer = json.loads(outcome.stdout)
+    assert answer["fidelity"] == "cheap" and answer["sams_cheap"] > 0
+    assert answer["uncertainty"] == calibration["cv_mae"]
+    assert calibration["calibration_id"][:12] in answer["produced_by"]
+    if calibration["method"] == "raw":
+        assert answer["sams"] == answer["sams_cheap"]

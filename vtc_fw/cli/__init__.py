@@ -11,7 +11,7 @@ import click
 from pymongo.errors import PyMongoError
 
 from vtc_fw import __version__
-from vtc_fw.cli import build, db, features, feff, run, serve
+from vtc_fw.cli import build, db, features, feff, predict, run, serve
 from vtc_fw.errors import VtcError
 
 
@@ -55,6 +55,7 @@ COMMANDS: tuple[click.Command, ...] = (
     build.screen_command,
     build.report_command,
     build.suggest_command,
+    predict.predict_command,
     run.run_command,
     serve.serve_command,
 )
