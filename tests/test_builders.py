@@ -37,6 +37,7 @@ from vtc_fw.builders.predict import feature_vector
 from vtc_fw.builders.train import latest_model, load_estimator, serialize_estimator
 from vtc_fw.cli import main
 from vtc_fw.db.lock import holding_build_lock
+from vtc_fw.errors import ModelBlobError
 from vtc_fw.keys import CRYSTAL_SUMS
 from vtc_fw.ml.table import CRYSTAL_COLUMNS
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
@@ -338,9 +339,11 @@ def test_train_counts_failed_tasks_and_stores_a_verifiable_blob(stores):
     assert np.allclose(estimator.predict(np.array(test_features)), model["test_predicted"])
     # a blob whose bytes do not hash to its id is refused
     blob = stores["model_blobs"].query_one({"model_id": model["model_id"]})
-    other_bytes = base64.b64encode(serialize_estimator(estimator)[1]).decode()
+    model_id, data = serialize_estimator(estimator)
+    assert model_id == model["model_id"]  # the loaded forest is the stored one, byte for byte
+    other_bytes = base64.b64encode(data + b"\0").decode()
     stores["model_blobs"].update([{**blob, "data": other_bytes}])
-    with pytest.raises(ValueError, match="corrupt"):
+    with pytest.raises(ModelBlobError, match="corrupt"):
         load_estimator(stores["model_blobs"], model["model_id"])
     # nothing new arrived: no training
     assert list(builder.get_items()) == []

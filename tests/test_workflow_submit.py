@@ -83,8 +83,10 @@ def test_cli_submit_prints_what_it_added(db_config, cif_dir, tmp_path):
     arguments = ["submit", "--source", "cif-dir", "--path", str(cif_dir), "--preset", "smoke"]
     options = ["--timeout", "900", "--db-file", str(db_file)]
     result = CliRunner().invoke(main, [*arguments, *options])
-    assert result.exit_code == 0, result.output
-    assert "3 workflows added" in result.output
+    assert result.exit_code == 1, result.output  # broken.cif and MgO.cif got no workflow
+    assert "3 workflows added" in result.stdout
+    assert "unreadable file:broken" in result.stderr
+    assert "unusable file:MgO: file:MgO (MgO) contains no 3d transition metal" in result.stderr
     tasks = [fw["spec"]["_tasks"][0] for fw in db_config.launchpad().fireworks.find({})]
     assert len(tasks) == 3 and all(task["timeout_s"] == 900 for task in tasks)
     unknown = CliRunner().invoke(main, [*arguments[:-1], "nonsense", "--db-file", str(db_file)])

@@ -61,6 +61,7 @@ class Reason(StrEnum):
     NO_SUCCESSFUL_TASK = "no_successful_task"
     UNUSABLE_SPECTRA = "unusable_spectra"
     NULL_FEATURES = "null_features"
+    BAD_MODEL_BLOB = "bad_model_blob"
     # the embedded database server
     PORT_IN_USE = "port_in_use"
     SERVER_MISSING = "server_missing"
@@ -140,6 +141,12 @@ class DiskFullError(VtcError):
 
     reason = Reason.DISK_FULL
     attempts: list[Any] | None = None
+
+
+class ModelBlobError(VtcError):
+    """A stored model cannot be used: not the safe format, a disallowed class, a hash mismatch."""
+
+    reason = Reason.BAD_MODEL_BLOB
 
 
 class TransferError(VtcError):

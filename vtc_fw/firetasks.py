@@ -355,3 +355,38 @@ def _failure(record_key: str, preset: str, error: Exception) -> dict[str, Any]:
 def _as_plain(attempt: Any) -> dict[str, Any]:
     """An engine ``Attempt`` (or an already plain dict) as a dict."""
     return attempt.as_dict() if hasattr(attempt, "as_dict") else dict(attempt)
+
+
+TRUSTED_TASKS = ("{{vtc_fw.firetasks.RunXesTask}}", "{{vtc_fw.firetasks.InsertXesTask}}")
+"""The ``_fw_name`` of every FireTask a vtc-fw worker runs."""
+UNTRUSTED_SPEC_KEYS = (
+    "_background_tasks",
+    "_launch_dir",
+    "_trackers",
+    "_files_in",
+    "_files_out",
+    "_files_prev",
+    "_dupefinder",
+    "_queueadapter",
+)
+"""Spec keys that make FireWorks itself act (run background FireTasks, change directory, read or
+copy files, load a class, change the queue script); vtc-fw's Fireworks never carry them."""
+
+
+def trusted_fireworks_query() -> dict[str, Any]:
+    """The FWorker ``query`` of every vtc-fw worker: only Fireworks made of vtc-fw's FireTasks.
+
+    A Firework's spec names the classes its worker instantiates and runs (``_tasks``, by
+    ``_fw_name``): FireWorks' own ``ScriptTask`` runs a shell command, ``PyTask`` any
+    function. With this query a worker never checks such a Firework out, whoever wrote it:
+    ``_tasks`` must be a list of :data:`TRUSTED_TASKS` only, and none of
+    :data:`UNTRUSTED_SPEC_KEYS` may be present. ``my_fworker.yaml`` and the local workers of
+    ``vtc-fw run`` carry it.
+    """
+    allowed_tasks = {
+        "$type": "array",
+        "$not": {"$elemMatch": {"_fw_name": {"$nin": list(TRUSTED_TASKS)}}},
+    }
+    return {"spec._tasks": allowed_tasks} | {
+        f"spec.{key}": {"$exists": False} for key in UNTRUSTED_SPEC_KEYS
+    }

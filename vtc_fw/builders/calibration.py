@@ -19,6 +19,8 @@ from vtc_fw.documents.xes import NO_SCF_RUNG
 from vtc_fw.ml.calibration import fit_calibration, paired_table, score_calibrations
 from vtc_fw.ml.table import at_exponent
 
+STORABLE_METHODS = ("raw", "forest", "forest_residual")
+"""Methods whose fitted form the model blob format holds (the linear fit is only scored)."""
 CALIBRATION_EXPONENT = 9
 """Exponent of the moment sums the calibration reads (the reproduced model's)."""
 
@@ -29,8 +31,10 @@ class CalibrationBuilder(Builder):
     The paired set is every record with a successful, self-consistent ``paper_preset`` task
     and a successful ``cheap_preset`` task, and successful features. When its record keys
     differ from those of the newest calibration (new pairs: the set grew), every method of
-    :mod:`vtc_fw.ml.calibration` is scored by repeated K-fold on it and the best is fitted on
-    all of it. With no pairs (a database without cheap tasks) nothing is written.
+    :mod:`vtc_fw.ml.calibration` is scored by repeated K-fold on it and the best of those that
+    can be stored as data (:data:`STORABLE_METHODS`: no estimator, or a forest in the safe
+    format of :mod:`vtc_fw.ml.forest_format`) is fitted on all of it. With no pairs (a database
+    without cheap tasks) nothing is written.
 
     Args:
         tasks: Source store of task documents.
@@ -120,12 +124,15 @@ class CalibrationBuilder(Builder):
         table = at_exponent(pd.DataFrame(rows), CALIBRATION_EXPONENT).to_dict("records")
         frame = paired_table(table, item["paper"], item["cheap"])
         scores = score_calibrations(frame, seed=self.seed, repeats=self.repeats)
-        estimator = fit_calibration(scores.best, frame, self.seed)
+        best = min(
+            (score for score in scores.scores if score.method in STORABLE_METHODS),
+            key=lambda score: score.mae,
+        )
+        estimator = fit_calibration(best.method, frame, self.seed)
         blob_id, data = serialize_estimator(estimator) if estimator is not None else ("raw", b"")
-        best = next(score for score in scores.scores if score.method == scores.best)
         document = CalibrationDocument(
             calibration_id=blob_id if estimator is not None else f"raw-{pairs_hash(frame['key'])}",
-            method=scores.best,
+            method=best.method,
             cheap_preset=self.cheap_preset,
             paper_preset=self.paper_preset,
             exponent=CALIBRATION_EXPONENT,

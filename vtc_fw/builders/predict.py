@@ -30,7 +30,7 @@ class PredictionBuilder(Builder):
     Args:
         features: Source store of feature documents (key ``record_key``).
         models: Source store of model documents (key ``model_id``).
-        model_blobs: Source store of joblib bytes.
+        model_blobs: Source store of model blobs (:mod:`vtc_fw.ml.forest_format`).
         predictions: Target store (key ``prediction_key``).
         model_id: A specific model to predict with (default: the newest).
         chunk_size: Records predicted per vectorized call.

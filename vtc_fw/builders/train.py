@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
-import io
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import joblib
 from maggma.core import Builder, Store
 from sklearn.ensemble import RandomForestRegressor
 
@@ -18,6 +17,8 @@ from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.model import FailedModelDocument, ModelDocument, configuration_query
+from vtc_fw.errors import ModelBlobError
+from vtc_fw.ml.forest_format import forest_from_bytes, forest_to_bytes
 from vtc_fw.ml.protocol import ProtocolResult, train_paper_protocol
 from vtc_fw.settings import DEFAULT_FEATURE_SET, DEFAULT_PRESET, FeatureSet, ModelTarget
 
@@ -47,27 +48,31 @@ MODEL_PROPERTIES = [
 
 
 def serialize_estimator(estimator: RandomForestRegressor) -> tuple[str, bytes]:
-    """The joblib bytes of an estimator (zlib-compressed) and their SHA-256, the model id."""
-    buffer = io.BytesIO()
-    joblib.dump(estimator, buffer, compress=("zlib", 3))
-    data = buffer.getvalue()
+    """The blob of a forest (JSON and ``.npy`` arrays, no pickle) and its SHA-256, the model id."""
+    data = forest_to_bytes(estimator)
     return hashlib.sha256(data).hexdigest(), data
 
 
 def load_estimator(model_blobs: Store, model_id: str) -> RandomForestRegressor:
     """The estimator stored under ``model_id``, verified against its content hash.
 
+    The blob is parsed as data (:func:`vtc_fw.ml.forest_format.forest_from_bytes`), never
+    unpickled, so whoever can write to the database cannot make this run code.
+
     Raises:
         LookupError: No blob with that id.
-        ValueError: The stored bytes do not hash to ``model_id``.
+        ModelBlobError: The stored bytes do not hash to ``model_id`` or are not a safe blob.
     """
     document = model_blobs.query_one({"model_id": model_id})
     if document is None:
         raise LookupError(f"no model blob {model_id}")
-    data = base64.b64decode(document["data"])
+    try:
+        data = base64.b64decode(document["data"], validate=True)
+    except (KeyError, TypeError, binascii.Error) as error:
+        raise ModelBlobError(f"model blob {model_id} holds no base64 data: {error}") from error
     if hashlib.sha256(data).hexdigest() != model_id:
-        raise ValueError(f"model blob {model_id} is corrupt (hash mismatch)")
-    return joblib.load(io.BytesIO(data))
+        raise ModelBlobError(f"model blob {model_id} is corrupt (its SHA-256 is not its id)")
+    return forest_from_bytes(data)
 
 
 def latest_model(
@@ -125,7 +130,7 @@ class TrainBuilder(Builder):
         features: Source store of feature documents (key ``record_key``).
         xes: Source store of xes documents (key ``record_key``).
         models: Target store of model documents (key ``model_id``).
-        model_blobs: Target store of joblib bytes (GridFS bucket ``model_blobs``).
+        model_blobs: Target store of model blobs (GridFS bucket ``model_blobs``).
         seed: Seed of the whole protocol (reproducible models).
         n_iter: Draws of the randomized search (paper: 100).
         cv: Cross-validation folds (paper: 5).

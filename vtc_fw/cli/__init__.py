@@ -2,9 +2,13 @@
 
 Commands are registered explicitly below. One error policy for all of them: a vtc-fw error
 (bad input, bad configuration, FEFF failure), an unreachable database or an unreadable file is
-one line on stderr and exit code 1, never a traceback.
+one line on stderr and exit code 1, never a traceback. Library warnings (pymatgen's CIF parser,
+spglib, scikit-learn) are not printed: what matters of them is in vtc-fw's own messages
+(``PYTHONWARNINGS=default`` shows them again).
 """
 
+import sys
+import warnings
 from typing import Any
 
 import click
@@ -20,6 +24,12 @@ class VtcGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; vtc-fw, database and file errors become ``click.ClickException``."""
+        with warnings.catch_warnings():
+            if not sys.warnoptions:
+                warnings.simplefilter("ignore")
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except VtcError as error:

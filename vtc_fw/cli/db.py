@@ -11,6 +11,7 @@ from vtc_fw.app.transfer import export_tasks, fill_missing_structures, import_ta
 from vtc_fw.cli.options import db_config_option, setting
 from vtc_fw.db.config import DbConfig
 from vtc_fw.progress import progress_bar
+from vtc_fw.science.records import absorber_elements
 from vtc_fw.workflow.maker import XesWorkflowMaker
 from vtc_fw.workflow.submission import (
     SOURCES,
@@ -93,12 +94,16 @@ def submit_command(
     timeout_s: float | None,
     config: DbConfig,
 ) -> None:
-    """Store structures from a source and add one XES workflow per new record."""
+    """Store structures from a source and add one XES workflow per new record.
+
+    A structure that cannot be read or used gets one line on stderr with the reason and no
+    workflow; the others are submitted, and the exit code is then 1.
+    """
     from vtc_fw.feff import PRESETS
 
     if preset not in PRESETS:
         raise click.ClickException(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    chosen = [e.strip() for e in elements.split(",")] if elements else None
+    chosen = _elements_option(elements)
     entries = open_source(source, path=path, limit=limit, elements=chosen, seed=seed)
     with progress_bar(total=limit, unit="structure", desc="submit") as bar:
         report = submit_entries(
@@ -110,7 +115,21 @@ def submit_command(
         )
     for structure_id, error in report.unreadable:
         click.echo(f"unreadable {structure_id}: {error}", err=True)
+    for structure_id, error in report.unusable:
+        click.echo(f"unusable {structure_id}: {error}", err=True)
     click.echo(report.summary())
+    if report.unreadable or report.unusable:
+        raise click.ClickException(
+            f"{len(report.unreadable) + len(report.unusable)} structures got no workflow "
+            "(listed above)"
+        )
+
+
+def _elements_option(text: str | None) -> list[str] | None:
+    """``--elements Fe,Co``: the absorbers, each checked to be a 3d metal; None for all."""
+    if text is None:
+        return None
+    return absorber_elements([symbol.strip() for symbol in text.split(",")])
 
 
 @click.command("backfill-sigma")
@@ -122,7 +141,7 @@ def backfill_sigma_command(
     preset: str, elements: str | None, limit: int | None, config: DbConfig
 ) -> None:
     """Queue again the successful tasks without σ so that they gain it (six polarizations)."""
-    chosen = [e.strip() for e in elements.split(",")] if elements else None
+    chosen = _elements_option(elements)
     added = resubmit_without_sigma(config, XesWorkflowMaker(preset=preset), chosen, limit)
     queued = sum(fw_id is not None for fw_id in added.values())
     click.echo(

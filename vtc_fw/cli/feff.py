@@ -23,7 +23,7 @@ from vtc_fw.settings import DEFAULT_PRESET
 
 
 @click.command("sams")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option("--element", "-e", required=True, help="Absorbing 3d element, e.g. Ni.")
 @click.option(
     "--preset", type=click.Choice(sorted(PRESETS)), default=DEFAULT_PRESET, show_default=True
@@ -99,13 +99,10 @@ def _run_feff(
 
     FEFF's work files go to ``workdir`` or a temporary folder.
     """
-    from pymatgen.core import Structure
-
+    from vtc_fw.cli.features import record_of_file
     from vtc_fw.feff.engine import compute_record_spectra
-    from vtc_fw.science.records import make_records
 
-    structure = Structure.from_file(path)
-    record = make_records(structure, structure_id=path.stem, elements=[element])[0]
+    record = record_of_file(path, element, path.stem)
     with tempfile.TemporaryDirectory(prefix="vtc-fw-sams-") as scratch:
         root = workdir or Path(scratch)
         spectra = compute_record_spectra(
@@ -195,9 +192,7 @@ def _three_numbers(text: str, kind: type) -> np.ndarray:
 
 
 @click.command("spectra")
-@click.argument(
-    "path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--element", "-e", default=None, help="Absorbing 3d element (with PATH).")
 @click.option("--record", "record_key", default=None, help="A stored record, e.g. 'id:Fe'.")
 @click.option(

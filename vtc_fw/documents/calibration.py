@@ -22,7 +22,7 @@ class CalibrationDocument(Document):
 
     calibration_id: str = Field(description="SHA-256 of the estimator's bytes in model_blobs.")
     state: State = Field(default=State.SUCCESSFUL, description="Always successful.")
-    method: str = Field(description="The method fitted: the one with the lowest CV MAE.")
+    method: str = Field(description="The method fitted: the storable one with the lowest CV MAE.")
     cheap_preset: str = Field(description="FEFF preset of the cheap labels (the input).")
     paper_preset: str = Field(description="FEFF preset of the labels it predicts.")
     exponent: int = Field(description="Feature exponent of the moment sums it reads.")

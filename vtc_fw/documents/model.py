@@ -1,10 +1,11 @@
 """The ``models`` collection: one document per trained random forest.
 
-The estimator itself lives in the GridFS bucket ``model_blobs`` (joblib bytes) under
-``model_id``, the SHA-256 of those bytes; this document holds everything needed to judge
-and reproduce it. A model's configuration is its ``feature_set``, its ``target`` and the FEFF
-preset(s) of its labels (``fidelity``); the current model of a configuration is the newest
-successful document with it (:func:`configuration_query`).
+The estimator itself lives in the GridFS bucket ``model_blobs`` (JSON and ``.npy`` arrays in a
+ZIP, :mod:`vtc_fw.ml.forest_format`; never a pickle) under ``model_id``, the SHA-256 of those
+bytes; this document holds everything needed to judge and reproduce it. A model's configuration
+is its ``feature_set``, its ``target`` and the FEFF preset(s) of its labels (``fidelity``); the
+current model of a configuration is the newest successful document with it
+(:func:`configuration_query`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class TrainingAttempt(Document):
     """What every ``models`` document holds, trained or failed: key, sources and provenance."""
 
     model_id: str = Field(
-        description="SHA-256 of the joblib bytes in the model_blobs bucket; "
+        description="SHA-256 of the model blob (vtc_fw.ml.forest_format) in model_blobs; "
         '"failed-<UTC time>" for a failed attempt.'
     )
     state: State = Field(description="successful, or failed (FailedModelDocument).")

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from pymatgen.core import Structure
+from pymatgen.core import Element, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from vtc_fw import THREE_D_METALS
-from vtc_fw.errors import StructureError
+from vtc_fw.errors import Reason, StructureError, UsageError
 from vtc_fw.keys import record_key
 from vtc_fw.science.clusters import N_NEIGHBORS, Cluster, clusters_around
 from vtc_fw.science.oxidation import OxidationResult, assign_oxidation_states
@@ -161,24 +161,85 @@ def make_records(
     """
     structure, structure_id = _unwrap(structure, structure_id)
     structure = _validated(structure, structure_id)
-    symbols = set(structure.symbol_set)
-    present = [x for x in THREE_D_METALS if x in symbols]
-    chosen = [x for x in present if elements is None or x in elements]
-    if not chosen:
-        raise StructureError(
-            f"{structure_id} ({structure.composition.reduced_formula}) contains no 3d "
-            f"transition metal{' among ' + ', '.join(elements) if elements else ''}",
-            reason="no_3d_metal",
-        )
+    chosen = _chosen_absorbers(structure, structure_id, elements)
     oxidation = _checked_oxidation(oxidation, structure, structure_id)
     dataset = _symmetry_dataset(structure, symprec, structure_id)
-    absorbers = [i for i, site in enumerate(structure) if site.specie.symbol in chosen]
-    clusters = clusters_around(structure, absorbers, oxidation.charges)
+    clusters = _absorber_clusters(structure, structure_id, chosen, oxidation.charges)
     reference_axes = _conventional_axes(structure, dataset)
     return [
         _record(structure, structure_id, x, oxidation, dataset, clusters, reference_axes)
         for x in chosen
     ]
+
+
+def absorber_elements(symbols: list[str]) -> list[str]:
+    """The absorbers a user asked for, each checked to be a 3d transition metal.
+
+    Raises:
+        UsageError: A symbol is not a chemical element, or not a 3d transition metal; the
+            message names it.
+    """
+    for symbol in symbols:
+        if symbol in THREE_D_METALS:
+            continue
+        if not Element.is_valid_symbol(symbol):
+            raise UsageError(f"{symbol!r} is not a chemical element symbol (e.g. Fe)")
+        raise UsageError(
+            f"{symbol} is not a 3d transition metal: the absorber must be one of "
+            f"{', '.join(THREE_D_METALS)}"
+        )
+    return list(symbols)
+
+
+def check_usable(
+    structure: Structure, structure_id: str, elements: list[str] | None = None
+) -> list[str]:
+    """The checks of :func:`make_records` that need no oxidation states or symmetry.
+
+    Cheap enough for a submission (milliseconds): ordered, not empty, a sound geometry, a
+    requested 3d metal present, and every absorber site with a cluster (no isolated atom).
+
+    Returns:
+        The absorbers of the records :func:`make_records` would build.
+
+    Raises:
+        StructureError: With the reason :func:`make_records` would give.
+    """
+    structure = _validated(structure, structure_id)
+    chosen = _chosen_absorbers(structure, structure_id, elements)
+    _absorber_clusters(structure, structure_id, chosen, None)
+    return chosen
+
+
+def _absorber_clusters(
+    structure: Structure, structure_id: str, absorbers: list[str], charges: np.ndarray | None
+) -> dict[int, Cluster]:
+    """The cluster of every absorber site; a StructureError names the structure."""
+    sites = [i for i, site in enumerate(structure) if site.specie.symbol in absorbers]
+    try:
+        return clusters_around(structure, sites, charges)
+    except StructureError as error:
+        raise StructureError(f"{structure_id}: {error}", error.reason) from error
+
+
+def _chosen_absorbers(
+    structure: Structure, structure_id: str, elements: list[str] | None
+) -> list[str]:
+    """The 3d metals of the structure among ``elements`` (all when None), or a StructureError."""
+    present = [x for x in THREE_D_METALS if x in set(structure.symbol_set)]
+    if elements is None:
+        chosen = present
+    else:
+        chosen = [x for x in present if x in absorber_elements(elements)]
+    if chosen:
+        return chosen
+    formula = structure.composition.reduced_formula
+    if elements is None or not present:
+        message = f"{structure_id} ({formula}) contains no 3d transition metal"
+    else:
+        asked, found = ", ".join(elements), ", ".join(present)
+        message = f"{structure_id} ({formula}) contains no {asked}; its 3d metals: {found}"
+    raise StructureError(message, reason=Reason.NO_3D_METAL)
 
 
 def inequivalent_site_count(structure: Structure, element: str, symprec: float = SYMPREC) -> int:
@@ -205,7 +266,8 @@ def _unwrap(structure: Any, structure_id: str | None) -> tuple[Structure, str]:
         entry = structure
         if entry.structure is None:
             raise StructureError(
-                f"{entry.structure_id}: {entry.error or 'no structure'}", reason="unreadable"
+                f"{entry.structure_id}: {entry.error or 'no structure'}",
+                reason=entry.reason or "unreadable",
             )
         return entry.structure, structure_id or entry.structure_id
     if structure_id is None:

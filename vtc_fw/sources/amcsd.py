@@ -17,7 +17,7 @@ from typing import Any
 from vtc_fw import THREE_D_METALS
 from vtc_fw.errors import SourceUnavailableError, StructureError
 from vtc_fw.sources.entry import StructureEntry, structure_summary
-from vtc_fw.sources.files import parse_cif_text
+from vtc_fw.sources.readers import parse_cif_text
 
 SOURCE = "amcsd"
 AMCSD_CREDIT = (

@@ -24,6 +24,7 @@ class StructureEntry:
         provenance: Where it came from (path, row id, name, licence, query, package version)
             and a summary of what was read (formula, ordered, 3d metals). JSON-serialisable.
         error: A message for the user when the input could not be read; the batch goes on.
+        reason: Why it could not be read (a ``vtc_fw.errors.Reason`` value), with ``error``.
     """
 
     structure_id: str
@@ -31,6 +32,7 @@ class StructureEntry:
     source: str
     provenance: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    reason: str | None = None
 
     @property
     def is_readable(self) -> bool:
@@ -50,6 +52,7 @@ class StructureEntry:
             "source": self.source,
             "provenance": self.provenance,
             "error": self.error,
+            "reason": self.reason,
         }
 
     @classmethod
@@ -62,6 +65,7 @@ class StructureEntry:
             source=document["source"],
             provenance=dict(document.get("provenance") or {}),
             error=document.get("error"),
+            reason=document.get("reason"),
         )
 
 

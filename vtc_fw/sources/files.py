@@ -3,85 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pymatgen.core import Structure
-from pymatgen.io.cif import CifParser
-from pymatgen.io.vasp import Poscar
-
 from vtc_fw.errors import SourceUnavailableError, StructureError
 from vtc_fw.sources.entry import StructureEntry, structure_summary
+from vtc_fw.sources.readers import (
+    STRUCTURE_SUFFIXES,
+    one_line,
+    read_structure_file,
+    shown_path,
+    structure_file_format,
+)
 
 SOURCE = "cif-dir"
 SAMPLE_DIR = Path(str(resources.files("vtc_fw") / "data" / "sample"))
 """Ten OQMD-ICSD structures bundled with vtc-fw, one per 3d element (see its README)."""
-CIF_OCCUPANCY_TOLERANCE = 1.05
-STRUCTURE_SUFFIXES = (".cif", ".vasp", ".json.gz", ".json")
-
-
-def structure_file_format(path: Path) -> str | None:
-    """``"cif"``, ``"poscar"`` or ``"json"`` from a file name; None for other files."""
-    name = path.name.lower()
-    if name.endswith(".cif"):
-        return "cif"
-    if name.endswith((".json", ".json.gz")):
-        return "json"
-    if name.startswith(("poscar", "contcar")) or name.endswith(".vasp"):
-        return "poscar"
-    return None
-
-
-def parse_cif_text(text: str) -> tuple[list[Structure], list[str]]:
-    """All structures of a CIF (one per readable data block) and pymatgen's parser warnings.
-
-    Partially occupied sites are kept (a disordered Structure); the records layer decides.
-    Site occupancies summing to at most 1.05 (rounding in published tables) are scaled to 1;
-    larger sums make the block unreadable.
-
-    Raises:
-        StructureError: No block of the CIF gives a structure.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            parser = CifParser.from_str(text, occupancy_tolerance=CIF_OCCUPANCY_TOLERANCE)
-            structures = parser.parse_structures(primitive=False, on_error="warn")
-        # pymatgen's CIF reader raises anything from ValueError to IndexError on malformed text
-        except Exception as error:
-            messages = _unique_messages(caught)
-            detail = "; ".join([str(error), *messages])
-            raise StructureError(f"unreadable CIF: {detail}", reason="unreadable") from error
-    return structures, _unique_messages(caught)
-
-
-def read_structure_file(path: Path) -> tuple[list[Structure], list[str]]:
-    """The structures in one file and the reader's warnings.
-
-    Raises:
-        StructureError: The file cannot be read as its format.
-        OSError: The file cannot be opened.
-    """
-    file_format = structure_file_format(path)
-    if file_format == "cif":
-        return parse_cif_text(path.read_text(errors="replace"))
-    if file_format not in ("poscar", "json"):
-        raise StructureError(f"not a structure file: {path.name}", reason="unreadable")
-    try:
-        if file_format == "poscar":
-            structure = Poscar.from_file(path, check_for_potcar=False).structure
-        else:
-            structure = Structure.from_file(path)
-    # pymatgen's readers raise anything from ValueError to IndexError on malformed files
-    except Exception as error:
-        raise StructureError(
-            f"unreadable {file_format} file: {type(error).__name__}: {error}", "unreadable"
-        ) from error
-    return [structure], []
 
 
 def iter_directory(path: str | Path, recursive: bool = False) -> Iterator[StructureEntry]:
@@ -134,21 +74,36 @@ def _without_known_suffix(name: str) -> str:
     return name
 
 
+def iter_paths(paths: Iterable[str | Path]) -> Iterator[StructureEntry]:
+    """Entries of structure files and directories, in the order given.
+
+    A directory yields :func:`iter_directory`'s entries; anything else is read as one structure
+    file (id ``"file:<stem>"``), and a file that cannot be read, a missing path included,
+    yields an entry with ``error`` set: the batch goes on.
+    """
+    for path in map(Path, paths):
+        if path.is_dir():
+            yield from iter_directory(path)
+        else:
+            yield from _entries_from_file(path, _without_known_suffix(path.name))
+
+
 def _entries_from_file(file: Path, name: str) -> Iterator[StructureEntry]:
-    file_format = structure_file_format(file)
-    provenance: dict[str, Any] = {"path": str(file.resolve()), "format": file_format}
+    name = shown_path(name)  # an id stays one printable line whatever the file is called
+    provenance: dict[str, Any] = {
+        "path": str(file.absolute()),
+        "format": structure_file_format(file),
+    }
     try:
-        provenance["sha256"] = hashlib.sha256(file.read_bytes()).hexdigest()
         structures, parser_warnings = read_structure_file(file)
+        provenance["sha256"] = hashlib.sha256(file.read_bytes()).hexdigest()
     except (OSError, StructureError) as error:
-        yield StructureEntry(f"file:{name}", None, SOURCE, provenance, error=f"{file}: {error}")
+        reason = getattr(error, "reason", "unreadable")
+        message = f"{shown_path(file)}: {one_line(str(error))}"
+        yield StructureEntry(f"file:{name}", None, SOURCE, provenance, message, reason)
         return
     for block, structure in enumerate(structures, start=1):
         structure_id = f"file:{name}" if len(structures) == 1 else f"file:{name}#{block}"
         details = {**provenance, "block": block, "warnings": parser_warnings}
         details |= structure_summary(structure)
         yield StructureEntry(structure_id, structure, SOURCE, details)
-
-
-def _unique_messages(caught: list[warnings.WarningMessage]) -> list[str]:
-    return list(dict.fromkeys(str(warning.message) for warning in caught))

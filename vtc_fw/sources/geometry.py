@@ -20,6 +20,8 @@ MIN_CELL_FILL = 0.01
 set's smallest is above 0.05."""
 MIN_LENGTH = 0.5
 """Shortest lattice vector accepted, Å (no crystal's repeat is shorter than a bond)."""
+MIN_DISTANCE = 0.5
+"""Å: two atoms closer than this overlap (the shortest bond, H–H, is 0.74 Å)."""
 
 
 def geometry_problem(structure: Structure) -> tuple[Reason, str] | None:
@@ -27,8 +29,8 @@ def geometry_problem(structure: Structure) -> tuple[Reason, str] | None:
 
     Returns:
         ``(reason, message)``: non-finite lattice or coordinates, a degenerate or left-handed
-        lattice (a negative lattice parameter), a vector shorter than :data:`MIN_LENGTH`, or more
-        than :data:`MAX_SITES` sites.
+        lattice (a negative lattice parameter), a vector shorter than :data:`MIN_LENGTH`, more
+        than :data:`MAX_SITES` sites, or two atoms closer than :data:`MIN_DISTANCE`.
     """
     matrix = np.asarray(structure.lattice.matrix, dtype=float)
     if not np.isfinite(matrix).all():
@@ -47,7 +49,22 @@ def geometry_problem(structure: Structure) -> tuple[Reason, str] | None:
         )
     if determinant / lengths.prod() < MIN_CELL_FILL:
         return Reason.DEGENERATE_LATTICE, "its lattice vectors are (nearly) coplanar"
-    return None
+    return _overlap(structure)
+
+
+def _overlap(structure: Structure) -> tuple[Reason, str] | None:
+    """Two sites (or a site and another's periodic image) closer than :data:`MIN_DISTANCE`."""
+    if len(structure) == 0:
+        return None
+    centers, neighbors, _, distances = structure.get_neighbor_list(MIN_DISTANCE)
+    if len(distances) == 0:
+        return None
+    pair = int(np.argmin(distances))
+    first, second = int(centers[pair]), int(neighbors[pair])
+    return Reason.OVERLAPPING_ATOMS, (
+        f"sites {first} ({structure[first].species_string}) and {second} "
+        f"({structure[second].species_string}) are {distances[pair]:.3f} Å apart: overlapping atoms"
+    )
 
 
 def check_geometry(structure: Structure, structure_id: str) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from fireworks import FWorker, LaunchPad
 
 from vtc_fw.db.config import DbConfig
+from vtc_fw.firetasks import trusted_fireworks_query
 
 LOCAL_WORKER_NAME = "vtc-fw-local"
 """FWorker name of the workers that ``vtc-fw run`` starts on this machine."""
@@ -38,7 +39,8 @@ def worker_files(config: DbConfig, directory: Path, scratch_dir: Path) -> tuple[
     launchpad_file = config.write_launchpad_yaml(directory / "my_launchpad.yaml")
     fworker_file = directory / "my_fworker.yaml"
     env = {"db_file": str(db_file), "scratch_dir": str(scratch_dir), "feff_cmd": None}
-    FWorker(name=LOCAL_WORKER_NAME, env=env).to_file(str(fworker_file))
+    worker = FWorker(name=LOCAL_WORKER_NAME, env=env, query=trusted_fireworks_query())
+    worker.to_file(str(fworker_file))
     return launchpad_file, fworker_file
 
 

@@ -2,9 +2,12 @@
 
 One workflow per record (structure, 3d element) and preset. A record is skipped when a
 workflow for its task key already exists (any state) or a successful task does, so a
-submission can be repeated, interrupted and resumed. Structures that cannot be read at all
-are stored with their error and get no workflow; readable but unusable ones (disordered,
-symmetry failure) do get one: its Firework fizzles and leaves a failed task document.
+submission can be repeated, interrupted and resumed. Every structure is stored; those that
+cannot be read, or fail the cheap checks of :func:`vtc_fw.science.records.check_usable`
+(disordered, a poison geometry, overlapping or isolated atoms, no 3d metal), get no workflow
+and are reported with their reason (the FeatureBuilder stores their failed documents). Only
+failures that need the symmetry analysis reach a worker, whose Firework then fizzles with a
+failed task document.
 
 A structure that duplicates another (the project's own dedupe,
 :class:`vtc_fw.sources.dedupe.DuplicateFinder`: same formula, space group and StructureMatcher
@@ -28,9 +31,10 @@ from pymongo.collection import Collection
 
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.task import TASK_COLLECTION
-from vtc_fw.errors import UsageError
+from vtc_fw.errors import StructureError, UsageError
 from vtc_fw.keys import record_key, task_key
 from vtc_fw.science.oxidation_cache import shipped_oxidation
+from vtc_fw.science.records import check_usable
 from vtc_fw.sources import DuplicateFinder, StructureEntry
 from vtc_fw.workflow.maker import XesWorkflowMaker
 
@@ -48,6 +52,8 @@ class SubmitReport:
         unreadable: ``(structure_id, error)`` of entries without a structure.
         duplicates: ``(structure_id, twin structure_id)`` of structures given no workflow
             because they duplicate a structure submitted before them.
+        unusable: ``(structure_id, error)`` of structures that fail
+            :func:`~vtc_fw.science.records.check_usable` (the error ends with its reason).
         structures: Number of structure documents written.
     """
 
@@ -55,6 +61,7 @@ class SubmitReport:
     existing: list[str] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
+    unusable: list[tuple[str, str]] = field(default_factory=list)
     structures: int = 0
 
     def summary(self) -> str:
@@ -63,6 +70,7 @@ class SubmitReport:
             f"{self.structures} structures, {len(self.added)} workflows added, "
             f"{len(self.existing)} records already submitted or done, "
             f"{len(self.unreadable)} unreadable structures, "
+            f"{len(self.unusable)} unusable structures, "
             f"{len(self.duplicates)} duplicate structures skipped"
         )
 
@@ -168,16 +176,17 @@ def _submit_batch(
     )
     report.structures += len(batch)
     report.unreadable += [
-        (e.structure_id, e.error or "unreadable") for e in batch if not e.structure
+        (e.structure_id, f"{e.error or 'unreadable'} [{e.reason or 'unreadable'}]")
+        for e in batch
+        if not e.structure
     ]
     duplicates = twins.duplicates(batch)
     report.duplicates += list(duplicates.items())
     records = [
-        (entry.structure, entry.structure_id, metal)
+        record
         for entry in batch
-        if entry.structure is not None and entry.structure_id not in duplicates
-        for metal in entry.three_d_metals
-        if elements is None or metal in elements
+        if entry.structure_id not in duplicates
+        for record in _usable_records(entry, elements, report)
     ]
     added = add_new_workflows(records, twins.tasks, twins.launchpad, maker)
     report.existing += sorted(key for key, fw_id in added.items() if fw_id is None)
@@ -250,6 +259,26 @@ class _Twins:
             for metal in metals
             if self.elements is None or metal in self.elements
         }
+
+
+def _usable_records(
+    entry: StructureEntry, elements: Sequence[str] | None, report: SubmitReport
+) -> list[tuple[Structure, str, str]]:
+    """The entry's ``(structure, structure_id, element)`` records; its error goes to the report.
+
+    A structure whose 3d metals are all outside ``elements`` is filtered out, not an error.
+    """
+    if entry.structure is None:
+        return []
+    wanted = [m for m in entry.three_d_metals if elements is None or m in elements]
+    if entry.three_d_metals and not wanted:
+        return []
+    try:
+        chosen = check_usable(entry.structure, entry.structure_id, wanted or None)
+    except StructureError as error:
+        report.unusable.append((entry.structure_id, f"{error} [{error.reason}]"))
+        return []
+    return [(entry.structure, entry.structure_id, element) for element in chosen]
 
 
 def add_new_workflows(
