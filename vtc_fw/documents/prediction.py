@@ -36,6 +36,11 @@ class PredictionDocument(Document):
     feature_set: FeatureSet = Field(
         default=FeatureSet.PAPER, description="The model's inputs: paper or crystal."
     )
+    fidelity: str = Field(
+        default="features",
+        description="Tier of the prediction: features (the model; every builder prediction), "
+        "as opposed to `vtc-fw predict --fidelity cheap|paper` answers, which run FEFF.",
+    )
     state: State = Field(description="successful, or failed (features missing).")
     error: ErrorInfo | None = Field(default=None, description="Why no prediction was made.")
     sams: float | None = Field(
