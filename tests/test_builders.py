@@ -521,6 +521,7 @@ def test_cli_build_twice_then_screen_report_suggest(db_config, launchpad, tmp_pa
     assert json.loads(first.stdout) == {
         "XesBuilder": 13,
         "FeatureBuilder": 13,
+        "CalibrationBuilder": 0,  # no record has both paper and screen tasks
         "TrainBuilder": 1,
         "PredictionBuilder": 13,
     }
@@ -582,6 +583,7 @@ def test_cli_build_without_structures_says_so_and_then_writes_nothing(db_config,
     assert json.loads(first.stdout) == {
         "XesBuilder": 13,
         "FeatureBuilder": 0,
+        "CalibrationBuilder": 0,
         "TrainBuilder": 1,
         "PredictionBuilder": 0,
     }
@@ -597,6 +599,7 @@ def test_nightly_builders_are_mrun_serializable(db_config):
     assert [type(b).__name__ for b in builders] == [
         "XesBuilder",
         "FeatureBuilder",
+        "CalibrationBuilder",
         "TrainBuilder",
         "PredictionBuilder",
     ]
@@ -656,8 +659,23 @@ def test_two_concurrent_builds_train_the_newest_model_on_every_record(db_config,
     assert [build.returncode for build in builds] == [0, 0], outputs
     written = sorted((json.loads(stdout) for stdout, _ in outputs), key=lambda w: w["XesBuilder"])
     assert written == [
-        dict.fromkeys(["XesBuilder", "FeatureBuilder", "TrainBuilder", "PredictionBuilder"], 0),
-        {"XesBuilder": 13, "FeatureBuilder": 13, "TrainBuilder": 1, "PredictionBuilder": 13},
+        dict.fromkeys(
+            [
+                "XesBuilder",
+                "FeatureBuilder",
+                "CalibrationBuilder",
+                "TrainBuilder",
+                "PredictionBuilder",
+            ],
+            0,
+        ),
+        {
+            "XesBuilder": 13,
+            "FeatureBuilder": 13,
+            "CalibrationBuilder": 0,
+            "TrainBuilder": 1,
+            "PredictionBuilder": 13,
+        },
     ]
     (model,) = db_config.collection("models").find()
     trainable = db_config.collection("xes").count_documents({"state": "successful"})
