@@ -61,6 +61,7 @@ OQMD_3D_STRUCTURES = 12271
 BUILDER_STEPS = {
     "XesBuilder": "xes",
     "FeatureBuilder": "features",
+    "CalibrationBuilder": "calibration",
     "TrainBuilder": "model",
     "PredictionBuilder": "predictions",
 }
