@@ -33,28 +33,15 @@ from pathlib import Path
 
 from vtc_fw.app.site_fingerprints import cached_fingerprints
 from vtc_fw.app.transfer import read_transfer_file
-from vtc_fw.builders.train import training_table
+from vtc_fw.builders.train import training_documents, training_table
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.xes import XesDocument
 from vtc_fw.errors import UsageError
 from vtc_fw.ml.comparison import compare_models
+from vtc_fw.settings import ModelTarget
 
-TARGETS = ("sams", "sams_max", "a_inv")
-
-XES_PROPERTIES = ["record_key", "state", "sams", "preset", "error", "self_consistent"]
-
-
-def load_documents(config: DbConfig) -> tuple[list[dict], list[dict]]:
-    """All feature documents and the target fields of all xes documents."""
-    features, xes = config.store("features"), config.store("xes")
-    features.connect()
-    xes.connect()
-    try:
-        return list(features.query()), list(xes.query(properties=XES_PROPERTIES))
-    finally:
-        features.close()
-        xes.close()
+TARGETS = tuple(target.value for target in ModelTarget)
 
 
 def xes_from_files(paths: list[Path], target: str, processes: int) -> list[dict]:
@@ -111,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger(name).setLevel(logging.INFO)
     config = DbConfig.load(arguments.db_file)
     config.ensure_server()
-    features, xes = load_documents(config)
+    features, xes = training_documents(config)
     if arguments.tasks:
         xes = xes_from_files(arguments.tasks, arguments.target, arguments.jobs)
     elif arguments.target != "sams":

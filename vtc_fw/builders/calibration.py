@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Iterator
 from datetime import datetime
@@ -11,7 +10,7 @@ from typing import Any
 import pandas as pd
 from maggma.core import Builder, Store
 
-from vtc_fw.builders.train import serialize_estimator
+from vtc_fw.builders.train import blob_document, serialize_estimator
 from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.calibration import CalibrationDocument
 from vtc_fw.documents.features import FeatureDocument
@@ -129,9 +128,12 @@ class CalibrationBuilder(Builder):
             key=lambda score: score.mae,
         )
         estimator = fit_calibration(best.method, frame, self.seed)
-        blob_id, data = serialize_estimator(estimator) if estimator is not None else ("raw", b"")
+        if estimator is None:  # "raw": nothing to store, the id names the pairs
+            calibration_id, data = f"raw-{pairs_hash(frame['key'])}", None
+        else:
+            calibration_id, data = serialize_estimator(estimator)
         document = CalibrationDocument(
-            calibration_id=blob_id if estimator is not None else f"raw-{pairs_hash(frame['key'])}",
+            calibration_id=calibration_id,
             method=best.method,
             cheap_preset=self.cheap_preset,
             paper_preset=self.paper_preset,
@@ -143,12 +145,8 @@ class CalibrationBuilder(Builder):
             builder_meta=BuilderMeta(builder=type(self).__name__, parameters=self._parameters()),
         )
         result: dict[str, Any] = {"calibration": document.model_dump()}
-        if estimator is not None:
-            result["blob"] = {
-                "model_id": blob_id,
-                "data": base64.b64encode(data).decode("ascii"),
-                "last_updated": document.last_updated,
-            }
+        if data is not None:
+            result["blob"] = blob_document(calibration_id, data, document.last_updated)
         return result
 
     def update_targets(self, items: list[dict[str, Any]]) -> None:

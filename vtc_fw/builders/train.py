@@ -7,6 +7,7 @@ import binascii
 import hashlib
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from maggma.core import Builder, Store
@@ -51,6 +52,15 @@ def serialize_estimator(estimator: RandomForestRegressor) -> tuple[str, bytes]:
     """The blob of a forest (JSON and ``.npy`` arrays, no pickle) and its SHA-256, the model id."""
     data = forest_to_bytes(estimator)
     return hashlib.sha256(data).hexdigest(), data
+
+
+def blob_document(model_id: str, data: bytes, last_updated: datetime) -> dict[str, Any]:
+    """The ``model_blobs`` document of serialized estimator bytes (base64 text)."""
+    return {
+        "model_id": model_id,
+        "data": base64.b64encode(data).decode("ascii"),
+        "last_updated": last_updated,
+    }
 
 
 def load_estimator(model_blobs: Store, model_id: str) -> RandomForestRegressor:
@@ -279,11 +289,7 @@ class TrainBuilder(Builder):
             target=self.target,
             fidelity=label_fidelity(table, result),
         )
-        blob = {
-            "model_id": model_id,
-            "data": base64.b64encode(data).decode("ascii"),
-            "last_updated": document.last_updated,
-        }
+        blob = blob_document(model_id, data, document.last_updated)
         return {"model": document.model_dump(), "blob": blob}
 
     def update_targets(self, items: list[dict[str, Any]]) -> None:
