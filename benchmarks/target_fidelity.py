@@ -5,25 +5,30 @@ paper-fidelity σ sample (vtc_fw.app.sampling.cheaper_than_median on the referen
 2028: the first ``--per-element`` of each element) it runs FEFF with shell-complete clusters to
 the 30th, 45th and 60th neighbour (preset key ``shell_atoms``: the SCF and FMS radii are
 fractions of the shell radius, so both follow the cluster; the basis stays the 30-atom
-quadrupole basis) and prints, for each size against the largest: the change of SAMS, SAMS_max
-and A_inv (median, max), the Spearman correlation of the records' ranking, and the CPU-s.
+quadrupole basis; ``--scf-shell 30`` adds runs whose FMS follows each intermediate size while
+the SCF stays at the 30-atom shell) and prints, for each size against the largest: the change
+of SAMS, SAMS_max and A_inv (median, max), the Spearman correlation of the records' ranking,
+and the CPU-s.
 
 ``short-scf``: does a short SCF remove the cheap fidelity's tail? On the ``--worst`` reference
 records with the largest |SAMS(screen) − SAMS(paper)| (committed tasks) it runs each
 ``--variant NAME='{settings over "paper"}'`` and prints every variant's |ΔSAMS| against paper
 beside screen's, with the CPU-s.
 
-Both cache one JSON per (record, variant) under benchmarks/results/ and resume from it.
+Both cache one JSON per (record, variant) under benchmarks/results/ and resume from it. A
+cluster-size run at the preset's own 30 atoms is taken from the committed task of that record
+and preset where one exists (data/paper_sigma for "paper", data/screen for "screen": the same
+settings, computed by the workflow; the cache file names its source) instead of being run again.
 
 Usage:
     nice python benchmarks/target_fidelity.py cluster-size --preset screen --sizes 30,45,60
+    nice python benchmarks/target_fidelity.py cluster-size --preset paper --scf-shell 30
     nice python benchmarks/target_fidelity.py short-scf --worst 10 \
         --variant scf5='{"scf": {"radius": 0.5, "nscf": 5, "require_convergence": false}}'
     python benchmarks/target_fidelity.py cluster-size --report-only
 """
 
 import argparse
-import gzip
 import json
 import multiprocessing
 import tempfile
@@ -34,10 +39,16 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from vtc_fw.app.sampling import cheaper_than_median
+from vtc_fw.app.transfer import read_transfer_file
 from vtc_fw.errors import VtcError
 from vtc_fw.feff import compute_record_spectra
 from vtc_fw.feff.inputs import preset_settings
-from vtc_fw.science.anisotropy import anisotropy_invariant, sams_in_basis, sams_max
+from vtc_fw.science.anisotropy import (
+    anisotropy_invariant,
+    sams_in_basis,
+    sams_max,
+    sigma_from_components,
+)
 from vtc_fw.science.records import make_records
 from vtc_fw.sources.oqmd import iter_oqmd_icsd
 
@@ -45,22 +56,32 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 CACHES = {"cluster-size": RESULTS / "cluster_convergence", "short-scf": RESULTS / "short_scf"}
 QUANTITIES = ("sams", "sams_max", "a_inv")
+COMMITTED = {"paper": ROOT / "data" / "paper_sigma", "screen": ROOT / "data" / "screen"}
+"""Committed task files with σ, by preset: their 30-atom runs seed the cluster-size cache."""
 
 Job = tuple[str, str, str, dict[str, Any], Any]
 """(structure id, element, variant name, FEFF settings, StructureEntry)."""
 
 
 def reference_tasks(path: Path) -> list[dict[str, Any]]:
-    """The task documents of a committed file."""
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """The task documents of a committed file (its structures lines left out)."""
+    return [task.model_dump(mode="json") for task in read_transfer_file(path).tasks]
 
 
 def sigma_sample(per_element: int) -> list[tuple[str, str]]:
-    """(structure id, element) of the first ``per_element`` σ-sample records of each element."""
+    """(structure id, element) of the first ``per_element`` σ-sample records of each element.
+
+    Round-robin over the elements (every element's first record, then every second), so a run
+    stopped early still spans the elements.
+    """
     tasks = reference_tasks(ROOT / "data" / "reference_paper.jsonl.gz")
     sample = cheaper_than_median(tasks, per_element=6, seed=2028)
-    return [(sid, element) for element, ids in sample.items() for sid in ids[:per_element]]
+    return [
+        (ids[rank], element)
+        for rank in range(per_element)
+        for element, ids in sample.items()
+        if rank < len(ids)
+    ]
 
 
 def worst_screen_records(n: int) -> list[tuple[str, str]]:
@@ -100,17 +121,54 @@ def run_one(job: Job) -> dict[str, Any]:
         return result | {"error": str(error)}
     sigma = spectra.sigma
     size = settings.get("shell_atoms", record.n_neighbors)
-    return result | {
-        "size": size,
-        "sams": sams_in_basis(spectra.energies, sigma, record.basis),
-        "sams_max": sams_max(spectra.energies, sigma, record.basis).value,
-        "a_inv": anisotropy_invariant(spectra.energies, sigma),
-        "sams_diagonal": spectra.sams,
-        "cpu_s": spectra.cpu_s,
-        "atoms": sorted(
-            {len(c.species) for c in record.with_shell_atoms(size).site_clusters.values()}
-        ),
+    return (
+        result
+        | {"size": size}
+        | quantities(spectra.energies, sigma, record.basis)
+        | {
+            "sams_diagonal": spectra.sams,
+            "cpu_s": spectra.cpu_s,
+            "atoms": sorted(
+                {len(c.species) for c in record.with_shell_atoms(size).site_clusters.values()}
+            ),
+        }
+    )
+
+
+def quantities(energies: Any, sigma: Any, basis: Any) -> dict[str, float]:
+    """SAMS in ``basis``, SAMS_max and A_inv of one σ(E)."""
+    return {
+        "sams": sams_in_basis(energies, sigma, basis),
+        "sams_max": sams_max(energies, sigma, basis).value,
+        "a_inv": anisotropy_invariant(energies, sigma),
     }
+
+
+def seed_committed(cache: Path, preset: str, records: list[tuple[str, str]]) -> None:
+    """Cache the committed 30-atom tasks of ``records`` as the variant ``{preset}_30``."""
+    wanted = {f"{sid}:{element}" for sid, element in records}
+    entries = {e.structure_id: e for e in iter_oqmd_icsd() if e.structure_id in dict(records)}
+    cache.mkdir(parents=True, exist_ok=True)
+    for path in sorted(COMMITTED[preset].glob("batch_*.jsonl.gz")):
+        for task in reference_tasks(path):
+            key = task["record_key"]
+            target = cache_path(cache, key, f"{preset}_30")
+            if key not in wanted or task["state"] != "successful" or target.exists():
+                continue
+            if task["preset"] != preset or not task.get("sigma"):
+                continue
+            record = make_records(entries[task["structure_id"]], elements=[task["element"]])[0]
+            energies = np.asarray(task["energies"])
+            sigma = sigma_from_components(task["sigma"])
+            result = {"record": key, "variant": f"{preset}_30", "size": 30}
+            result |= quantities(energies, sigma, np.asarray(task["basis"]))
+            result |= {
+                "sams_diagonal": task["sams"],
+                "cpu_s": task["cpu_s"],
+                "atoms": sorted({len(c.species) for c in record.site_clusters.values()}),
+                "source": str(path.relative_to(ROOT)),
+            }
+            target.write_text(json.dumps(result, indent=1))
 
 
 def cache_path(cache: Path, record: str, variant: str) -> Path:
@@ -153,25 +211,56 @@ def cached(cache: Path, variants: list[str]) -> dict[str, dict[str, dict[str, An
     return results
 
 
-def report_sizes(preset: str, sizes: list[int]) -> None:
-    """Print each size's change against the largest, ranking stability and CPU cost."""
+def report_sizes(preset: str, sizes: list[int], scf_shell: int | None) -> None:
+    """Print each size's change against the largest, ranking stability and CPU cost.
+
+    With ``scf_shell``, the runs whose SCF stayed at that shell follow, on the records that
+    have them too.
+    """
     names = [f"{preset}_{size}" for size in sizes]
+    report_variants(names, names[-1])
+    if scf_shell is not None:
+        held = [scf_variant(preset, size, scf_shell) for size in sizes[:-1] if size > scf_shell]
+        report_variants([*held, names[-1]], names[-1])
+
+
+def scf_held_variants(
+    base: dict[str, Any], sizes: list[int], scf_shell: int, preset: str
+) -> dict[str, dict[str, Any]]:
+    """Runs with FMS to each size between ``scf_shell`` and the largest, the SCF kept there."""
+    if not base.get("scf"):
+        raise SystemExit(f"preset {preset} runs no SCF: --scf-shell has nothing to keep")
+    return {
+        scf_variant(preset, size, scf_shell): base
+        | {"shell_atoms": size, "scf": base["scf"] | {"shell_atoms": scf_shell}}
+        for size in sizes[:-1]
+        if size > scf_shell
+    }
+
+
+def scf_variant(preset: str, size: int, scf_shell: int) -> str:
+    """Name of the run with FMS to ``size`` neighbours and the SCF kept at ``scf_shell``."""
+    return f"{preset}_{size}_scf{scf_shell}"
+
+
+def report_variants(names: list[str], reference: str) -> None:
+    """Each variant's change against ``reference`` on the records every variant has."""
     results = cached(CACHES["cluster-size"], names)
     common = sorted(set.intersection(*(set(r) for r in results.values())))
-    print(f"preset {preset}: {len(common)} records computed at every size {sizes}")
+    print(f"{len(common)} records computed with every one of {', '.join(names)}")
     if len(common) < 3:
         return
-    for size, name in zip(sizes, names, strict=True):
+    for name in names:
         rows = [results[name][key] for key in common]
         cpu = np.array([row["cpu_s"] for row in rows])
         atoms = np.array([np.mean(row["atoms"]) for row in rows])
         line = [
-            f"{size} neighbours ({np.median(atoms):.0f} atoms): CPU-s median"
+            f"{name} ({np.median(atoms):.0f} atoms): CPU-s median"
             f" {np.median(cpu):.0f}, max {cpu.max():.0f}"
         ]
-        if name != names[-1]:
+        if name != reference:
             line += [
-                difference(q, rows, [results[names[-1]][k] for k in common]) for q in QUANTITIES
+                difference(q, rows, [results[reference][k] for k in common]) for q in QUANTITIES
             ]
         print("; ".join(line))
 
@@ -224,6 +313,11 @@ def main() -> None:
     parser.add_argument("study", choices=sorted(CACHES))
     parser.add_argument("--preset", default="screen", help="cluster-size: preset of the runs")
     parser.add_argument("--sizes", default="30,45,60", help="cluster-size: neighbour counts")
+    parser.add_argument(
+        "--scf-shell",
+        type=int,
+        help="cluster-size: also run each larger size with the SCF kept here",
+    )
     parser.add_argument("--per-element", type=int, default=2, help="cluster-size: records")
     parser.add_argument("--worst", type=int, default=10, help="short-scf: records")
     parser.add_argument("--variant", action="append", default=[], help="short-scf: NAME=JSON")
@@ -234,7 +328,11 @@ def main() -> None:
         sizes = [int(size) for size in arguments.sizes.split(",")]
         base = preset_settings(arguments.preset) | {"name": arguments.preset}
         variants = {f"{arguments.preset}_{n}": base | {"shell_atoms": n} for n in sizes}
+        if arguments.scf_shell is not None:
+            variants |= scf_held_variants(base, sizes, arguments.scf_shell, arguments.preset)
         records = sigma_sample(arguments.per_element)
+        if arguments.preset in COMMITTED and 30 in sizes:
+            seed_committed(CACHES["cluster-size"], arguments.preset, records)
     else:
         pairs = dict(item.split("=", 1) for item in arguments.variant)
         paper = preset_settings("paper")
@@ -245,7 +343,7 @@ def main() -> None:
     if not arguments.report_only:
         compute(CACHES[arguments.study], records, variants, arguments.processes)
     if arguments.study == "cluster-size":
-        report_sizes(arguments.preset, sizes)
+        report_sizes(arguments.preset, sizes, arguments.scf_shell)
     else:
         report_short_scf(records, list(variants))
 

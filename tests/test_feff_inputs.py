@@ -152,3 +152,13 @@ def test_shell_atoms_grows_the_cluster_and_the_radii_with_it(nio_record):
     # listed to the 60-atom shell + 1.5 Å, not to the 30-atom one
     assert np.linalg.norm(coords, axis=1).max() > small.shell_radius + 1.5
     assert np.linalg.norm(coords, axis=1).max() <= large.shell_radius + 1.5 + 1e-6
+
+
+def test_scf_shell_atoms_keeps_the_scf_at_its_own_shell(nio_record):
+    settings = PRESETS["paper"] | {"shell_atoms": 45}
+    settings["scf"] = settings["scf"] | {"shell_atoms": 30}
+    inputs = site_input(nio_record.with_shell_atoms(45), 0, settings)
+    scf_radius = float(inputs.cards["SCF"].split()[0])
+    assert scf_radius == pytest.approx(nio_record.cluster(0).shell_radius, abs=1e-4)
+    assert inputs.cards["FMS"] == f"{nio_record.with_shell_atoms(45).cluster(0).shell_radius:.4f}"
+    assert "shell_atoms" not in inputs.settings["scf"]

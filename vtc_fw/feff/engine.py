@@ -226,9 +226,18 @@ def choose_route(record: Record, route: str) -> str:
 
 
 def site_input(record: Record, site_index: int, preset: str | dict[str, Any]) -> XesInputSet:
-    """The unpolarized input set of one site, cluster listed to shell radius + margin."""
+    """The unpolarized input set of one site, cluster listed to shell radius + margin.
+
+    An SCF with its own ``shell_atoms`` keeps its radius a fraction of that neighbour shell of
+    the site (an SCF held at 30 atoms while FMS follows a larger cluster); it is written as the
+    equivalent fraction of the record's shell.
+    """
     settings = preset_settings(preset)
     shell = record.cluster(site_index).shell_radius
+    scf = settings.get("scf")
+    if scf and "shell_atoms" in scf:
+        scf_record = record.with_shell_atoms(scf.pop("shell_atoms"))
+        scf["radius"] *= scf_record.cluster(site_index).shell_radius / shell
     cluster = record.cluster(site_index, radius=shell + settings["list_margin"])
     title = [f"{record.key} site {site_index} ({record.element} K-edge VtC-XES, vtc-fw)"]
     return XesInputSet.from_cluster(cluster, record.basis, settings, title=title)
