@@ -22,6 +22,7 @@ from sklearn.model_selection import KFold, cross_val_predict
 from vtc_fw.builders.train import serialize_estimator
 from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.model import ModelDocument
+from vtc_fw.ml.calibration import FOREST_PARAMS
 from vtc_fw.ml.plots import R2_FLOOR, cut_r2_bars, metrics_table, plot_per_element_r2
 from vtc_fw.ml.protocol import (
     NOISE_FEATURE,
@@ -30,6 +31,7 @@ from vtc_fw.ml.protocol import (
     paper_search_space,
     train_paper_protocol,
     tree_predictions,
+    wide_search_space,
 )
 from vtc_fw.ml.table import at_exponent, split_for_training, stratified_split
 from vtc_fw.science.features import FEATURE_COLUMNS
@@ -68,6 +70,20 @@ def test_search_space_is_the_papers_table_1():
     # the paper's best configuration lies inside the space
     assert PAPER_BEST_PARAMS["max_depth"] in space["max_depth"]
     assert 0.6 <= PAPER_BEST_PARAMS["max_samples"] <= 0.8
+
+
+def test_wide_space_holds_the_papers_space_and_the_fixed_forest():
+    paper, wide = paper_search_space(), wide_search_space()
+    rng = np.random.default_rng(0)
+    assert set(paper["max_depth"]) < set(wide["max_depth"])
+    assert set(paper["max_features"]) < set(wide["max_features"])
+    for name in ("max_samples", "min_samples_leaf", "min_samples_split", "n_estimators"):
+        draws = paper[name].rvs(3000, random_state=rng)
+        assert wide[name].ppf(0) <= draws.min() and draws.max() <= wide[name].ppf(1), name
+    # the forest fixed in advance of docs/REPRODUCTION.md (calibration.FOREST_PARAMS)
+    assert FOREST_PARAMS["max_depth"] in wide["max_depth"]
+    assert FOREST_PARAMS["max_features"] in wide["max_features"]
+    assert wide["min_samples_leaf"].ppf(0) <= FOREST_PARAMS["min_samples_leaf"]
 
 
 def test_split_is_stratified_by_element(table):

@@ -55,7 +55,11 @@ TINY_GBR = {
     "l2_regularization": [0.1],
     "max_iter": [30],
 }
-TINY_SPACES = {"random_forest": TINY_SPACE, "gradient_boosting": TINY_GBR}
+TINY_SPACES = {
+    "random_forest": TINY_SPACE,
+    "random_forest_wide": TINY_SPACE | {"max_features": [0.5], "min_samples_leaf": [1]},
+    "gradient_boosting": TINY_GBR,
+}
 SWEEP_COLUMNS = [f"{name}@{n}" for name in MOMENT_SUMS for n in SWEEP]
 TABLE_VARIANTS = [name for name in VARIANTS if "site_fingerprint" not in name]
 """The variants a table without site fingerprints runs (tests/test_site_fingerprints.py: those)."""
@@ -129,7 +133,11 @@ def test_first_shell_variants_add_the_descriptors_to_the_paper_features(table, r
     partial = table.copy()
     partial.loc[partial.index[:5], "econ"] = np.nan
     names = [v.name for v in compare(partial, cv_repeats=0).variants]
-    assert names == ["paper", "rf_all_exponents", "gbr", "gbr_all_exponents", "rf_crystal"]
+    assert names == [
+        "paper",
+        *("rf_all_exponents", "gbr", "gbr_all_exponents", "rf_crystal"),
+        *("rf_wide", "rf_crystal_wide"),
+    ]
 
 
 def test_crystal_variants_swap_in_the_crystal_sums(table, result):
@@ -197,7 +205,7 @@ def test_equal_seeds_equal_results_other_seed_other_split(table, result):
 def test_without_sweep_columns_only_the_paper_feature_variants_run(table):
     frame = table.drop(columns=SWEEP_COLUMNS)
     result = compare(frame)
-    expected = ["paper", "gbr", "rf_first_shell", "gbr_first_shell"]  # and no crystal sums
+    expected = ["paper", "gbr", "rf_first_shell", "gbr_first_shell", "rf_wide"]  # no crystal sums
     assert [v.name for v in result.variants] == expected
     assert [score.name for score in result.repeated_cv] == expected
     assert result.exponent is None and result.sweep is None

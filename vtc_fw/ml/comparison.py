@@ -19,6 +19,9 @@ exponent sweep on the training rows and the same randomized search (``n_iter`` d
   (:data:`~vtc_fw.keys.CRYSTAL_SUMS`: the sums of the site-averaged tensors, as the
   target sums the sites' spectra), at the chosen exponent.
 * ``gbr_crystal_first_shell``: gradient boosting on the crystal features plus the first shell.
+* ``rf_wide``, ``rf_crystal_wide``: the paper's forest on the paper's or the crystal features,
+  searched over :func:`~vtc_fw.ml.protocol.wide_search_space` (the paper's space widened to
+  hold larger ``max_features``, smaller leaves and deeper trees).
 * ``rf_site_fingerprint``: the paper's forest on the field's standard local-environment
   descriptor instead of the paper's features: matminer's CrystalNN site fingerprint of the
   absorber, averaged over its sites (the ``sitefp_*`` columns of
@@ -61,6 +64,7 @@ from vtc_fw.ml.protocol import (
     per_element_scores,
     plain_params,
     randomized_search,
+    wide_search_space,
 )
 from vtc_fw.ml.table import (
     CRYSTAL_COLUMNS,
@@ -76,6 +80,7 @@ from vtc_fw.science.site_fingerprints import SITE_FINGERPRINT_PREFIX
 logger = logging.getLogger(__name__)
 
 RANDOM_FOREST = "random_forest"
+RANDOM_FOREST_WIDE = "random_forest_wide"
 GRADIENT_BOOSTING = "gradient_boosting"
 PAPER_FEATURES, ALL_EXPONENTS, FIRST_SHELL = "paper", "all_exponents", "first_shell"
 CRYSTAL, CRYSTAL_FIRST_SHELL = "crystal", "crystal_first_shell"
@@ -90,6 +95,8 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "gbr_first_shell": (GRADIENT_BOOSTING, FIRST_SHELL),
     "rf_crystal": (RANDOM_FOREST, CRYSTAL),
     "gbr_crystal_first_shell": (GRADIENT_BOOSTING, CRYSTAL_FIRST_SHELL),
+    "rf_wide": (RANDOM_FOREST_WIDE, PAPER_FEATURES),
+    "rf_crystal_wide": (RANDOM_FOREST_WIDE, CRYSTAL),
     "rf_site_fingerprint": (RANDOM_FOREST, SITE_FINGERPRINT),
     "rf_site_fingerprint_paper": (RANDOM_FOREST, SITE_FINGERPRINT_PAPER),
     "rf_crystal_site_fingerprint": (RANDOM_FOREST, CRYSTAL_SITE_FINGERPRINT),
@@ -133,8 +140,12 @@ def gbr_search_space() -> dict[str, Any]:
 
 
 def default_search_spaces() -> dict[str, dict[str, Any]]:
-    """The space of each model family: the paper's for forests, :func:`gbr_search_space`."""
-    return {RANDOM_FOREST: paper_search_space(), GRADIENT_BOOSTING: gbr_search_space()}
+    """The space of each model family: the paper's and the wide one for forests, GBR's own."""
+    return {
+        RANDOM_FOREST: paper_search_space(),
+        RANDOM_FOREST_WIDE: wide_search_space(),
+        GRADIENT_BOOSTING: gbr_search_space(),
+    }
 
 
 @dataclass
@@ -523,7 +534,7 @@ def _complete(columns: list[str], frame: pd.DataFrame) -> list[str] | None:
 
 def make_estimator(family: str, seed: int) -> RegressorMixin:
     """The unfitted estimator of a model family, seeded."""
-    if family == RANDOM_FOREST:
+    if family in (RANDOM_FOREST, RANDOM_FOREST_WIDE):
         return RandomForestRegressor(random_state=seed)
     return HistGradientBoostingRegressor(early_stopping=False, random_state=seed)
 
