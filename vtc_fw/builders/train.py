@@ -167,10 +167,9 @@ class TrainBuilder(Builder):
     (``cheap_preset``, None: labels of ``preset`` alone); nothing is trained when no features or
     xes document is newer than the configuration's last successful model, and labels of
     :data:`UNCALIBRATED_PRESETS` are never trained on alone. A failed training attempt is stored
-    as a ``state="failed"`` document
-    and tried again on the next build (a fix of the code, not of the data, may cure it).
-    A retry that fails again on the same data, with the same settings and the same error,
-    writes nothing.
+    as a ``state="failed"`` document and tried again on the next build (a fix of the code, not
+    of the data, may cure it). A retry that fails again on the same data, with the same settings
+    and the same error, writes nothing.
 
     Args:
         features: Source store of feature documents (key ``record_key``).
@@ -311,9 +310,9 @@ class TrainBuilder(Builder):
             cheap_preset=self.cheap_preset,
         )
         cheap = cheap_table(item["features"], item["cheap_xes"], target=self.target)
+        cheap_labels = f" and {len(cheap)} {self.cheap_preset}" if self.cheap_preset else ""
         self.logger.info(
-            f"{len(table)} {self.preset} labels of {self.target.value} "
-            f"({len(cheap)} records with a {self.cheap_preset} label), "
+            f"{len(table)} {self.preset}{cheap_labels} labels of {self.target.value}, "
             f"{self.feature_set.value} features; left out before training: {excluded}"
         )
         meta = BuilderMeta(builder=type(self).__name__, parameters=self._parameters())
