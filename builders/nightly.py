@@ -6,7 +6,8 @@ arrived), features + newest model → predictions. The database is the one ``vtc
 pipeline runs in-process with ``vtc-fw build``. Training settings come from vtc-fw's one
 settings object (:class:`vtc_fw.settings.VtcSettings`): ``VTC_FW_PRESET``, ``VTC_FW_SEED``,
 ``VTC_FW_N_ITER``, ``VTC_FW_N_JOBS``, ``VTC_FW_FEATURE_SET`` (default crystal, the best validated;
-paper: the paper's protocol) and ``VTC_FW_TARGET`` (default sams).
+paper: the paper's protocol), ``VTC_FW_TARGET`` (default sams) and ``VTC_FW_CHEAP_LABELS``
+(default unset: paper labels only; a preset such as screen: its calibrated labels too).
 
 Loading this file takes the database's build lock (vtc_fw.db.lock) and mrun releases it when it
 exits: while another build holds it (``vtc-fw build``, ``vtc-fw run``, another mrun), mrun
@@ -33,4 +34,5 @@ __builders__ = nightly_builders(
     n_jobs=settings.n_jobs,
     feature_set=settings.feature_set,
     target=settings.target,
+    cheap_labels=settings.cheap_labels,
 )

@@ -100,3 +100,44 @@ def test_the_model_configuration_defaults_to_the_best_validated_and_is_overridab
     assert (MainJobSettings().feature_set, MainJobSettings().target) == ("paper", "a_inv")
     refused = CliRunner().invoke(main, ["build", "--feature-set", "soap"])
     assert refused.exit_code != 0 and "'soap' is not one of 'paper', 'crystal'" in refused.output
+
+
+def test_cheap_labels_reach_the_builders_of_build_and_run(monkeypatch, db_config, tmp_path):
+    from vtc_fw.app import main_job
+    from vtc_fw.app.main_job import MainJobSettings, build_and_report
+    from vtc_fw.app.timing import StepTimes
+    from vtc_fw.cli import build
+    from vtc_fw.cli.run import run_command
+
+    assert build.build_command.make_context("build", []).params["cheap_labels"] is None
+    assert MainJobSettings().cheap_labels is None
+    monkeypatch.setenv("VTC_FW_CHEAP_LABELS", "screen")
+    assert build.build_command.make_context("build", []).params["cheap_labels"] == "screen"
+    assert run_command.make_context("run", []).params["cheap_labels"] == "screen"
+    assert MainJobSettings().cheap_labels == "screen"
+    monkeypatch.delenv("VTC_FW_CHEAP_LABELS")
+    built = []
+    monkeypatch.setattr(build, "run_builders", lambda builders, **_: built.extend(builders) or {})
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    options = ["--cheap-labels", "screen", "--preset", "paper", "--db-file", str(db_file)]
+    outcome = CliRunner().invoke(main, ["build", *options, "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    by_name = {type(builder).__name__: builder for builder in built}
+    xes = [(b.preset, b.xes.collection_name) for b in built if type(b).__name__ == "XesBuilder"]
+    assert xes == [("paper", "xes"), ("screen", "xes_screen")]  # one preset per collection
+    train, predict = by_name["TrainBuilder"], by_name["PredictionBuilder"]
+    assert (train.preset, train.cheap_preset, predict.cheap_preset) == ("paper", "screen", "screen")
+    assert train.cheap_xes.collection_name == "xes_screen"
+    for builder in built:  # mrun serializes them
+        assert type(builder).from_dict(builder.as_dict()).as_dict() == builder.as_dict()
+
+    class Captured(Exception):
+        pass
+
+    def capture(config, **options):
+        raise Captured(options)
+
+    monkeypatch.setattr(main_job, "nightly_builders", capture)
+    with pytest.raises(Captured) as captured:
+        build_and_report(db_config, MainJobSettings(cheap_labels="screen"), print, StepTimes())
+    assert captured.value.args[0]["cheap_labels"] == "screen"

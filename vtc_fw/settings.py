@@ -2,7 +2,8 @@
 
 Each field reads ``VTC_FW_<NAME>`` (``VTC_FW_HOME``, ``VTC_FW_DB_FILE``, ``VTC_FW_PRESET``,
 ``VTC_FW_SEED``, ``VTC_FW_N_ITER``, ``VTC_FW_N_JOBS``, ``VTC_FW_RECORD_TIMEOUT_S``,
-``VTC_FW_STORE_RETRY_S``, ``VTC_FW_RESULT_DIR``, ``VTC_FW_FEATURE_SET``, ``VTC_FW_TARGET``).
+``VTC_FW_STORE_RETRY_S``, ``VTC_FW_RESULT_DIR``, ``VTC_FW_FEATURE_SET``, ``VTC_FW_TARGET``,
+``VTC_FW_CHEAP_LABELS``).
 ``vtc-fw run|build|submit|suggest`` and ``mrun builders/nightly.py`` take their defaults from
 here; command-line options win over both. The closed vocabularies of a model's configuration,
 :class:`FeatureSet` and :class:`ModelTarget`, are defined here with their defaults.
@@ -74,6 +75,12 @@ class VtcSettings(BaseSettings):
     target: ModelTarget = Field(
         default=ModelTarget.SAMS,
         description="What the trained model predicts: sams (the paper's), sams_max or a_inv.",
+    )
+    cheap_labels: str | None = Field(
+        default=None,
+        description="FEFF preset of calibrated cheap labels the model trains on beside the "
+        "paper labels (e.g. screen); None: paper labels only, the default since 225 screen "
+        "records gained nothing (R² +0.002 ± 0.003, docs/REPRODUCTION.md).",
     )
     record_timeout_s: float | None = Field(
         default=None,

@@ -5,6 +5,7 @@ from typing import Any
 
 from vtc_fw.builders.train import latest_model as newest_model_in
 from vtc_fw.db.config import DbConfig
+from vtc_fw.documents.model import ANY_LABELS, AnyLabels
 from vtc_fw.ml.plots import write_report
 from vtc_fw.settings import FeatureSet, ModelTarget
 
@@ -14,17 +15,19 @@ def latest_model(
     model_id: str | None = None,
     feature_set: FeatureSet | str | None = None,
     target: ModelTarget | str | None = None,
+    cheap_preset: str | AnyLabels | None = ANY_LABELS,
 ) -> dict[str, Any] | None:
     """The whole current ``models`` document of a configuration (or the one with ``model_id``).
 
     The current model is the newest successful one with ``feature_set`` and ``target`` (None:
-    any); ``feature_set`` and ``target`` are filled in for documents older than them.
+    any) and ``cheap_preset`` (None: paper labels only; ``ANY_LABELS``: any label mix);
+    ``feature_set`` and ``target`` are filled in for documents older than them.
     """
     models = config.store("models")
     models.connect()
     try:
         if model_id is None:
-            newest = newest_model_in(models, feature_set, target)
+            newest = newest_model_in(models, feature_set, target, cheap_preset)
             if newest is None:
                 return None
             model_id = newest["model_id"]

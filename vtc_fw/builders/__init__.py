@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
 
-from maggma.core import Builder
+from maggma.core import Builder, Store
 
 from vtc_fw.builders.calibration import CalibrationBuilder
 from vtc_fw.builders.features import (
@@ -37,6 +37,7 @@ __all__ = [
     "PredictionBuilder",
     "TrainBuilder",
     "XesBuilder",
+    "cheap_xes_store",
     "missing_structures_message",
     "nightly_builders",
     "records_without_structure",
@@ -53,6 +54,7 @@ def nightly_builders(
     n_jobs: int | None = None,
     feature_set: FeatureSet | str = DEFAULT_FEATURE_SET,
     target: ModelTarget | str = ModelTarget.SAMS,
+    cheap_labels: str | None = None,
     **train_options: Any,
 ) -> list[Builder]:
     """The nightly pipeline on the configured database, in dependency order.
@@ -66,12 +68,20 @@ def nightly_builders(
         feature_set: The model's inputs (default: the crystal sums, the best validated;
             ``"paper"`` reproduces the paper's protocol).
         target: What the model predicts (default: SAMS, the paper's).
+        cheap_labels: FEFF preset of calibrated cheap labels to train on beside the labels of
+            ``preset`` (default None: those alone). Its xes documents are built into the
+            collection ``xes_<cheap_labels>`` (one xes collection holds one preset).
         train_options: Further :class:`TrainBuilder` arguments (cv, search_space, ...).
 
-    The prediction builder predicts with the current model of the same feature set and target.
+    The prediction builder predicts with the current model of the same feature set, target and
+    label mix.
     """
+    xes_builders = [XesBuilder(config.store("tasks"), config.store("xes"), preset=preset)]
+    if cheap_labels is not None:
+        cheap_xes = cheap_xes_store(config, cheap_labels)
+        xes_builders.append(XesBuilder(config.store("tasks"), cheap_xes, preset=cheap_labels))
     return [
-        XesBuilder(config.store("tasks"), config.store("xes"), preset=preset),
+        *xes_builders,
         FeatureBuilder(config.store("structures"), config.store("features")),
         CalibrationBuilder(
             config.store("tasks"),
@@ -91,6 +101,8 @@ def nightly_builders(
             feature_set=feature_set,
             target=target,
             preset=preset,
+            cheap_preset=cheap_labels,
+            cheap_xes=None if cheap_labels is None else cheap_xes_store(config, cheap_labels),
             **train_options,
         ),
         PredictionBuilder(
@@ -100,8 +112,14 @@ def nightly_builders(
             config.store("predictions"),
             feature_set=feature_set,
             target=target,
+            cheap_preset=cheap_labels,
         ),
     ]
+
+
+def cheap_xes_store(config: DbConfig, preset: str) -> Store:
+    """The xes collection of a cheap preset's labels, ``xes_<preset>`` (key ``record_key``)."""
+    return config.store(f"xes_{preset}", key="record_key")
 
 
 def run_builders(

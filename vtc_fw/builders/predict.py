@@ -11,6 +11,7 @@ from maggma.core import Builder, Store
 from vtc_fw.builders.incremental import as_utc, chunks, newest_by, query_by_keys, stale_keys
 from vtc_fw.builders.train import MODEL_PROPERTIES, latest_model, load_estimator
 from vtc_fw.documents.base import BuilderMeta, ErrorInfo, State
+from vtc_fw.documents.model import ANY_LABELS, AnyLabels
 from vtc_fw.documents.prediction import PredictionDocument
 from vtc_fw.errors import Reason
 from vtc_fw.keys import prediction_key
@@ -22,10 +23,11 @@ class PredictionBuilder(Builder):
     """Predict SAMS, with the spread across trees, for every featurized record.
 
     Uses the current model of the configuration (the newest successful one with that feature
-    set and target; None: any) unless ``model_id`` is given. Predictions are keyed by
-    ``"{record_key}:{model_id}"``: a new model writes new documents and older ones stay.
-    Incremental per model: a record is predicted again only when its features changed.
-    Records with null features get a ``state="failed"`` document saying which are missing.
+    set, target and label mix; None: any feature set or target) unless ``model_id`` is given.
+    Predictions are keyed by ``"{record_key}:{model_id}"``: a new model writes new documents and
+    older ones stay. Incremental per model: a record is predicted again only when its features
+    changed. Records with null features get a ``state="failed"`` document saying which are
+    missing.
 
     Args:
         features: Source store of feature documents (key ``record_key``).
@@ -36,6 +38,8 @@ class PredictionBuilder(Builder):
         chunk_size: Records predicted per vectorized call.
         feature_set: Only a model with these inputs (None: any).
         target: Only a model of this target (None: any).
+        cheap_preset: Only a model trained with the calibrated labels of this preset (None:
+            only one of paper labels alone; ``ANY_LABELS``: any).
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class PredictionBuilder(Builder):
         chunk_size: int = 5000,
         feature_set: FeatureSet | str | None = None,
         target: ModelTarget | str | None = None,
+        cheap_preset: str | AnyLabels | None = ANY_LABELS,
         **kwargs: Any,
     ) -> None:
         self.features = features
@@ -57,6 +62,7 @@ class PredictionBuilder(Builder):
         self.model_id = model_id
         self.feature_set = None if feature_set is None else FeatureSet(feature_set)
         self.target = None if target is None else ModelTarget(target)
+        self.cheap_preset = cheap_preset
         self.documents_written = 0
         super().__init__(
             sources=[features, models, model_blobs],
@@ -118,7 +124,7 @@ class PredictionBuilder(Builder):
 
     def _model(self) -> dict[str, Any] | None:
         if self.model_id is None:
-            return latest_model(self.models, self.feature_set, self.target)
+            return latest_model(self.models, self.feature_set, self.target, self.cheap_preset)
         return self.models.query_one(
             {"model_id": self.model_id, "state": "successful"}, properties=MODEL_PROPERTIES
         )

@@ -17,15 +17,23 @@ from vtc_fw.builders.incremental import as_utc, newest
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.features import FeatureDocument
-from vtc_fw.documents.model import FailedModelDocument, ModelDocument, configuration_query
-from vtc_fw.errors import ModelBlobError
+from vtc_fw.documents.model import (
+    ANY_LABELS,
+    AnyLabels,
+    FailedModelDocument,
+    ModelDocument,
+    configuration_query,
+)
+from vtc_fw.errors import ModelBlobError, UsageError
+from vtc_fw.ml.calibration import CHEAP_COLUMN, DEFAULT_METHOD
 from vtc_fw.ml.forest_format import forest_from_bytes, forest_to_bytes
 from vtc_fw.ml.protocol import ProtocolResult, train_paper_protocol
 from vtc_fw.settings import DEFAULT_FEATURE_SET, DEFAULT_PRESET, FeatureSet, ModelTarget
 
 UNCALIBRATED_PRESETS = frozenset({"screen"})
-"""FEFF presets whose labels are never trained on: the cheap fidelity's SAMS is biased and has a
-heavy tail against "paper" (docs/REPRODUCTION.md) until a calibration maps it (issue 20)."""
+"""FEFF presets whose labels are never trained on alone: the cheap fidelity's SAMS is biased and
+has a heavy tail against "paper" (docs/REPRODUCTION.md); they enter training only calibrated,
+beside paper labels (``TrainBuilder(cheap_preset=...)``)."""
 XES_PROPERTIES = [
     "record_key",
     "state",
@@ -44,6 +52,7 @@ MODEL_PROPERTIES = [
     "feature_set",
     "target",
     "fidelity",
+    "cheap_preset",
 ]
 """The fields of :func:`latest_model`: what predicting with a model and naming it need."""
 
@@ -89,6 +98,7 @@ def latest_model(
     models: Store,
     feature_set: FeatureSet | str | None = None,
     target: ModelTarget | str | None = None,
+    cheap_preset: str | AnyLabels | None = ANY_LABELS,
 ) -> dict[str, Any] | None:
     """The current model of a configuration: the newest successful one with it.
 
@@ -96,13 +106,15 @@ def latest_model(
         models: The ``models`` store.
         feature_set: Only models with these inputs (None: any).
         target: Only models of this target (None: any).
+        cheap_preset: Only models trained with the calibrated labels of this preset; None:
+            only models of paper labels alone; ``ANY_LABELS``: any label mix.
 
     Returns:
         Its :data:`MODEL_PROPERTIES` (without the large per-record lists), ``feature_set`` and
         ``target`` filled in for documents older than them; None when there is none.
     """
     documents = models.query(
-        configuration_query(feature_set, target),
+        configuration_query(feature_set, target, cheap_preset),
         properties=MODEL_PROPERTIES,
         sort={"last_updated": -1},
         limit=1,
@@ -115,10 +127,29 @@ def latest_model(
 
 
 def describe_model(model: dict[str, Any]) -> str:
-    """``"model 0decece9a4f0 (feature set paper, target sams)"``: which model answered."""
+    """``"model 0decece9a4f0 (feature set paper, target sams)"``: which model answered.
+
+    A model trained with cheap labels says so: ``"..., target sams, labels paper 496 +
+    calibrated screen 1200)"``.
+    """
     feature_set = model.get("feature_set") or FeatureSet.PAPER.value
     target = model.get("target") or ModelTarget.SAMS.value
-    return f"model {model['model_id'][:12]} (feature set {feature_set}, target {target})"
+    return (
+        f"model {model['model_id'][:12]} (feature set {feature_set}, target {target}"
+        f"{label_mix(model)})"
+    )
+
+
+def label_mix(model: dict[str, Any]) -> str:
+    """``", labels paper 496 + calibrated screen 1200"``, or nothing for paper labels only."""
+    cheap = model.get("cheap_preset")
+    if cheap is None:
+        return ""
+    counts = [
+        f"{'calibrated ' if preset == cheap else ''}{preset} {n}"
+        for preset, n in (model.get("fidelity") or {}).items()
+    ]
+    return f", labels {' + '.join(counts)}"
 
 
 class TrainBuilder(Builder):
@@ -128,13 +159,17 @@ class TrainBuilder(Builder):
     SAMS_max or A_inv) of the successful ``xes`` documents of one FEFF preset. Records whose
     tasks failed, of another preset, without σ (for SAMS_max and A_inv), whose features failed
     or are null, or that lie outside the training domain are left out and counted in the model
-    document. The model's configuration is its feature set, target and label fidelity (the
-    presets of its labels); nothing is trained when no features or xes document is newer than
-    the configuration's last successful model, and labels of :data:`UNCALIBRATED_PRESETS` are
-    never trained on. A failed training attempt is stored as a ``state="failed"`` document
-    and tried again on the next build (a fix of the code, not of the data, may cure it).
-    A retry that fails again on the same data, with the same settings and the same error,
-    writes nothing.
+    document. With ``cheap_preset``, the xes documents of that preset (in ``cheap_xes``, or in
+    ``xes``) add cheap rows: the records without a label of ``preset`` join the training split
+    with their calibrated cheap label, and the paired training records give the calibration
+    (:func:`~vtc_fw.ml.protocol.train_paper_protocol`); the model is tested on labels of
+    ``preset`` only. The model's configuration is its feature set, target and label mix
+    (``cheap_preset``, None: labels of ``preset`` alone); nothing is trained when no features or
+    xes document is newer than the configuration's last successful model, and labels of
+    :data:`UNCALIBRATED_PRESETS` are never trained on alone. A failed training attempt is stored
+    as a ``state="failed"`` document and tried again on the next build (a fix of the code, not
+    of the data, may cure it). A retry that fails again on the same data, with the same settings
+    and the same error, writes nothing.
 
     Args:
         features: Source store of feature documents (key ``record_key``).
@@ -151,6 +186,14 @@ class TrainBuilder(Builder):
         feature_set: The model's inputs (default: the best validated, the crystal sums).
         target: What the model predicts (default: SAMS, the paper's).
         preset: FEFF preset of the labels trained on (others are left out and counted).
+        cheap_preset: FEFF preset of calibrated cheap labels trained on beside them (None:
+            none; the measured gain of 225 "screen" records was nil, docs/REPRODUCTION.md).
+        cheap_xes: Source store of the xes documents of ``cheap_preset`` (one xes collection
+            holds one preset; None: those in ``xes``).
+        calibration: Method of the cheap labels' calibration (vtc_fw.ml.calibration).
+
+    Raises:
+        UsageError: ``cheap_preset`` is ``preset``.
     """
 
     def __init__(
@@ -169,8 +212,13 @@ class TrainBuilder(Builder):
         feature_set: FeatureSet | str = DEFAULT_FEATURE_SET,
         target: ModelTarget | str = ModelTarget.SAMS,
         preset: str = DEFAULT_PRESET,
+        cheap_preset: str | None = None,
+        cheap_xes: Store | None = None,
+        calibration: str = DEFAULT_METHOD,
         **kwargs: Any,
     ) -> None:
+        if cheap_preset == preset:
+            raise UsageError(f"cheap labels of preset {preset!r} would be its own paper labels")
         self.features = features
         self.xes = xes
         self.models = models
@@ -185,8 +233,12 @@ class TrainBuilder(Builder):
         self.feature_set = FeatureSet(feature_set)
         self.target = ModelTarget(target)
         self.preset = preset
+        self.cheap_preset = cheap_preset
+        self.cheap_xes = cheap_xes
+        self.calibration = calibration
         self.documents_written = 0
-        super().__init__(sources=[features, xes], targets=[models, model_blobs], **kwargs)
+        sources = [features, xes, *([cheap_xes] if cheap_xes is not None else [])]
+        super().__init__(sources=sources, targets=[models, model_blobs], **kwargs)
 
     def ensure_indexes(self) -> None:
         """Indexes of the model queries (upserts by ``model_id``, newest by state)."""
@@ -202,7 +254,7 @@ class TrainBuilder(Builder):
             return
         newest_source = newest(
             doc[store.last_updated_field]
-            for store in (self.features, self.xes)
+            for store in self.sources
             for doc in store.query(properties=[store.last_updated_field])
             if doc.get(store.last_updated_field) is not None
         )
@@ -212,7 +264,7 @@ class TrainBuilder(Builder):
         last_model = next(
             iter(
                 self.models.query(
-                    configuration_query(self.feature_set, self.target),
+                    configuration_query(self.feature_set, self.target, self.cheap_preset),
                     properties=["sources_last_updated"],
                     sort={"last_updated": -1},
                     limit=1,
@@ -223,16 +275,24 @@ class TrainBuilder(Builder):
         if last_model and as_utc(last_model["sources_last_updated"]) >= newest_source:
             self.logger.info(
                 f"no new features or xes since the last {self.feature_set.value}/"
-                f"{self.target.value} model: skipping training"
+                f"{self.target.value}/{self.cheap_preset or 'paper-only'} model: skipping training"
             )
             return
         self.total = 1
         yield {
             "features": list(self.features.query()),
             "xes": list(self.xes.query(properties=XES_PROPERTIES)),
+            "cheap_xes": self._cheap_xes(),
             "sources_last_updated": newest_source,
             "last_attempt": self._last_attempt(),
         }
+
+    def _cheap_xes(self) -> list[dict[str, Any]]:
+        """The xes documents of the cheap preset (none without one)."""
+        if self.cheap_preset is None:
+            return []
+        store = self.cheap_xes or self.xes
+        return list(store.query({"preset": self.cheap_preset}, properties=XES_PROPERTIES))
 
     def _last_attempt(self) -> dict[str, Any] | None:
         """The newest ``models`` document, trained or failed (without its large lists)."""
@@ -243,10 +303,16 @@ class TrainBuilder(Builder):
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         """Train on the joined table (pure, no database): the model document and its blob."""
         table, excluded, preset = training_table(
-            item["features"], item["xes"], target=self.target, preset=self.preset
+            item["features"],
+            item["xes"],
+            target=self.target,
+            preset=self.preset,
+            cheap_preset=self.cheap_preset,
         )
+        cheap = cheap_table(item["features"], item["cheap_xes"], target=self.target)
+        cheap_labels = f" and {len(cheap)} {self.cheap_preset}" if self.cheap_preset else ""
         self.logger.info(
-            f"{len(table)} {self.preset} labels of {self.target.value}, "
+            f"{len(table)} {self.preset}{cheap_labels} labels of {self.target.value}, "
             f"{self.feature_set.value} features; left out before training: {excluded}"
         )
         meta = BuilderMeta(builder=type(self).__name__, parameters=self._parameters())
@@ -266,6 +332,8 @@ class TrainBuilder(Builder):
                 search_space=self.search_space,
                 permutation_repeats=self.permutation_repeats,
                 balanced=self.balanced,
+                cheap=cheap,
+                calibration=self.calibration,
             )
         except Exception as error:  # too few rows, degenerate data...: record, do not crash
             failed = FailedModelDocument.from_exception(
@@ -287,7 +355,8 @@ class TrainBuilder(Builder):
             sources_last_updated=item["sources_last_updated"],
             builder_meta=meta,
             target=self.target,
-            fidelity=label_fidelity(table, result),
+            fidelity=label_fidelity(table, result, self.cheap_preset),
+            cheap_preset=self.cheap_preset,
         )
         blob = blob_document(model_id, data, document.last_updated)
         return {"model": document.model_dump(), "blob": blob}
@@ -313,7 +382,14 @@ class TrainBuilder(Builder):
             "feature_set": self.feature_set.value,
             "target": self.target.value,
             "preset": self.preset,
+            **self._cheap_parameters(),
         }
+
+    def _cheap_parameters(self) -> dict[str, Any]:
+        """The cheap labels' settings (none for paper labels only, as before they existed)."""
+        if self.cheap_preset is None:
+            return {}
+        return {"cheap_preset": self.cheap_preset, "calibration": self.calibration}
 
 
 def repeats_failure(last_attempt: dict[str, Any] | None, failed: FailedModelDocument) -> bool:
@@ -342,6 +418,7 @@ def training_table(
     *,
     target: ModelTarget | str = ModelTarget.SAMS,
     preset: str | None = None,
+    cheap_preset: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int], str | None]:
     """Join feature documents with the labels of one target.
 
@@ -350,6 +427,8 @@ def training_table(
         xes: Xes documents (at least :data:`XES_PROPERTIES`).
         target: The xes field that labels a row; it goes to the table's ``sams`` column.
         preset: Only labels of this FEFF preset (None: every preset of ``xes``).
+        cheap_preset: Xes documents of this preset are cheap labels (:func:`cheap_table`),
+            not counted under ``other_preset``.
 
     Returns:
         The labelled rows (features, sweep columns, ``sams`` holding the label and ``preset``
@@ -374,8 +453,9 @@ def training_table(
         row = FeatureDocument.model_validate(document).training_row()
         rows.append({**row, "sams": xes_doc[target.value], "preset": xes_doc.get("preset")})
     labelled = [key for key, doc in labels.items() if doc.get("state") == "successful"]
+    cheap = sum(1 for doc in xes if cheap_preset and doc.get("preset") == cheap_preset)
     excluded = {
-        "other_preset": len(xes) - len(chosen),
+        "other_preset": len(xes) - len(chosen) - cheap,
         "failed_tasks": sum(1 for doc in chosen if doc.get("state") != "successful"),
         "no_scf": sum(1 for doc in chosen if doc.get("self_consistent") is False),
         "no_features": sum(1 for key in labelled if key not in featurized),
@@ -384,6 +464,29 @@ def training_table(
         excluded["no_sigma"] = no_sigma
     presets = sorted({doc["preset"] for doc in chosen if doc.get("preset")})
     return rows, excluded, ",".join(presets) or None
+
+
+def cheap_table(
+    features: list[dict[str, Any]],
+    cheap_xes: list[dict[str, Any]],
+    *,
+    target: ModelTarget | str = ModelTarget.SAMS,
+) -> list[dict[str, Any]]:
+    """The cheap rows of :func:`~vtc_fw.ml.protocol.train_paper_protocol`.
+
+    Args:
+        features: Feature documents.
+        cheap_xes: Xes documents of the cheap preset.
+        target: The xes field of the label.
+
+    Returns:
+        One row per record with successful features and a successful, self-consistent cheap
+        label: the features, sweep columns and ``sams_cheap`` holding the label.
+    """
+    rows, _, _ = training_table(features, cheap_xes, target=target)
+    for row in rows:
+        row[CHEAP_COLUMN] = row.pop("sams")
+    return rows
 
 
 def training_documents(config: DbConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -401,8 +504,19 @@ def training_documents(config: DbConfig) -> tuple[list[dict[str, Any]], list[dic
         xes.close()
 
 
-def label_fidelity(rows: list[dict[str, Any]], result: ProtocolResult) -> dict[str, int]:
-    """The labels a model was trained and tested on, counted by FEFF preset."""
+def label_fidelity(
+    rows: list[dict[str, Any]], result: ProtocolResult, cheap_preset: str | None = None
+) -> dict[str, int]:
+    """The labels a model was trained and tested on, counted by FEFF preset.
+
+    Args:
+        rows: The training table (``key``, ``preset``).
+        result: The protocol run.
+        cheap_preset: Preset of its cheap labels, counted from ``result.n_cheap`` (None: none).
+    """
     preset_of = {row["key"]: row.get("preset") for row in rows}
     used = [*result.train_keys, *result.test_keys]
-    return dict(Counter(str(preset_of[key]) for key in used))
+    counts = Counter(str(preset_of[key]) for key in used)
+    if cheap_preset is not None:
+        counts[cheap_preset] = result.n_cheap
+    return dict(counts)

@@ -19,6 +19,7 @@ from vtc_fw.builders import (
 from vtc_fw.builders.train import describe_model
 from vtc_fw.builders.train import latest_model as newest_model_in
 from vtc_fw.cli.options import (
+    CHEAP_LABELS_HELP,
     FEATURE_SET_HELP,
     TARGET_HELP,
     db_config_option,
@@ -62,6 +63,7 @@ def _connected(config: DbConfig, *names: str) -> list[Any]:
 )
 @click.option("--feature-set", **setting("feature_set"), help=FEATURE_SET_HELP)
 @click.option("--target", **setting("target"), help=TARGET_HELP)
+@click.option("--cheap-labels", **setting("cheap_labels"), metavar="PRESET", help=CHEAP_LABELS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print {builder: documents written}.")
 def build_command(
     config: DbConfig,
@@ -72,6 +74,7 @@ def build_command(
     wait_s: float,
     feature_set: str,
     target: str,
+    cheap_labels: str | None,
     as_json: bool,
 ) -> None:
     """Run the nightly builders: tasks → xes, structures → features, → models → predictions.
@@ -87,6 +90,7 @@ def build_command(
         n_jobs=n_jobs,
         feature_set=feature_set,
         target=target,
+        cheap_labels=cheap_labels,
     )
     try:
         with holding_build_lock(config, "vtc-fw build", wait_s=wait_s):

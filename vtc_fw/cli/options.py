@@ -23,6 +23,10 @@ FEATURE_SET_HELP = (
 TARGET_HELP = (
     "What the model predicts: sams (the paper's), sams_max or a_inv (only records with σ)."
 )
+CHEAP_LABELS_HELP = (
+    "Also train on the calibrated labels of this cheap FEFF preset (e.g. screen) of records "
+    "without a paper label; tested on paper labels only (default: paper labels only)."
+)
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> DbConfig:

@@ -7,7 +7,13 @@ import click
 
 from vtc_fw.app.main_job import MainJobSettings, run_main_job
 from vtc_fw.app.sampling import RECORD_TIMEOUT_S, SAMPLES
-from vtc_fw.cli.options import FEATURE_SET_HELP, TARGET_HELP, db_config_option, setting
+from vtc_fw.cli.options import (
+    CHEAP_LABELS_HELP,
+    FEATURE_SET_HELP,
+    TARGET_HELP,
+    db_config_option,
+    setting,
+)
 from vtc_fw.db.config import DbConfig
 
 
@@ -34,6 +40,7 @@ from vtc_fw.db.config import DbConfig
 @click.option("--n-iter", **setting("n_iter"), help="Randomized-search draws.")
 @click.option("--feature-set", **setting("feature_set"), help=FEATURE_SET_HELP)
 @click.option("--target", **setting("target"), help=TARGET_HELP)
+@click.option("--cheap-labels", **setting("cheap_labels"), metavar="PRESET", help=CHEAP_LABELS_HELP)
 @click.option(
     "--structures",
     type=int,
@@ -64,6 +71,7 @@ def run_command(
     n_iter: int,
     feature_set: str,
     target: str,
+    cheap_labels: str | None,
     structures: int | None,
     reference_dir: Path | None,
     run_dir: Path | None,
@@ -84,6 +92,7 @@ def run_command(
         n_iter=n_iter,
         feature_set=feature_set,
         target=target,
+        cheap_labels=cheap_labels,
         structures=structures,
     )
     if run_dir is not None:

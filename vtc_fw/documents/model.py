@@ -3,15 +3,17 @@
 The estimator itself lives in the GridFS bucket ``model_blobs`` (JSON and ``.npy`` arrays in a
 ZIP, :mod:`vtc_fw.ml.forest_format`; never a pickle) under ``model_id``, the SHA-256 of those
 bytes; this document holds everything needed to judge and reproduce it. A model's configuration
-is its ``feature_set``, its ``target`` and the FEFF preset(s) of its labels (``fidelity``); the
-current model of a configuration is the newest successful document with it
+is its ``feature_set``, its ``target`` and its label mix (``cheap_preset``: paper labels only,
+or with the calibrated labels of a cheap FEFF preset; ``fidelity`` counts the labels by preset);
+the current model of a configuration is the newest successful document with it
 (:func:`configuration_query`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -54,7 +56,13 @@ class ModelDocument(ProtocolMetrics, TrainingAttempt):
     fidelity: dict[str, int] = Field(
         default_factory=dict,
         description='Labels trained on (training and test split) by FEFF preset, e.g. {"paper": '
-        "496}; empty in models trained before it was recorded.",
+        '496} or {"paper": 496, "screen": 1200}; empty in models trained before it was recorded.',
+    )
+    cheap_preset: str | None = Field(
+        default=None,
+        description="FEFF preset of the calibrated cheap labels trained on beside those of "
+        "preset (n_cheap, cheap_keys); null: labels of preset only, as in every model trained "
+        "before the choice existed.",
     )
     n_records: int = Field(description="Records with features that were considered.")
 
@@ -70,6 +78,7 @@ class ModelDocument(ProtocolMetrics, TrainingAttempt):
         builder_meta: BuilderMeta,
         target: ModelTarget = ModelTarget.SAMS,
         fidelity: dict[str, int] | None = None,
+        cheap_preset: str | None = None,
     ) -> ModelDocument:
         """The document of a protocol run.
 
@@ -80,6 +89,7 @@ class ModelDocument(ProtocolMetrics, TrainingAttempt):
             model_id=model_id,
             target=target,
             fidelity=fidelity or {},
+            cheap_preset=cheap_preset,
             preset=preset,
             n_records=result.n_rows,
             excluded={**excluded, **result.excluded},
@@ -88,13 +98,32 @@ class ModelDocument(ProtocolMetrics, TrainingAttempt):
         )
 
 
+class AnyLabels(Enum):
+    """The label mix of a model query that accepts every mix (:data:`ANY_LABELS`)."""
+
+    ANY = "any"
+
+
+ANY_LABELS: Literal[AnyLabels.ANY] = AnyLabels.ANY
+"""``cheap_preset`` of :func:`configuration_query` for models of any label mix (None would ask
+for paper labels only)."""
+
+
 def configuration_query(
-    feature_set: FeatureSet | str | None = None, target: ModelTarget | str | None = None
+    feature_set: FeatureSet | str | None = None,
+    target: ModelTarget | str | None = None,
+    cheap_preset: str | AnyLabels | None = ANY_LABELS,
 ) -> dict[str, Any]:
-    """The Mongo filter of the successful models of one configuration (None: any value).
+    """The Mongo filter of the successful models of one configuration.
+
+    Args:
+        feature_set: Only models with these inputs (None: any).
+        target: Only models of this target (None: any).
+        cheap_preset: Only models trained with the calibrated labels of this cheap preset;
+            None: only models of paper labels alone; :data:`ANY_LABELS`: any mix.
 
     Documents written before a field existed hold its old meaning: no ``feature_set`` is the
-    paper's, no ``target`` is SAMS.
+    paper's, no ``target`` is SAMS, no ``cheap_preset`` is paper labels only.
     """
     query: dict[str, Any] = {"state": State.SUCCESSFUL.value}
     legacy = {"feature_set": FeatureSet.PAPER.value, "target": ModelTarget.SAMS.value}
@@ -103,6 +132,8 @@ def configuration_query(
             continue
         value = str(value)  # an enum's str is its value
         query[field] = {"$in": [value, None]} if value == legacy[field] else value
+    if cheap_preset is not ANY_LABELS:
+        query["cheap_preset"] = cheap_preset  # null also matches documents without the field
     return query
 
 

@@ -43,6 +43,9 @@ FOREST_PARAMS: dict[str, Any] = {
 }
 """A forest fixed in advance (issue H's untuned reference configuration)."""
 METHODS = ("raw", "linear", "forest", "forest_residual")
+DEFAULT_METHOD = "forest_residual"
+"""The calibration of cheap training labels: the lowest repeated-CV error on the 496 pairs
+(docs/REPRODUCTION.md)."""
 
 
 class MethodScore(BaseModel):
@@ -100,10 +103,14 @@ def make_calibration(method: str, seed: int) -> RegressorMixin | None:
     raise ValueError(f"unknown calibration method {method!r}; known: {', '.join(METHODS)}")
 
 
+def calibration_inputs(method: str) -> list[str]:
+    """The columns a method reads: the cheap SAMS alone (raw, linear) or every feature."""
+    return [CHEAP_COLUMN] if method in ("raw", "linear") else list(FEATURES)
+
+
 def inputs(method: str, frame: pd.DataFrame) -> np.ndarray:
-    """The input matrix of a method: the cheap SAMS alone (linear) or every feature."""
-    columns = [CHEAP_COLUMN] if method == "linear" else list(FEATURES)
-    return frame[columns].to_numpy(dtype=float)
+    """The input matrix of a method (:func:`calibration_inputs`)."""
+    return frame[calibration_inputs(method)].to_numpy(dtype=float)
 
 
 def fit_calibration(method: str, frame: pd.DataFrame, seed: int) -> RegressorMixin | None:

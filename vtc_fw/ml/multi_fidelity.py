@@ -1,11 +1,14 @@
 """Training on paper labels plus calibrated cheap labels, scored on paper labels only (pure).
 
-Rows carry their fidelity (:data:`FIDELITY_COLUMN`: ``"paper"`` or ``"cheap"``). A cheap row's
+Rows carry their fidelity (:data:`FIDELITY_COLUMN`: ``"paper"`` or ``"screen"``). A cheap row's
 label is its calibrated SAMS (:mod:`vtc_fw.ml.calibration`), the calibration being fit on the
 paired records of the training rows only. Evaluation uses held-out paper labels and nothing
 else: :func:`held_out_paper` is the one place test rows are chosen, and it refuses any row that
-is not a paper label. A record held out never contributes its cheap label either (its features
-and near-identical label would leak into training).
+is not a paper label; :func:`validation_folds` puts every cheap row in every training fold and
+validates on paper rows only. A record held out never contributes its cheap label either (its
+features and near-identical label would leak into training). The paper's protocol
+(:func:`vtc_fw.ml.protocol.train_paper_protocol`) takes its cheap rows through
+:func:`with_cheap_rows`.
 
 :func:`learning_curve` answers the issue's question: paired repeated K-fold R² on paper labels
 against the number of cheap records added (0, 250, 500, ...), each fold and size with the same
@@ -14,16 +17,25 @@ folds, so the curves are paired.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import r2_score
-from sklearn.model_selection import RepeatedKFold
+from sklearn.model_selection import KFold, RepeatedKFold
 
-from vtc_fw.ml.calibration import CHEAP_COLUMN, FOREST_PARAMS, calibrated, fit_calibration
+from vtc_fw.ml.calibration import (
+    CHEAP_COLUMN,
+    DEFAULT_METHOD,
+    FOREST_PARAMS,
+    calibrated,
+    calibration_inputs,
+    fit_calibration,
+)
+from vtc_fw.ml.table import as_table, at_exponent, with_swept_defaults
 
 FIDELITY_COLUMN = "fidelity"
 """Which FEFF fidelity a row's label comes from."""
@@ -68,14 +80,94 @@ def training_rows(
         held_out_keys: Record keys of the fold's test rows, never used.
         method: Calibration method (:data:`vtc_fw.ml.calibration.METHODS`).
         seed: Seed of the calibration forest.
+
+    Raises:
+        ValueError: Cheap rows remain but no paper training row has a cheap label to calibrate on.
     """
     cheap = cheap[~cheap["key"].isin(held_out_keys | set(paper_train["key"]))]
     if cheap.empty:
         return paper_train.assign(**{FIDELITY_COLUMN: PAPER})
+    if CHEAP_COLUMN not in paper_train or paper_train[CHEAP_COLUMN].isna().all():
+        raise ValueError("no paper training record has a cheap label: nothing to calibrate on")
     paired = paper_train.dropna(subset=[CHEAP_COLUMN])
     estimator = fit_calibration(method, paired, seed)
     labelled = cheap.assign(sams=calibrated(method, estimator, cheap), **{FIDELITY_COLUMN: CHEAP})
     return pd.concat([paper_train.assign(**{FIDELITY_COLUMN: PAPER}), labelled], ignore_index=True)
+
+
+def with_cheap_rows(
+    paper_train: pd.DataFrame,
+    test_keys: set[str],
+    cheap: pd.DataFrame | Sequence[Mapping[str, Any]],
+    *,
+    exponent: int | None,
+    columns: Sequence[str],
+    method: str,
+    seed: int,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The training rows of the paper's protocol: its paper training split, then cheap rows.
+
+    Each paper training row takes its record's cheap label from ``cheap`` (the pairs the
+    calibration is fit on); the cheap rows of records without a paper row in the split or the
+    test keys are labelled by that calibration (:func:`training_rows`).
+
+    Args:
+        paper_train: The paper training split (moment sums at ``exponent``).
+        test_keys: Record keys of the test split: their cheap labels are never used.
+        cheap: One row per record with a cheap label: ``key``, the features (and sweep
+            columns), ``in_domain`` and ``sams_cheap``.
+        exponent: The exponent the training split chose (None: the table has no sweep).
+        columns: The model's inputs.
+        method: Calibration method (:data:`vtc_fw.ml.calibration.METHODS`).
+        seed: Seed of the calibration forest.
+
+    Returns:
+        The rows (paper first, in split order; :data:`FIDELITY_COLUMN` set) and the count of
+        cheap rows left out (``cheap_unusable``: no cheap label, outside the domain or a null
+        input of the model or of the calibration).
+    """
+    usable, unusable = usable_cheap_rows(cheap, exponent, [*columns, *calibration_inputs(method)])
+    cheap_label = usable.set_index("key")[CHEAP_COLUMN]
+    paired = paper_train.assign(**{CHEAP_COLUMN: paper_train["key"].map(cheap_label)})
+    rows = training_rows(paired, usable, test_keys, method, seed)
+    return rows, {"cheap_unusable": unusable}
+
+
+def usable_cheap_rows(
+    cheap: pd.DataFrame | Sequence[Mapping[str, Any]],
+    exponent: int | None,
+    required: Sequence[str],
+) -> tuple[pd.DataFrame, int]:
+    """The cheap rows with a cheap label and every ``required`` column, inside the domain.
+
+    Returns:
+        Those rows (moment sums at ``exponent`` when given) and how many others there were.
+    """
+    frame = with_swept_defaults(as_table(cheap))
+    if exponent is not None:
+        frame = at_exponent(frame, exponent)
+    frame[CHEAP_COLUMN] = pd.to_numeric(frame[CHEAP_COLUMN], errors="coerce")
+    keep = frame[list(dict.fromkeys(required))].notna().all(axis=1)
+    if "in_domain" in frame:
+        keep &= frame["in_domain"].fillna(False).astype(bool)
+    return frame.loc[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def validation_folds(rows: pd.DataFrame, splitter: KFold) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The splitter's folds of the paper rows, with every cheap row in every training fold.
+
+    Validation rows are paper rows only; without cheap rows the folds are the splitter's own
+    on ``rows``.
+
+    Returns:
+        (training indices, validation indices) into ``rows``, one pair per fold.
+    """
+    paper = np.flatnonzero(rows[FIDELITY_COLUMN] == PAPER)
+    cheap = np.flatnonzero(rows[FIDELITY_COLUMN] != PAPER)
+    return [
+        (np.concatenate([paper[fit], cheap]), paper[validate])
+        for fit, validate in splitter.split(paper)
+    ]
 
 
 def learning_curve(
@@ -84,7 +176,7 @@ def learning_curve(
     columns: Sequence[str],
     sizes: Sequence[int],
     *,
-    method: str = "forest_residual",
+    method: str = DEFAULT_METHOD,
     seed: int = 0,
     cv: int = 5,
     repeats: int = 5,

@@ -12,12 +12,17 @@ per element.
 The input is a training table (:mod:`vtc_fw.ml.table`). The inputs are the paper's eight features
 or, with ``feature_set=FeatureSet.CRYSTAL``, the same eight with the crystal sums; every step
 of the protocol is the same for both.
+
+Optionally, cheap rows (another FEFF fidelity's value of the target, ``sams_cheap``) join the
+training split as calibrated labels (:mod:`vtc_fw.ml.multi_fidelity`): the paper rows are split
+as without them, every cheap row is in every training fold of the search, and every score
+(CV, out-of-fold, test, importances, per element, the balanced variant) is on paper labels only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -28,15 +33,20 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import mean_absolute_error, r2_score
-from sklearn.model_selection import (
-    KFold,
-    RandomizedSearchCV,
-    cross_val_predict,
-)
+from sklearn.model_selection import KFold, RandomizedSearchCV
 
+from vtc_fw.ml.calibration import DEFAULT_METHOD
+from vtc_fw.ml.multi_fidelity import (
+    FIDELITY_COLUMN,
+    PAPER,
+    held_out_paper,
+    validation_folds,
+    with_cheap_rows,
+)
 from vtc_fw.ml.table import (
     FEATURE_SET_COLUMNS,
     ExponentSweep,
+    TrainingSplit,
     split_for_training,
     stratified_split,
     usable_rows,
@@ -48,6 +58,10 @@ NOISE_FEATURE = "noise"
 """Name of the uniform-noise column added for the noise-normalized importances."""
 
 PERMUTATION_REPEATS = 10
+
+Folds: TypeAlias = int | Sequence[tuple[np.ndarray, np.ndarray]]
+"""Cross-validation of a search: a number of shuffled seeded folds, or (training, validation)
+row indices of each fold."""
 
 
 def paper_search_space() -> dict[str, Any]:
@@ -182,6 +196,19 @@ class ProtocolMetrics(BaseModel):
     test_elements: list[str] = Field(description="Element of each test record.")
     test_true: list[float] = Field(description="True SAMS of each test record.")
     test_predicted: list[float] = Field(description="Predicted SAMS of each test record.")
+    n_cheap: int = Field(
+        default=0,
+        description="Calibrated cheap labels trained on beside the training split (0: paper "
+        "labels only, as every model trained before they could be).",
+    )
+    cheap_keys: list[str] = Field(
+        default_factory=list, description="Record keys of those cheap labels."
+    )
+    calibration_method: str | None = Field(
+        default=None,
+        description="Calibration of the cheap labels (vtc_fw.ml.calibration), fit on the "
+        "training split's paired records only; null without cheap labels.",
+    )
 
 
 class ProtocolResult(ProtocolMetrics):
@@ -218,6 +245,8 @@ def train_paper_protocol(
     permutation_repeats: int = PERMUTATION_REPEATS,
     balanced: bool = True,
     feature_set: FeatureSet = FeatureSet.PAPER,
+    cheap: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+    calibration: str = DEFAULT_METHOD,
 ) -> ProtocolResult:
     """Train the paper's random forest on a feature table with a SAMS target.
 
@@ -232,28 +261,39 @@ def train_paper_protocol(
         permutation_repeats: Permutations per feature for the importances.
         balanced: Also run the balanced-per-element variant.
         feature_set: The model's inputs (:data:`~vtc_fw.ml.table.FEATURE_SET_COLUMNS`).
+        cheap: Rows of another fidelity's labels, one per record: ``key``, the features (and
+            sweep columns), ``in_domain`` and ``sams_cheap``, that fidelity's value of the
+            target. Rows of records in the training or test split are not trained on (the
+            training split's give the pairs the calibration is fit on); the others join the
+            training rows with their calibrated label. None or empty: paper labels only, and
+            the result is that of a call without them.
+        calibration: Method of that calibration (:data:`vtc_fw.ml.calibration.METHODS`).
 
     Returns:
         The fitted estimator and every figure of the protocol.
 
     Raises:
-        ValueError: If fewer than ``2 * cv`` rows remain after exclusions, or a usable row
-            lacks a column of the feature set (feature documents older than the crystal sums).
+        ValueError: If fewer than ``2 * cv`` rows remain after exclusions, a usable row
+            lacks a column of the feature set (feature documents older than the crystal sums),
+            or cheap rows remain but no training record has a cheap label to calibrate on.
     """
     split = split_for_training(table, seed=seed, cv=cv)
     train, test, sweep = split.train, split.test, split.sweep
     columns = list(FEATURE_SET_COLUMNS[FeatureSet(feature_set)])
     require_columns(pd.concat([train, test]), columns, FeatureSet(feature_set))
-    search = _search(train[columns], train["sams"], seed, n_iter, cv, n_jobs, search_space)
+    rows, cheap_excluded = training_rows_of(split, cheap, columns, calibration, seed)
+    folds = validation_folds(rows, cv_folds(cv, seed))
+    search = _search(rows[columns], rows["sams"], seed, n_iter, folds, n_jobs, search_space)
     estimator = search.best_estimator_
     train_pred = estimator.predict(train[columns].to_numpy())
     test_pred = estimator.predict(test[columns].to_numpy())
     oof_pred = out_of_fold_predictions(
-        search.best_params_, train, seed=seed, cv=cv, n_jobs=n_jobs, columns=columns
+        search.best_params_, rows, folds, seed=seed, n_jobs=n_jobs, columns=columns
     )
+    cheap_keys = [str(k) for k in rows.loc[rows[FIDELITY_COLUMN] != PAPER, "key"]]
     raw = noise_permutation_importances(
         search.best_params_,
-        train,
+        rows,
         test,
         seed=seed,
         repeats=permutation_repeats,
@@ -292,11 +332,40 @@ def train_paper_protocol(
         test_elements=[str(e) for e in test["element"]],
         test_true=[float(v) for v in test["sams"]],
         test_predicted=[float(v) for v in test_pred],
+        n_cheap=len(cheap_keys),
+        cheap_keys=cheap_keys,
+        calibration_method=calibration if cheap_keys else None,
         n_rows=split.n_rows,
-        excluded=split.excluded,
+        excluded={**split.excluded, **cheap_excluded},
         seed=seed,
         n_iter=n_iter,
         cv=cv,
+    )
+
+
+def training_rows_of(
+    split: TrainingSplit,
+    cheap: pd.DataFrame | Sequence[Mapping[str, Any]] | None,
+    columns: Sequence[str],
+    calibration: str,
+    seed: int,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows the forest is fitted on: the training split, then the calibrated cheap rows.
+
+    Returns:
+        The rows (:data:`~vtc_fw.ml.multi_fidelity.FIDELITY_COLUMN` set) and the count of
+        cheap rows left out (none without cheap rows).
+    """
+    if cheap is None or len(cheap) == 0:
+        return split.train.assign(**{FIDELITY_COLUMN: PAPER}), {}
+    return with_cheap_rows(
+        split.train,
+        set(split.test["key"]),
+        cheap,
+        exponent=split.sweep.chosen_exponent if split.sweep else None,
+        columns=columns,
+        method=calibration,
+        seed=seed,
     )
 
 
@@ -330,7 +399,7 @@ def _search(
     target: pd.Series,
     seed: int,
     n_iter: int,
-    cv: int,
+    cv: Folds,
     n_jobs: int | None,
     search_space: Mapping[str, Any] | None,
 ) -> RandomizedSearchCV:
@@ -349,10 +418,13 @@ def randomized_search(
     *,
     seed: int,
     n_iter: int,
-    cv: int,
+    cv: Folds,
     n_jobs: int | None = None,
 ) -> RandomizedSearchCV:
     """The paper's search for any estimator: ``n_iter`` draws, R², shuffled seeded K-fold, refit.
+
+    ``cv`` is a number of folds (:func:`cv_folds`) or the folds themselves, as (training,
+    validation) row indices (:func:`~vtc_fw.ml.multi_fidelity.validation_folds`).
 
     Returns:
         The fitted search (``best_estimator_`` refitted on all the given rows).
@@ -361,7 +433,7 @@ def randomized_search(
         clone(estimator),
         param_distributions=dict(space),
         n_iter=n_iter,
-        cv=cv_folds(cv, seed),
+        cv=cv_folds(cv, seed) if isinstance(cv, int) else list(cv),
         scoring="r2",
         refit=True,
         random_state=seed,
@@ -377,28 +449,33 @@ def cv_folds(cv: int, seed: int) -> KFold:
 
 def out_of_fold_predictions(
     params: Mapping[str, Any],
-    train: pd.DataFrame,
+    rows: pd.DataFrame,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
     seed: int,
-    cv: int,
     n_jobs: int | None = None,
     columns: Sequence[str] = FEATURE_COLUMNS,
 ) -> np.ndarray:
-    """Predictions for every training row by a forest fitted on the other folds.
+    """Predictions for every paper training row by a forest fitted on the other folds.
 
-    The folds are those of the search (:func:`cv_folds`), and ``params`` were chosen on
-    them, so scores of these predictions are slightly optimistic. ``columns`` are the inputs.
+    The folds are those of the search (:func:`~vtc_fw.ml.multi_fidelity.validation_folds`,
+    cheap rows in every training fold), and ``params`` were chosen on them, so scores of these
+    predictions are slightly optimistic. ``columns`` are the inputs.
 
     Returns:
-        One prediction per row of ``train``, in its order.
+        One prediction per paper row of ``rows``, in its order.
+
+    Raises:
+        ValueError: A fold validates on a cheap row.
     """
-    forest = RandomForestRegressor(**params, random_state=seed, n_jobs=n_jobs)
-    return cross_val_predict(
-        forest,
-        train[list(columns)].to_numpy(),
-        train["sams"].to_numpy(),
-        cv=cv_folds(cv, seed),
-    )
+    features, target = rows[list(columns)].to_numpy(), rows["sams"].to_numpy()
+    predicted = np.full(len(rows), np.nan)
+    for fit, validate in folds:
+        validation = held_out_paper(rows, validate)
+        forest = RandomForestRegressor(**params, random_state=seed, n_jobs=n_jobs)
+        forest.fit(features[fit], target[fit])
+        predicted[validate] = forest.predict(validation[list(columns)].to_numpy())
+    return predicted[(rows[FIDELITY_COLUMN] == PAPER).to_numpy()]
 
 
 def noise_permutation_importances(
@@ -416,6 +493,8 @@ def noise_permutation_importances(
     A forest with the chosen hyperparameters is fitted on the training features (``columns``)
     plus a column of U(0, 1) noise; each column of the test set is permuted ``repeats`` times.
     The production estimator is not this one, so its predictions never depend on noise.
+    ``train`` holds the rows the model was fitted on (cheap ones included), ``test`` held-out
+    paper rows.
 
     Returns:
         ``{feature: {"mean": ..., "std": ...}}`` including :data:`NOISE_FEATURE`.
