@@ -11,9 +11,10 @@ of SAMS, SAMS_max and A_inv (median, max), the Spearman correlation of the recor
 and the CPU-s.
 
 ``short-scf``: does a short SCF remove the cheap fidelity's tail? On the ``--worst`` reference
-records with the largest |SAMS(screen) − SAMS(paper)| (committed tasks) it runs each
-``--variant NAME='{settings over "paper"}'`` and prints every variant's |ΔSAMS| against paper
-beside screen's, with the CPU-s.
+records with the largest |SAMS(screen) − SAMS(paper)| (committed tasks), and on ``--random``
+further records drawn at random (``--seed``) among the rest of the pairs (is it still right where
+screen was?), it runs each ``--variant NAME='{settings over "paper"}'`` and prints every
+variant's |ΔSAMS| against paper beside screen's, with the CPU-s, for each group.
 
 Both cache one JSON per (record, variant) under benchmarks/results/ and resume from it. A
 cluster-size run at the preset's own 30 atoms is taken from the committed task of that record
@@ -84,14 +85,29 @@ def sigma_sample(per_element: int) -> list[tuple[str, str]]:
     ]
 
 
-def worst_screen_records(n: int) -> list[tuple[str, str]]:
-    """(structure id, element) of the ``n`` records with the largest |screen − paper| SAMS."""
+def screen_pairs() -> tuple[dict[str, float], dict[str, float]]:
+    """Paper and screen SAMS of the committed records, by record key."""
     paper = labels(reference_tasks(ROOT / "data" / "reference_paper.jsonl.gz"))
     screen: dict[str, float] = {}
     for path in sorted((ROOT / "data" / "screen").glob("batch_*.jsonl.gz")):
         screen |= labels(reference_tasks(path))
+    return paper, screen
+
+
+def short_scf_records(worst: int, random: int, seed: int) -> dict[str, list[tuple[str, str]]]:
+    """(structure id, element) of the ``worst`` pairs by |screen − paper| and ``random`` others."""
+    paper, screen = screen_pairs()
     common = sorted(set(paper) & set(screen), key=lambda k: -abs(screen[k] - paper[k]))
-    return [tuple(key.rsplit(":", 1)) for key in common[:n]]  # type: ignore[misc]
+    rest = sorted(common[worst:])
+    drawn = np.random.default_rng(seed).permutation(len(rest))[:random]
+    groups = {"worst": common[:worst], "random": [rest[i] for i in sorted(drawn)]}
+    return {name: [split_key(key) for key in keys] for name, keys in groups.items()}
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(structure id, element) of a record key."""
+    structure_id, _, element = key.rpartition(":")
+    return structure_id, element
 
 
 def labels(tasks: list[dict[str, Any]]) -> dict[str, float]:
@@ -104,8 +120,9 @@ def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     result = dict(base)
     for key, value in override.items():
         inner = result.get(key)
-        both_dicts = isinstance(value, dict) and isinstance(inner, dict)
-        result[key] = merged(inner, value) if both_dicts else value
+        if isinstance(value, dict) and isinstance(inner, dict):
+            value = merged(inner, value)
+        result[key] = value
     return result
 
 
@@ -171,6 +188,16 @@ def seed_committed(cache: Path, preset: str, records: list[tuple[str, str]]) -> 
             target.write_text(json.dumps(result, indent=1))
 
 
+def variant_groups(variants: dict[str, dict[str, Any]]) -> list[dict[str, dict[str, Any]]]:
+    """The variants in the order they run: the plain ones record by record, then the SCF-held.
+
+    So a run stopped early has the study's own sizes on as many records as possible.
+    """
+    held = {name: settings for name, settings in variants.items() if "_scf" in name}
+    plain = {name: settings for name, settings in variants.items() if name not in held}
+    return [plain, held]
+
+
 def cache_path(cache: Path, record: str, variant: str) -> Path:
     """One JSON per (record, variant)."""
     return cache / f"{record.replace(':', '_')}_{variant}.json"
@@ -187,8 +214,9 @@ def compute(
     entries = {e.structure_id: e for e in iter_oqmd_icsd() if e.structure_id in wanted}
     jobs: list[Job] = [
         (sid, element, name, settings, entries[sid])
+        for group in variant_groups(variants)
         for sid, element in records
-        for name, settings in variants.items()
+        for name, settings in group.items()
         if not cache_path(cache, f"{sid}:{element}", name).exists()
     ]
     cache.mkdir(parents=True, exist_ok=True)
@@ -277,16 +305,13 @@ def difference(name: str, rows: list[dict[str, Any]], reference: list[dict[str, 
     )
 
 
-def report_short_scf(records: list[tuple[str, str]], variants: list[str]) -> None:
+def report_short_scf(groups: dict[str, list[tuple[str, str]]], variants: list[str]) -> None:
     """Each variant's |ΔSAMS| against paper beside screen's, record by record, with CPU-s."""
-    paper = labels(reference_tasks(ROOT / "data" / "reference_paper.jsonl.gz"))
-    screen: dict[str, float] = {}
-    for path in sorted((ROOT / "data" / "screen").glob("batch_*.jsonl.gz")):
-        screen |= labels(reference_tasks(path))
+    paper, screen = screen_pairs()
     results = cached(CACHES["short-scf"], variants)
     print("| record | paper | screen | " + " | ".join(variants) + " |")
     print("|---" * (len(variants) + 3) + "|")
-    for sid, element in records:
+    for sid, element in [record for records in groups.values() for record in records]:
         key = f"{sid}:{element}"
         cells = [
             f"{results[v][key]['sams']:.3f} ({results[v][key]['cpu_s']:.0f} s)"
@@ -295,17 +320,21 @@ def report_short_scf(records: list[tuple[str, str]], variants: list[str]) -> Non
             for v in variants
         ]
         print(f"| {key} | {paper[key]:.3f} | {screen[key]:.3f} | " + " | ".join(cells) + " |")
-    for v in variants:
-        done = [k for k in results[v] if k in paper]
-        if done:
-            error = np.array([abs(results[v][k]["sams"] - paper[k]) for k in done])
-            before = np.array([abs(screen[k] - paper[k]) for k in done])
-            cpu = np.median([results[v][k]["cpu_s"] for k in done])
-            print(
-                f"{v}: {len(done)} records, |ΔSAMS| vs paper median {np.median(error):.3f}"
-                f" max {error.max():.3f} (screen on them: {np.median(before):.3f} /"
-                f" {before.max():.3f}), CPU-s median {cpu:.0f}"
-            )
+    for group, records in groups.items():
+        keys = {f"{sid}:{element}" for sid, element in records}
+        for v in variants:
+            done = sorted(keys & set(results[v]))
+            if done:
+                error = np.array([abs(results[v][k]["sams"] - paper[k]) for k in done])
+                before = np.array([abs(screen[k] - paper[k]) for k in done])
+                cpu = np.median([results[v][k]["cpu_s"] for k in done])
+                print(
+                    f"{group} {v}: {len(done)} records, |ΔSAMS| vs paper median"
+                    f" {np.median(error):.3f} p90 {np.percentile(error, 90):.3f} max"
+                    f" {error.max():.3f} (screen on them: {np.median(before):.3f} /"
+                    f" {np.percentile(before, 90):.3f} / {before.max():.3f}),"
+                    f" CPU-s median {cpu:.0f}"
+                )
 
 
 def main() -> None:
@@ -319,7 +348,9 @@ def main() -> None:
         help="cluster-size: also run each larger size with the SCF kept here",
     )
     parser.add_argument("--per-element", type=int, default=2, help="cluster-size: records")
-    parser.add_argument("--worst", type=int, default=10, help="short-scf: records")
+    parser.add_argument("--worst", type=int, default=10, help="short-scf: worst records")
+    parser.add_argument("--random", type=int, default=0, help="short-scf: random records")
+    parser.add_argument("--seed", type=int, default=0, help="short-scf: seed of --random")
     parser.add_argument("--variant", action="append", default=[], help="short-scf: NAME=JSON")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--report-only", action="store_true")
@@ -339,13 +370,14 @@ def main() -> None:
         variants = {
             name: merged(paper, json.loads(text)) | {"name": name} for name, text in pairs.items()
         }
-        records = worst_screen_records(arguments.worst)
+        groups = short_scf_records(arguments.worst, arguments.random, arguments.seed)
+        records = [record for members in groups.values() for record in members]
     if not arguments.report_only:
         compute(CACHES[arguments.study], records, variants, arguments.processes)
     if arguments.study == "cluster-size":
         report_sizes(arguments.preset, sizes, arguments.scf_shell)
     else:
-        report_short_scf(records, list(variants))
+        report_short_scf(groups, list(variants))
 
 
 if __name__ == "__main__":
