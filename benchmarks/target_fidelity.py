@@ -189,13 +189,13 @@ def seed_committed(cache: Path, preset: str, records: list[tuple[str, str]]) -> 
 
 
 def variant_groups(variants: dict[str, dict[str, Any]]) -> list[dict[str, dict[str, Any]]]:
-    """The variants in the order they run: the plain ones record by record, then the SCF-held.
+    """The variants in the order they run: each plain one on every record, then the SCF-held.
 
-    So a run stopped early has the study's own sizes on as many records as possible.
+    So a run stopped early has the smaller sizes on every record and the larger on the first.
     """
+    plain = [{name: settings} for name, settings in variants.items() if "_scf" not in name]
     held = {name: settings for name, settings in variants.items() if "_scf" in name}
-    plain = {name: settings for name, settings in variants.items() if name not in held}
-    return [plain, held]
+    return [*plain, held]
 
 
 def cache_path(cache: Path, record: str, variant: str) -> Path:
