@@ -39,6 +39,7 @@ from vtc_fw.cli import main
 from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.errors import ModelBlobError
 from vtc_fw.keys import CRYSTAL_SUMS
+from vtc_fw.ml.protocol import wide_search_space
 from vtc_fw.ml.table import CRYSTAL_COLUMNS
 from vtc_fw.science.coordination import FIRST_SHELL_FEATURES
 from vtc_fw.science.features import FEATURE_COLUMNS, SWEEP_EXPONENTS
@@ -352,7 +353,12 @@ def test_train_counts_failed_tasks_and_stores_a_verifiable_blob(stores):
 def test_training_is_skipped_only_after_a_successful_model_of_the_same_data(stores):
     run_builders([xes_builder(stores), feature_builder(stores)])
     later = datetime.now(UTC) + timedelta(hours=1)
-    attempt = {"sources_last_updated": later, "last_updated": later}
+    searched_as_now = {"parameters": {"search_space": TINY_SPACE}}
+    attempt = {
+        "sources_last_updated": later,
+        "last_updated": later,
+        "builder_meta": searched_as_now,
+    }
     stores["models"].update([{**attempt, "model_id": "failed-1", "state": "failed"}])
     assert len(list(train_builder(stores).get_items())) == 1
     # a model from before feature sets were recorded is the paper's: current for paper only
@@ -364,6 +370,39 @@ def test_training_is_skipped_only_after_a_successful_model_of_the_same_data(stor
     assert list(train_builder(stores, feature_set="crystal").get_items()) == []
     # another target of the same inputs is another configuration
     assert len(list(train_builder(stores, target="sams_max").get_items())) == 1
+
+
+def test_each_feature_set_searches_its_own_space_and_another_space_is_trained_again(stores):
+    """Paper features keep the paper's space; the crystal sums search the wide one, and a model
+    of theirs searched over the paper's space (trained before the switch) is not current."""
+    run_builders([xes_builder(stores), feature_builder(stores)])
+    defaults = {"search_space": None, "n_iter": 1}
+    assert train_builder(stores, feature_set="paper", **defaults)._parameters()["search_space"] == (
+        "paper"
+    )
+    crystal = train_builder(stores, feature_set="crystal", **defaults)
+    (item,) = crystal.get_items()
+    model = crystal.process_item(item)["model"]
+    assert model["builder_meta"]["parameters"]["search_space"] == "wide"
+    assert set(model["best_params"]) == set(wide_search_space())
+    later = datetime.now(UTC) + timedelta(hours=1)
+
+    def stored(space: str, minutes: int) -> dict:
+        return {
+            "model_id": f"m-{space}",
+            "state": "successful",
+            "feature_set": "crystal",
+            "sources_last_updated": later,
+            "last_updated": later + timedelta(minutes=minutes),
+            "builder_meta": {"parameters": {"search_space": space}},
+        }
+
+    # the newest crystal model was searched over the paper's space: trained again
+    stores["models"].update([stored("paper", 0)])
+    assert len(list(train_builder(stores, **defaults).get_items())) == 1
+    stores["models"].update([stored("wide", 1)])
+    assert list(train_builder(stores, **defaults).get_items()) == []
+    assert len(list(train_builder(stores, search_space="paper", n_iter=1).get_items())) == 1
 
 
 def test_a_build_without_structures_writes_one_failed_model_then_nothing(stores):

@@ -27,8 +27,15 @@ from vtc_fw.documents.model import (
 from vtc_fw.errors import ModelBlobError, UsageError
 from vtc_fw.ml.calibration import CHEAP_COLUMN, DEFAULT_METHOD
 from vtc_fw.ml.forest_format import forest_from_bytes, forest_to_bytes
-from vtc_fw.ml.protocol import ProtocolResult, train_paper_protocol
-from vtc_fw.settings import DEFAULT_FEATURE_SET, DEFAULT_PRESET, FeatureSet, ModelTarget
+from vtc_fw.ml.protocol import ProtocolResult, search_space_of, train_paper_protocol
+from vtc_fw.settings import (
+    DEFAULT_FEATURE_SET,
+    DEFAULT_PRESET,
+    DEFAULT_SEARCH_SPACE,
+    FeatureSet,
+    ModelTarget,
+    SearchSpace,
+)
 
 UNCALIBRATED_PRESETS = frozenset({"screen"})
 """FEFF presets whose labels are never trained on alone: the cheap fidelity's SAMS is biased and
@@ -180,7 +187,11 @@ class TrainBuilder(Builder):
         n_iter: Draws of the randomized search (paper: 100).
         cv: Cross-validation folds (paper: 5).
         n_jobs: Parallel jobs of the search (None: 1).
-        search_space: Lists of candidate values replacing the paper's space (tests only).
+        search_space: The search's space: a :class:`~vtc_fw.settings.SearchSpace` name, lists
+            of candidate values (tests), or None for the feature set's own
+            (:data:`~vtc_fw.settings.DEFAULT_SEARCH_SPACE`: paper for the paper's features, wide
+            for the crystal sums). A model of the configuration searched over another space is
+            trained again.
         permutation_repeats: Permutations per feature for the importances.
         balanced: Also run the balanced-per-element variant.
         feature_set: The model's inputs (default: the best validated, the crystal sums).
@@ -206,7 +217,7 @@ class TrainBuilder(Builder):
         n_iter: int = 100,
         cv: int = 5,
         n_jobs: int | None = None,
-        search_space: dict[str, list[Any]] | None = None,
+        search_space: SearchSpace | str | dict[str, list[Any]] | None = None,
         permutation_repeats: int = 10,
         balanced: bool = True,
         feature_set: FeatureSet | str = DEFAULT_FEATURE_SET,
@@ -265,14 +276,18 @@ class TrainBuilder(Builder):
             iter(
                 self.models.query(
                     configuration_query(self.feature_set, self.target, self.cheap_preset),
-                    properties=["sources_last_updated"],
+                    properties=["sources_last_updated", "builder_meta"],
                     sort={"last_updated": -1},
                     limit=1,
                 )
             ),
             None,
         )
-        if last_model and as_utc(last_model["sources_last_updated"]) >= newest_source:
+        if (
+            last_model
+            and as_utc(last_model["sources_last_updated"]) >= newest_source
+            and searched(last_model) == self._search_space_name()
+        ):
             self.logger.info(
                 f"no new features or xes since the last {self.feature_set.value}/"
                 f"{self.target.value}/{self.cheap_preset or 'paper-only'} model: skipping training"
@@ -329,7 +344,7 @@ class TrainBuilder(Builder):
                 n_iter=self.n_iter,
                 cv=self.cv,
                 n_jobs=self.n_jobs,
-                search_space=self.search_space,
+                search_space=search_space_of(self.search_space, self.feature_set),
                 permutation_repeats=self.permutation_repeats,
                 balanced=self.balanced,
                 cheap=cheap,
@@ -376,7 +391,7 @@ class TrainBuilder(Builder):
             "seed": self.seed,
             "n_iter": self.n_iter,
             "cv": self.cv,
-            "search_space": self.search_space or "paper",
+            "search_space": self._search_space_name(),
             "permutation_repeats": self.permutation_repeats,
             "balanced": self.balanced,
             "feature_set": self.feature_set.value,
@@ -385,11 +400,23 @@ class TrainBuilder(Builder):
             **self._cheap_parameters(),
         }
 
+    def _search_space_name(self) -> str | dict[str, list[Any]]:
+        """The search space as recorded in ``builder_meta``: its name, or the given lists."""
+        if isinstance(self.search_space, dict):
+            return self.search_space
+        return SearchSpace(self.search_space or DEFAULT_SEARCH_SPACE[self.feature_set]).value
+
     def _cheap_parameters(self) -> dict[str, Any]:
         """The cheap labels' settings (none for paper labels only, as before they existed)."""
         if self.cheap_preset is None:
             return {}
         return {"cheap_preset": self.cheap_preset, "calibration": self.calibration}
+
+
+def searched(model: dict[str, Any]) -> Any:
+    """The search space a stored model was trained with ("paper" before it was recorded)."""
+    parameters = (model.get("builder_meta") or {}).get("parameters") or {}
+    return parameters.get("search_space", SearchSpace.PAPER.value)
 
 
 def repeats_failure(last_attempt: dict[str, Any] | None, failed: FailedModelDocument) -> bool:

@@ -21,7 +21,7 @@ as without them, every cheap row is in every training fold of the search, and ev
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -52,7 +52,7 @@ from vtc_fw.ml.table import (
     usable_rows,
 )
 from vtc_fw.science.features import FEATURE_COLUMNS
-from vtc_fw.settings import FeatureSet
+from vtc_fw.settings import DEFAULT_SEARCH_SPACE, FeatureSet, SearchSpace
 
 NOISE_FEATURE = "noise"
 """Name of the uniform-noise column added for the noise-normalized importances."""
@@ -98,6 +98,29 @@ def wide_search_space() -> dict[str, Any]:
         "min_samples_leaf": stats.randint(1, 25),
         "min_samples_split": stats.randint(2, 50),
     }
+
+
+SEARCH_SPACES: dict[SearchSpace, Callable[[], dict[str, Any]]] = {
+    SearchSpace.PAPER: paper_search_space,
+    SearchSpace.WIDE: wide_search_space,
+}
+"""The named spaces of the forest's search."""
+
+
+def search_space_of(
+    search_space: SearchSpace | str | Mapping[str, Any] | None, feature_set: FeatureSet | str
+) -> dict[str, Any]:
+    """The space a model searches: a named one, a given mapping, or the feature set's own.
+
+    Args:
+        search_space: A :class:`~vtc_fw.settings.SearchSpace` (or its name), a mapping of
+            candidate values (tests), or None for :data:`~vtc_fw.settings.DEFAULT_SEARCH_SPACE`.
+        feature_set: The model's inputs, which choose the space when ``search_space`` is None.
+    """
+    if isinstance(search_space, Mapping):
+        return dict(search_space)
+    name = DEFAULT_SEARCH_SPACE[FeatureSet(feature_set)] if search_space is None else search_space
+    return SEARCH_SPACES[SearchSpace(name)]()
 
 
 PAPER_METRICS: dict[str, float] = {
