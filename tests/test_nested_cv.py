@@ -24,7 +24,10 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "nested_cv.py"
 
 def nested(frame: pd.DataFrame, **options):
     settings = {"outer_folds": 3, "outer_repeats": 2, "n_iter": 2, "inner_cv": 3}
-    spaces = {"random_forest": TINY_SPACE}
+    spaces = {
+        "random_forest": TINY_SPACE,
+        "random_forest_wide": TINY_SPACE | {"max_features": [0.5]},
+    }
     return nested_cv(frame, seed=3, search_spaces=spaces, **{**settings, **options})
 
 
@@ -34,12 +37,12 @@ def result(table):
 
 
 def test_every_variant_is_scored_on_the_same_outer_folds(table, result):
-    assert result.variants == list(NESTED_VARIANTS) == ["paper", "rf_crystal"]
+    assert result.variants == list(NESTED_VARIANTS) == ["paper", "rf_crystal", "rf_crystal_wide"]
     usable, _ = select_trainable(with_swept_defaults(as_table(table)))
     assert result.n_usable == len(usable)
     assert len(result.folds) == 6
     assert all(fold.n_train + fold.n_test == len(usable) for fold in result.folds)
-    assert all(set(fold.outer_r2) == {"paper", "rf_crystal"} for fold in result.folds)
+    assert all(set(fold.outer_r2) == set(NESTED_VARIANTS) for fold in result.folds)
     scores = {score.name: score for score in result.scores}
     paper = [fold.outer_r2["paper"] for fold in result.folds]
     assert scores["paper"].fold_r2 == paper and scores["paper"].diff_mean == 0

@@ -48,9 +48,10 @@ from vtc_fw.ml.table import (
 
 logger = logging.getLogger(__name__)
 
-NESTED_VARIANTS: tuple[str, ...] = ("paper", "rf_crystal")
+NESTED_VARIANTS: tuple[str, ...] = ("paper", "rf_crystal", "rf_crystal_wide")
 """The variants behind the default model's choice: the paper's forest on the paper's features
-and on the crystal sums (:class:`vtc_fw.settings.FeatureSet`)."""
+and on the crystal sums (:class:`vtc_fw.settings.FeatureSet`), and on the crystal sums searched
+over the wide space (:data:`vtc_fw.settings.DEFAULT_SEARCH_SPACE`)."""
 
 
 @dataclass
