@@ -1,33 +1,37 @@
-"""The "screen" preset's SAMS error against "paper" on the reference records (issue H).
+"""A cheap preset's SAMS error against "paper" on the reference records (issue H).
 
-    python scripts/screen_error.py
+    python scripts/screen_error.py [--dir screen]
 
-Pairs every committed screen task (data/screen/batch_*.jsonl.gz) with the paper task of the same
-record (data/reference_paper.jsonl.gz) and prints |ΔSAMS| (median, p90, max, by element), the
-bias, the rank correlation and the CPU cost of both, read from the task documents themselves.
+Pairs every committed task of the cheap dataset (data/DIR/batch_*.jsonl.gz, default the "screen"
+preset's) with the paper task of the same record (data/reference_paper.jsonl.gz) and prints
+|ΔSAMS| (median, p90, max, by element), the bias, the rank correlation and the CPU cost of both,
+read from the task documents themselves.
 """
 
-import gzip
-import json
+import argparse
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
+from vtc_fw.app.transfer import read_transfer_file
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def tasks(path: Path) -> Iterator[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        yield from (json.loads(line) for line in handle if line.strip())
+def tasks(path: Path) -> list[dict]:
+    """The task documents of a committed file (its structures lines left out)."""
+    return [task.model_dump(mode="json") for task in read_transfer_file(path).tasks]
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", default="screen", help="the cheap dataset's folder in data/")
+    arguments = parser.parse_args()
     paper = {task["record_key"]: task for task in tasks(DATA / "reference_paper.jsonl.gz")}
     pairs, failed = [], 0
-    for path in sorted((DATA / "screen").glob("batch_*.jsonl.gz")):
+    for path in sorted((DATA / arguments.dir).glob("batch_*.jsonl.gz")):
         for task in tasks(path):
             if task["record_key"] not in paper:
                 continue
