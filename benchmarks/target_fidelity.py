@@ -308,6 +308,8 @@ def difference(name: str, rows: list[dict[str, Any]], reference: list[dict[str, 
 def report_short_scf(groups: dict[str, list[tuple[str, str]]], variants: list[str]) -> None:
     """Each variant's |ΔSAMS| against paper beside screen's, record by record, with CPU-s."""
     paper, screen = screen_pairs()
+    reference = reference_tasks(ROOT / "data" / "reference_paper.jsonl.gz")
+    paper_cpu = {t["record_key"]: t["cpu_s"] for t in reference if t["state"] == "successful"}
     results = cached(CACHES["short-scf"], variants)
     print("| record | paper | screen | " + " | ".join(variants) + " |")
     print("|---" * (len(variants) + 3) + "|")
@@ -328,12 +330,13 @@ def report_short_scf(groups: dict[str, list[tuple[str, str]]], variants: list[st
                 error = np.array([abs(results[v][k]["sams"] - paper[k]) for k in done])
                 before = np.array([abs(screen[k] - paper[k]) for k in done])
                 cpu = np.median([results[v][k]["cpu_s"] for k in done])
+                ratio = np.median([paper_cpu[k] / results[v][k]["cpu_s"] for k in done])
                 print(
                     f"{group} {v}: {len(done)} records, |ΔSAMS| vs paper median"
                     f" {np.median(error):.3f} p90 {np.percentile(error, 90):.3f} max"
                     f" {error.max():.3f} (screen on them: {np.median(before):.3f} /"
                     f" {np.percentile(before, 90):.3f} / {before.max():.3f}),"
-                    f" CPU-s median {cpu:.0f}"
+                    f" CPU-s median {cpu:.0f} (paper/variant per record: median ×{ratio:.1f})"
                 )
 
 

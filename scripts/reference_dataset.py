@@ -13,6 +13,11 @@ draw of the same population (seed 2027, reference structures left out), at most 
 Its tasks carry σ (six polarizations); ``export`` writes only the finished tasks that no earlier
 file holds, to the next ``data/screen/batch_NNN.jsonl.gz``, so the committed data only grows.
 
+``--dataset screen_scf`` is the cheap fidelity with a short SCF (preset "screen_scf") on every
+record of the reference dataset only, at priority 1 (ahead of the remaining "screen" draw), for
+its error against "paper" on all 500 (issue H step 2); ``export`` writes
+``data/screen_scf/batch_NNN.jsonl.gz``.
+
 ``--dataset sigma`` is issue G's measurement at paper fidelity: preset "paper" with σ (six
 polarizations) on six reference records per element, drawn at random (seed 2028) among the
 records whose reference task cost at most its element's median CPU time (so the 60 fit in a
@@ -85,6 +90,9 @@ DATASETS = {
     "reference": Dataset("paper", 700, 2026, RECORD_TIMEOUT_S["broad"], 500),
     "screen": Dataset("screen", 2000, 2027, 600.0, 2000, reference_first=True, directory="screen"),
     "sigma": Dataset("paper", 60, 2028, 1800.0, 60, per_element=6, directory="paper_sigma"),
+    "screen_scf": Dataset(
+        "screen_scf", 0, 2029, 600.0, 500, reference_first=True, directory="screen_scf"
+    ),
 }
 
 

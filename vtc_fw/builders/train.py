@@ -37,7 +37,7 @@ from vtc_fw.settings import (
     SearchSpace,
 )
 
-UNCALIBRATED_PRESETS = frozenset({"screen"})
+UNCALIBRATED_PRESETS = frozenset({"screen", "screen_scf"})
 """FEFF presets whose labels are never trained on alone: the cheap fidelity's SAMS is biased and
 has a heavy tail against "paper" (docs/REPRODUCTION.md); they enter training only calibrated,
 beside paper labels (``TrainBuilder(cheap_preset=...)``)."""
