@@ -42,7 +42,7 @@ from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.ml.protocol import PAPER_METRICS
 from vtc_fw.progress import progress_bar, refresh_if_terminal
 from vtc_fw.settings import get_settings
-from vtc_fw.sources import iter_oqmd_icsd
+from vtc_fw.sources import StructureEntry, iter_oqmd_icsd, oqmd_icsd_entries
 from vtc_fw.workflow.local_workers import (
     requeue_lost_local_runs,
     start_workers,
@@ -156,12 +156,13 @@ def store_oqmd_structures(config: DbConfig, limit: int | None, echo: Echo) -> in
         return 0
     written, batch = 0, []
     entries = progress_bar(
-        iterable=iter_oqmd_icsd(), total=OQMD_3D_STRUCTURES, unit="structure", desc="structures"
+        iterable=_first_and_labelled(wanted, labelled),
+        total=wanted + len(labelled),
+        unit="structure",
+        desc="structures",
     )
-    for position, entry in enumerate(entries):
+    for entry in entries:
         if entry.structure_id in present:
-            continue
-        if position >= wanted and entry.structure_id not in labelled:
             continue
         document = structure_document(entry)
         batch.append(
@@ -174,6 +175,20 @@ def store_oqmd_structures(config: DbConfig, limit: int | None, echo: Echo) -> in
         written += collection.bulk_write(batch, ordered=False).upserted_count
     echo(f"  {written} structures added, {len(present)} already stored")
     return written
+
+
+def _first_and_labelled(wanted: int, labelled: set[str]) -> Iterator[StructureEntry]:
+    """The first ``wanted`` 3d-TM OQMD-ICSD entries, then the ``labelled`` ones not among them.
+
+    Only those rows become structures (importing a dataset into an empty database reads the
+    labelled ones in one pass, not all 12,271).
+    """
+    seen = set()
+    for entry in iter_oqmd_icsd(limit=wanted):
+        seen.add(entry.structure_id)
+        yield entry
+    if labelled - seen:
+        yield from oqmd_icsd_entries(labelled - seen)
 
 
 def compute_new_records(config: DbConfig, settings: MainJobSettings, echo: Echo) -> None:

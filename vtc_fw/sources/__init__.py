@@ -11,7 +11,7 @@ from vtc_fw.sources.dedupe import (
 from vtc_fw.sources.entry import StructureEntry, three_d_metals_in
 from vtc_fw.sources.files import SAMPLE_DIR, iter_directory, iter_sample
 from vtc_fw.sources.mp import MPSource
-from vtc_fw.sources.oqmd import iter_oqmd_icsd, oqmd_icsd_path
+from vtc_fw.sources.oqmd import iter_oqmd_icsd, oqmd_icsd_entries, oqmd_icsd_path
 from vtc_fw.sources.sampling import stratified_sample
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "iter_directory",
     "iter_oqmd_icsd",
     "iter_sample",
+    "oqmd_icsd_entries",
     "oqmd_icsd_path",
     "stratified_sample",
     "three_d_metals_in",
