@@ -207,7 +207,10 @@ def time_to_goal(missing: int, cpu_s_per_record: float, workers: int) -> str:
 
 
 def export(config: DbConfig, dataset: Dataset) -> None:
-    """Write the dataset's finished tasks (reference: the successful ones) to data/."""
+    """Write the dataset's finished tasks (reference: the successful ones) to data/.
+
+    A task whose Firework was queued again (a rerun) waits for its new document.
+    """
     if not dataset.directory:
         output = OUTPUT_DIR / f"reference_{dataset.preset}.jsonl.gz"
         count = export_tasks(
@@ -220,11 +223,18 @@ def export(config: DbConfig, dataset: Dataset) -> None:
     batches = sorted(directory.glob("batch_*.jsonl.gz"))
     exported = {key for batch in batches for key in task_keys(batch)}
     output = directory / f"batch_{len(batches) + 1:03d}.jsonl.gz"
-    query = {"preset": dataset.preset, "task_key": {"$nin": sorted(exported)}}
+    query = {"preset": dataset.preset, "task_key": {"$nin": sorted(exported | queued(config))}}
     count = export_tasks(config, output, query=query)["tasks"]
     if count == 0:
         output.unlink()
     print(f"exported {count} new task documents to {output} ({len(exported)} before)")
+
+
+def queued(config: DbConfig) -> set[str]:
+    """Task keys whose Firework is queued or running again: their documents are not final."""
+    waiting = {"state": {"$in": ["READY", "WAITING", "RESERVED", "RUNNING"]}}
+    fireworks = config.launchpad().fireworks.find(waiting, {"spec.task_key": 1})
+    return {fw["spec"]["task_key"] for fw in fireworks if fw.get("spec", {}).get("task_key")}
 
 
 def task_keys(path: Path) -> list[str]:
