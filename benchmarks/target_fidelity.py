@@ -33,6 +33,7 @@ import argparse
 import json
 import multiprocessing
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -85,18 +86,20 @@ def sigma_sample(per_element: int) -> list[tuple[str, str]]:
     ]
 
 
-def screen_pairs() -> tuple[dict[str, float], dict[str, float]]:
-    """Paper and screen SAMS of the committed records, by record key."""
-    paper = labels(reference_tasks(ROOT / "data" / "reference_paper.jsonl.gz"))
+@cache
+def screen_pairs() -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Paper SAMS, paper CPU-s and screen SAMS of the committed records, by record key."""
+    reference = reference_tasks(ROOT / "data" / "reference_paper.jsonl.gz")
+    paper_cpu = {t["record_key"]: t["cpu_s"] for t in reference if t["state"] == "successful"}
     screen: dict[str, float] = {}
     for path in sorted((ROOT / "data" / "screen").glob("batch_*.jsonl.gz")):
         screen |= labels(reference_tasks(path))
-    return paper, screen
+    return labels(reference), paper_cpu, screen
 
 
 def short_scf_records(worst: int, random: int, seed: int) -> dict[str, list[tuple[str, str]]]:
     """(structure id, element) of the ``worst`` pairs by |screen − paper| and ``random`` others."""
-    paper, screen = screen_pairs()
+    paper, _, screen = screen_pairs()
     common = sorted(set(paper) & set(screen), key=lambda k: -abs(screen[k] - paper[k]))
     rest = sorted(common[worst:])
     drawn = np.random.default_rng(seed).permutation(len(rest))[:random]
@@ -307,9 +310,7 @@ def difference(name: str, rows: list[dict[str, Any]], reference: list[dict[str, 
 
 def report_short_scf(groups: dict[str, list[tuple[str, str]]], variants: list[str]) -> None:
     """Each variant's |ΔSAMS| against paper beside screen's, record by record, with CPU-s."""
-    paper, screen = screen_pairs()
-    reference = reference_tasks(ROOT / "data" / "reference_paper.jsonl.gz")
-    paper_cpu = {t["record_key"]: t["cpu_s"] for t in reference if t["state"] == "successful"}
+    paper, paper_cpu, screen = screen_pairs()
     results = cached(CACHES["short-scf"], variants)
     print("| record | paper | screen | " + " | ".join(variants) + " |")
     print("|---" * (len(variants) + 3) + "|")

@@ -238,10 +238,14 @@ class TrainBuilder(Builder):
         self.n_iter = n_iter
         self.cv = cv
         self.n_jobs = n_jobs
-        self.search_space = search_space
+        self.feature_set = FeatureSet(feature_set)
+        self.search_space = (
+            search_space
+            if isinstance(search_space, dict)
+            else SearchSpace(search_space or DEFAULT_SEARCH_SPACE[self.feature_set])
+        )
         self.permutation_repeats = permutation_repeats
         self.balanced = balanced
-        self.feature_set = FeatureSet(feature_set)
         self.target = ModelTarget(target)
         self.preset = preset
         self.cheap_preset = cheap_preset
@@ -344,7 +348,7 @@ class TrainBuilder(Builder):
                 n_iter=self.n_iter,
                 cv=self.cv,
                 n_jobs=self.n_jobs,
-                search_space=search_space_of(self.search_space, self.feature_set),
+                search_space=search_space_of(self.search_space),
                 permutation_repeats=self.permutation_repeats,
                 balanced=self.balanced,
                 cheap=cheap,
@@ -404,7 +408,7 @@ class TrainBuilder(Builder):
         """The search space as recorded in ``builder_meta``: its name, or the given lists."""
         if isinstance(self.search_space, dict):
             return self.search_space
-        return SearchSpace(self.search_space or DEFAULT_SEARCH_SPACE[self.feature_set]).value
+        return self.search_space.value
 
     def _cheap_parameters(self) -> dict[str, Any]:
         """The cheap labels' settings (none for paper labels only, as before they existed)."""

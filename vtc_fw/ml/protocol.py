@@ -52,7 +52,7 @@ from vtc_fw.ml.table import (
     usable_rows,
 )
 from vtc_fw.science.features import FEATURE_COLUMNS
-from vtc_fw.settings import DEFAULT_SEARCH_SPACE, FeatureSet, SearchSpace
+from vtc_fw.settings import FeatureSet, SearchSpace
 
 NOISE_FEATURE = "noise"
 """Name of the uniform-noise column added for the noise-normalized importances."""
@@ -107,20 +107,15 @@ SEARCH_SPACES: dict[SearchSpace, Callable[[], dict[str, Any]]] = {
 """The named spaces of the forest's search."""
 
 
-def search_space_of(
-    search_space: SearchSpace | str | Mapping[str, Any] | None, feature_set: FeatureSet | str
-) -> dict[str, Any]:
-    """The space a model searches: a named one, a given mapping, or the feature set's own.
+def search_space_of(search_space: SearchSpace | str | Mapping[str, Any]) -> dict[str, Any]:
+    """The space a model searches: a named one, or a given mapping of candidate values (tests).
 
     Args:
-        search_space: A :class:`~vtc_fw.settings.SearchSpace` (or its name), a mapping of
-            candidate values (tests), or None for :data:`~vtc_fw.settings.DEFAULT_SEARCH_SPACE`.
-        feature_set: The model's inputs, which choose the space when ``search_space`` is None.
+        search_space: A :class:`~vtc_fw.settings.SearchSpace` (or its name) or a mapping.
     """
     if isinstance(search_space, Mapping):
         return dict(search_space)
-    name = DEFAULT_SEARCH_SPACE[FeatureSet(feature_set)] if search_space is None else search_space
-    return SEARCH_SPACES[SearchSpace(name)]()
+    return SEARCH_SPACES[SearchSpace(search_space)]()
 
 
 PAPER_METRICS: dict[str, float] = {
