@@ -23,7 +23,8 @@ settings, computed by the workflow; the cache file names its source) instead of 
 
 Usage:
     nice python benchmarks/target_fidelity.py cluster-size --preset screen --sizes 30,45,60
-    nice python benchmarks/target_fidelity.py cluster-size --preset paper --scf-shell 30
+    nice python benchmarks/target_fidelity.py cluster-size --preset paper --scf-shell 30 \
+        --records 15
     nice python benchmarks/target_fidelity.py short-scf --worst 10 \
         --variant scf5='{"scf": {"radius": 0.5, "nscf": 5, "require_convergence": false}}'
     python benchmarks/target_fidelity.py cluster-size --report-only
@@ -352,6 +353,9 @@ def main() -> None:
         help="cluster-size: also run each larger size with the SCF kept here",
     )
     parser.add_argument("--per-element", type=int, default=2, help="cluster-size: records")
+    parser.add_argument(
+        "--records", type=int, help="cluster-size: only the first N of the round-robin sample"
+    )
     parser.add_argument("--worst", type=int, default=10, help="short-scf: worst records")
     parser.add_argument("--random", type=int, default=0, help="short-scf: random records")
     parser.add_argument("--seed", type=int, default=0, help="short-scf: seed of --random")
@@ -365,7 +369,7 @@ def main() -> None:
         variants = {f"{arguments.preset}_{n}": base | {"shell_atoms": n} for n in sizes}
         if arguments.scf_shell is not None:
             variants |= scf_held_variants(base, sizes, arguments.scf_shell, arguments.preset)
-        records = sigma_sample(arguments.per_element)
+        records = sigma_sample(arguments.per_element)[: arguments.records]
         if arguments.preset in COMMITTED and 30 in sizes:
             seed_committed(CACHES["cluster-size"], arguments.preset, records)
     else:

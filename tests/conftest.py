@@ -66,11 +66,12 @@ def db_config(mongo_server: DbConfig) -> Iterator[DbConfig]:
 
 
 @pytest.fixture
-def launchpad(db_config: DbConfig) -> LaunchPad:
-    """A reset FireWorks LaunchPad on the test's database."""
+def launchpad(db_config: DbConfig) -> Iterator[LaunchPad]:
+    """A reset FireWorks LaunchPad on the test's database (its client closed after the test)."""
     launchpad = db_config.launchpad()
     launchpad.reset("", require_password=False)
-    return launchpad
+    yield launchpad
+    launchpad.connection.close()
 
 
 @pytest.fixture(scope="session")

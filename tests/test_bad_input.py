@@ -251,7 +251,7 @@ def test_submit_of_a_folder_reports_each_bad_file_and_submits_the_rest(db_config
             case.expected in line and line.endswith(f"[{case.reason}]") for line in reported
         ), case.name
     assert lines[-1].startswith("Error:") and "Traceback" not in result.output
-    fireworks = db_config.launchpad().fireworks
+    fireworks = db_config.collection("fireworks")
     assert [fw["spec"]["task_key"] for fw in fireworks.find({})] == ["file:good:Mn:smoke"]
 
 
@@ -274,7 +274,7 @@ def test_submit_refuses_elements_that_are_not_3d_metals(db_config, tmp_path, ele
     assert len(_error_lines(result)) == 1, result.stderr
     line = _error_lines(result)[0]
     assert expected in line and line.endswith("[bad_arguments]")
-    assert db_config.launchpad().fireworks.count_documents({}) == 0
+    assert db_config.collection("fireworks").count_documents({}) == 0
 
 
 ACCEPTED = {

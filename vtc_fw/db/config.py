@@ -15,7 +15,10 @@ configured server is the local default (or a local one whose db.json names an
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,10 @@ COLLECTION_KEYS: dict[str, str] = {
 
 MODEL_BLOBS = "model_blobs"
 """GridFS bucket of serialised models."""
+
+_SHARED_CLIENTS: dict[tuple[int, str], MongoClient] = {}
+"""One client per (process, server address and credentials), closed at exit."""
+_SHARED_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -174,14 +181,29 @@ class DbConfig:
         self.ensure_server()
         return MongoClient(**self._client_kwargs(), **kwargs)
 
+    def shared_client(self) -> MongoClient:
+        """This process's one client for this server, made on first use and closed at exit.
+
+        pymongo clients are thread-safe pools but must not cross a fork, so the client is kept
+        per process. The embedded server is started when needed, as by :meth:`client`.
+        """
+        self.ensure_server()
+        key = (os.getpid(), json.dumps(self._client_kwargs(), sort_keys=True))
+        with _SHARED_LOCK:
+            client = _SHARED_CLIENTS.get(key)
+            if client is None:
+                client = _SHARED_CLIENTS[key] = MongoClient(**self._client_kwargs())
+        return client
+
     def collection(self, name: str, client: MongoClient | None = None) -> Collection:
         """A pymongo collection of this database.
 
         Args:
             name: Collection name.
-            client: Reuse this client (default: a new one).
+            client: Use this client (default: this process's shared one, see
+                :meth:`shared_client`).
         """
-        return (client or self.client())[self.database][name]
+        return (client or self.shared_client())[self.database][name]
 
     def store(self, name: str, key: str | None = None, **client_options: Any) -> MongoStore:
         """A maggma ``MongoStore`` (not yet connected) on collection ``name``.
@@ -328,3 +350,13 @@ def ensure_unique_index(collection: Collection, field: str) -> None:
         if index.get("key") == [(field, 1)]:
             return
     collection.create_index(field, unique=True)
+
+
+@atexit.register
+def _close_shared_clients() -> None:
+    """Close the clients this process made (those inherited over a fork are left alone)."""
+    with _SHARED_LOCK:
+        for (pid, _), client in list(_SHARED_CLIENTS.items()):
+            if pid == os.getpid():
+                client.close()
+        _SHARED_CLIENTS.clear()
