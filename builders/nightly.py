@@ -35,4 +35,5 @@ __builders__ = nightly_builders(
     feature_set=settings.feature_set,
     target=settings.target,
     cheap_labels=settings.cheap_labels,
+    cheap_preset=settings.cheap_preset,
 )

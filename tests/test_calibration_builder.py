@@ -94,3 +94,28 @@ def test_cli_predict_cheap_calibrates_a_screen_run(db_config, pairs, tmp_path):
     assert calibration["calibration_id"][:12] in answer["produced_by"]
     if calibration["method"] == "raw":
         assert answer["sams"] == answer["sams_cheap"]
+
+
+def test_the_cheap_preset_setting_chooses_what_is_calibrated_and_run(
+    db_config, tmp_path, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from vtc_fw.app.distortion import nio_structure
+    from vtc_fw.app.main_job import MainJobSettings
+    from vtc_fw.builders import nightly_builders
+    from vtc_fw.cli import main
+
+    monkeypatch.setenv("VTC_FW_CHEAP_PRESET", "screen_scf")
+    cheap_preset = MainJobSettings().cheap_preset
+    built = nightly_builders(db_config, cheap_preset=cheap_preset)
+    calibration = [b for b in built if isinstance(b, CalibrationBuilder)]
+    assert [b.cheap_preset for b in calibration] == ["screen_scf"]
+    db_config.collection("calibrations").insert_one({"cheap_preset": "screen", "method": "raw"})
+    structure_file = tmp_path / "NiO.cif"
+    nio_structure(0.0).to(filename=str(structure_file))
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    command = ["predict", str(structure_file), "-e", "Ni", "--fidelity", "cheap"]
+    outcome = CliRunner().invoke(main, [*command, "--db-file", str(db_file)])
+    assert outcome.exit_code == 1
+    assert "no screen_scf calibration in the database" in outcome.output

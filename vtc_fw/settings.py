@@ -16,6 +16,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PRESET = "paper"
+DEFAULT_CHEAP_PRESET = "screen"
+"""The cheap FEFF fidelity calibrated against "paper" until "screen_scf" covers every reference
+record (docs/REPRODUCTION.md)."""
 """The FEFF preset of the method (science.md): the targets of the paper's model."""
 
 
@@ -98,8 +101,13 @@ class VtcSettings(BaseSettings):
     cheap_labels: str | None = Field(
         default=None,
         description="FEFF preset of calibrated cheap labels the model trains on beside the "
-        "paper labels (e.g. screen); None: paper labels only, the default since 225 screen "
-        "records gained nothing (R² +0.002 ± 0.003, docs/REPRODUCTION.md).",
+        "paper labels (e.g. screen); None: paper labels only, the default since 427 screen "
+        "records gained next to nothing (R² +0.004 ± 0.004, docs/REPRODUCTION.md).",
+    )
+    cheap_preset: str = Field(
+        default=DEFAULT_CHEAP_PRESET,
+        description="FEFF preset of the cheap fidelity: the one the calibration builder fits "
+        "against the paper labels and `vtc-fw predict --fidelity cheap` runs.",
     )
     record_timeout_s: float | None = Field(
         default=None,

@@ -91,6 +91,7 @@ class MainJobSettings:
         target: What the model predicts (default: SAMS, the paper's).
         cheap_labels: FEFF preset of calibrated cheap labels trained on beside the paper labels
             (default None: paper labels only).
+        cheap_preset: FEFF preset of the cheap fidelity the calibration is fitted for.
         structures: Store (and predict for) only the first N OQMD-ICSD structures; all when None.
         reference_dir: Task documents (``*.jsonl.gz``) imported before anything is computed.
         run_dir: Worker directories, FEFF scratch and the report.
@@ -106,6 +107,7 @@ class MainJobSettings:
     feature_set: str = field(default_factory=lambda: get_settings().feature_set.value)
     target: str = field(default_factory=lambda: get_settings().target.value)
     cheap_labels: str | None = field(default_factory=lambda: get_settings().cheap_labels)
+    cheap_preset: str = field(default_factory=lambda: get_settings().cheap_preset)
     structures: int | None = None
     reference_dir: Path = REFERENCE_DATA_DIR
     run_dir: Path = field(default_factory=lambda: get_settings().home_dir / "run")
@@ -256,6 +258,7 @@ def build_and_report(
         feature_set=settings.feature_set,
         target=settings.target,
         cheap_labels=settings.cheap_labels,
+        cheap_preset=settings.cheap_preset,
     )
     written: dict[str, int] = {}
     # a build running elsewhere (vtc-fw build, a nightly mrun) finishes first: waiting costs

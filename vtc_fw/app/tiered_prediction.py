@@ -5,7 +5,8 @@ answer and its uncertainty:
 
 * ``features``: the current model on the record's features (milliseconds); uncertainty = the
   spread of the trees' predictions.
-* ``cheap``: FEFF with preset "screen" (no SCF; about a minute), then the newest calibration
+* ``cheap``: FEFF with the cheap preset (setting ``cheap_preset``, ``VTC_FW_CHEAP_PRESET``;
+  "screen", no SCF, by default; about a minute), then the newest calibration of that preset
   (:class:`~vtc_fw.builders.calibration.CalibrationBuilder`); uncertainty = the calibration's
   repeated-CV mean absolute error.
 * ``paper``: FEFF with preset "paper", the method itself (minutes); no statistical uncertainty.
@@ -33,7 +34,7 @@ from vtc_fw.ml.protocol import tree_predictions
 from vtc_fw.ml.table import at_exponent
 from vtc_fw.science.features import DEFAULT_FEATURE_EXPONENT, featurize_record
 from vtc_fw.science.records import Record
-from vtc_fw.settings import FeatureSet, ModelTarget
+from vtc_fw.settings import FeatureSet, ModelTarget, get_settings
 
 
 class Fidelity(StrEnum):
@@ -42,9 +43,6 @@ class Fidelity(StrEnum):
     FEATURES = "features"
     CHEAP = "cheap"
     PAPER = "paper"
-
-
-CHEAP_PRESET = "screen"
 
 
 def feature_document(record: Record) -> dict[str, Any]:
@@ -99,15 +97,16 @@ def run_feff(record: Record, preset: str, timeout_s: float | None) -> Any:
 
 def predict_cheap(config: DbConfig, record: Record, timeout_s: float | None) -> dict[str, Any]:
     """Cheap FEFF SAMS calibrated by the newest calibration, its CV MAE as uncertainty."""
+    cheap_preset = get_settings().cheap_preset
     calibration = config.collection("calibrations").find_one(
-        {"cheap_preset": CHEAP_PRESET}, sort=[("last_updated", -1)]
+        {"cheap_preset": cheap_preset}, sort=[("last_updated", -1)]
     )
     if calibration is None:
         raise UsageError(
-            "no calibration in the database: it needs records with both paper and screen "
-            "tasks (`vtc-fw build` fits it)"
+            f"no {cheap_preset} calibration in the database: it needs records with both paper "
+            f"and {cheap_preset} tasks (`vtc-fw build` fits it)"
         )
-    spectra = run_feff(record, CHEAP_PRESET, timeout_s)
+    spectra = run_feff(record, cheap_preset, timeout_s)
     estimator = None
     if calibration["method"] != "raw":
         blobs = config.gridfs_store("model_blobs")
@@ -125,7 +124,7 @@ def predict_cheap(config: DbConfig, record: Record, timeout_s: float | None) -> 
         "sams_cheap": spectra.sams,
         "uncertainty": calibration["cv_mae"],
         "uncertainty_kind": "repeated-CV mean absolute error of the calibration",
-        "produced_by": f"FEFF preset {CHEAP_PRESET} + calibration "
+        "produced_by": f"FEFF preset {cheap_preset} + calibration "
         f"{calibration['calibration_id'][:12]} ({calibration['method']}, "
         f"{calibration['scores']['n_pairs']} paired records)",
         "cpu_s": spectra.cpu_s,

@@ -26,7 +26,13 @@ from vtc_fw.builders.predict import PredictionBuilder
 from vtc_fw.builders.train import TrainBuilder
 from vtc_fw.builders.xes import XesBuilder
 from vtc_fw.progress import progress_bar
-from vtc_fw.settings import DEFAULT_FEATURE_SET, DEFAULT_PRESET, FeatureSet, ModelTarget
+from vtc_fw.settings import (
+    DEFAULT_CHEAP_PRESET,
+    DEFAULT_FEATURE_SET,
+    DEFAULT_PRESET,
+    FeatureSet,
+    ModelTarget,
+)
 
 if TYPE_CHECKING:
     from vtc_fw.db.config import DbConfig
@@ -55,6 +61,7 @@ def nightly_builders(
     feature_set: FeatureSet | str = DEFAULT_FEATURE_SET,
     target: ModelTarget | str = ModelTarget.SAMS,
     cheap_labels: str | None = None,
+    cheap_preset: str = DEFAULT_CHEAP_PRESET,
     **train_options: Any,
 ) -> list[Builder]:
     """The nightly pipeline on the configured database, in dependency order.
@@ -71,6 +78,8 @@ def nightly_builders(
         cheap_labels: FEFF preset of calibrated cheap labels to train on beside the labels of
             ``preset`` (default None: those alone). Its xes documents are built into the
             collection ``xes_<cheap_labels>`` (one xes collection holds one preset).
+        cheap_preset: FEFF preset of the cheap fidelity the calibration is fitted for
+            (``VTC_FW_CHEAP_PRESET``; default "screen").
         train_options: Further :class:`TrainBuilder` arguments (cv, search_space, ...).
 
     The prediction builder predicts with the current model of the same feature set, target and
@@ -88,6 +97,7 @@ def nightly_builders(
             config.store("features"),
             config.store("calibrations"),
             config.gridfs_store("model_blobs"),
+            cheap_preset=cheap_preset,
             paper_preset=preset,
         ),
         TrainBuilder(

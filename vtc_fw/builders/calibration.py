@@ -17,6 +17,7 @@ from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.xes import NO_SCF_RUNG
 from vtc_fw.ml.calibration import fit_calibration, paired_table, score_calibrations
 from vtc_fw.ml.table import at_exponent
+from vtc_fw.settings import DEFAULT_CHEAP_PRESET
 
 STORABLE_METHODS = ("raw", "forest", "forest_residual")
 """Methods whose fitted form the model blob format holds (the linear fit is only scored)."""
@@ -52,7 +53,7 @@ class CalibrationBuilder(Builder):
         features: Store,
         calibrations: Store,
         model_blobs: Store,
-        cheap_preset: str = "screen",
+        cheap_preset: str = DEFAULT_CHEAP_PRESET,
         paper_preset: str = "paper",
         repeats: int = 5,
         seed: int = 0,

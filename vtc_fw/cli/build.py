@@ -31,7 +31,7 @@ from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.documents.task import TASK_COLLECTION
 from vtc_fw.errors import LockHeldError
 from vtc_fw.keys import task_key
-from vtc_fw.settings import ModelTarget
+from vtc_fw.settings import ModelTarget, get_settings
 
 
 def _connected(config: DbConfig, *names: str) -> list[Any]:
@@ -91,6 +91,7 @@ def build_command(
         feature_set=feature_set,
         target=target,
         cheap_labels=cheap_labels,
+        cheap_preset=get_settings().cheap_preset,
     )
     try:
         with holding_build_lock(config, "vtc-fw build", wait_s=wait_s):
