@@ -3,6 +3,8 @@
     python scripts/label_studies.py calibration --db-file DB.json [--repeats 10] [--json OUT]
     python scripts/label_studies.py active-learning --db-file DB.json [--seeds 5] [--json OUT]
     python scripts/label_studies.py multi-fidelity --db-file DB.json [--sizes 0,250] [--json OUT]
+    python scripts/label_studies.py label-swap --db-file DB.json [--repeats 5] [--json OUT]
+    python scripts/label_studies.py paper-size --db-file DB.json [--repeats 5] [--json OUT]
 
 Features come from the database's ``features`` collection (``vtc-fw run --n 0`` on the
 committed data builds them), at ``--exponent`` (9, the reproduced model's); the paper labels
@@ -15,7 +17,11 @@ simulation of :mod:`vtc_fw.ml.active_learning` on the paper records (the forest 
 advance on the crystal features) and prints held-out R² against labels for each strategy.
 ``multi-fidelity`` trains on paper labels plus calibrated cheap labels of the records that have
 no paper label (:mod:`vtc_fw.ml.multi_fidelity`) and prints R² on held-out paper labels against
-the number of cheap records added, with their CPU-hours.
+the number of cheap records added, with their CPU-hours. ``label-swap`` trains on the paper
+records with each cheap fidelity's label (data/screen, data/screen_scf) in place of the paper
+label wherever it has one and scores on held-out paper labels: do that fidelity's labels train as
+well as paper labels? ``paper-size`` scores the same forest on subsamples of every training
+fold: how R² grows with the number of paper labels.
 """
 
 import argparse
@@ -34,7 +40,12 @@ from vtc_fw.ml.active_learning import STRATEGIES, CurvePoint, simulate
 from vtc_fw.ml.calibration import CHEAP_COLUMN, paired_table, score_calibrations
 from vtc_fw.ml.comparison import CRYSTAL_COLUMNS
 from vtc_fw.ml.multi_fidelity import CurvePoint as MultiFidelityPoint
-from vtc_fw.ml.multi_fidelity import learning_curve
+from vtc_fw.ml.multi_fidelity import (
+    LabelStudyPoint,
+    label_swap_scores,
+    learning_curve,
+    paper_size_curve,
+)
 from vtc_fw.ml.table import at_exponent
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -160,10 +171,68 @@ class MultiFidelityCurve(BaseModel):
     points: list[MultiFidelityPoint]
 
 
+def paper_rows(config: DbConfig, exponent: int) -> pd.DataFrame:
+    """The trainable paper records' rows (crystal features at ``exponent``) with their SAMS."""
+    paper = labels([DATA / "reference_paper.jsonl.gz"])
+    rows = pd.DataFrame(feature_rows(config, set(paper), exponent))
+    rows = rows.dropna(subset=list(CRYSTAL_COLUMNS))
+    return rows.assign(sams=rows["key"].map(paper))
+
+
+def label_swap(config: DbConfig, arguments: argparse.Namespace) -> BaseModel:
+    """R² on held-out paper labels when each cheap fidelity's labels replace paper labels."""
+    swaps = {
+        name: labels(sorted((DATA / name).glob("batch_*.jsonl.gz")))
+        for name in ("screen", "screen_scf")
+    }
+    points = label_swap_scores(
+        paper_rows(config, arguments.exponent),
+        swaps,
+        CRYSTAL_COLUMNS,
+        seed=arguments.seed,
+        repeats=arguments.repeats,
+    )
+    print(f"{arguments.repeats} × 5-fold CV, R² on held-out paper labels")
+    return print_study(points, "labels trained on", "paper labels replaced")
+
+
+def paper_size(config: DbConfig, arguments: argparse.Namespace) -> BaseModel:
+    """R² on held-out paper labels against the number of paper labels trained on."""
+    points = paper_size_curve(
+        paper_rows(config, arguments.exponent),
+        CRYSTAL_COLUMNS,
+        (0.25, 0.5, 0.75, 1.0),
+        seed=arguments.seed,
+        repeats=arguments.repeats,
+    )
+    print(f"{arguments.repeats} × 5-fold CV, R² on held-out paper labels")
+    return print_study(points, "paper labels trained on", "rows")
+
+
+def print_study(points: list[LabelStudyPoint], what: str, count: str) -> BaseModel:
+    """Print the points as a markdown table; the points for ``--json``."""
+    print(f"| {what} | {count} | R² mean ± std | Δ ± se |")
+    print("|---|---|---|---|")
+    for p in points:
+        print(
+            f"| {p.name} | {p.n} | {p.r2_mean:.3f} ± {p.r2_std:.3f} |"
+            f" {p.delta_mean:+.3f} ± {p.delta_se:.3f} |"
+        )
+    return LabelStudy(points=points)
+
+
+class LabelStudy(BaseModel):
+    """A label study's points, for ``--json``."""
+
+    points: list[LabelStudyPoint]
+
+
 STUDIES = {
     "calibration": calibration,
     "active-learning": active_learning,
     "multi-fidelity": multi_fidelity,
+    "label-swap": label_swap,
+    "paper-size": paper_size,
 }
 
 

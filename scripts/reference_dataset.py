@@ -13,10 +13,14 @@ draw of the same population (seed 2027, reference structures left out), at most 
 Its tasks carry σ (six polarizations); ``export`` writes only the finished tasks that no earlier
 file holds, to the next ``data/screen/batch_NNN.jsonl.gz``, so the committed data only grows.
 
-``--dataset screen_scf`` is the cheap fidelity with a short SCF (preset "screen_scf") on every
-record of the reference dataset only, at priority 1 (ahead of the remaining "screen" draw), for
-its error against "paper" on all 500 (issue H step 2); ``export`` writes
-``data/screen_scf/batch_NNN.jsonl.gz``.
+``--dataset screen_scf`` is the cheap fidelity with a short SCF (preset "screen_scf"): first on
+every record of the reference dataset at priority 1, for its error against "paper" on all 500
+(issue H step 2), then on the same element-balanced draw as "screen" (seed 2027, in the same
+order, so the records computed with "screen" come first). Its labels train as well as "paper"
+labels (docs/REPRODUCTION.md) at a thirteenth of the cost, so since 2026-12-02 new cheap records
+are computed with it: the screen draw's READY Fireworks were defused (``lpad defuse_fws -q
+'{"spec.preset": "screen", "state": "READY"}'``; ``lpad reignite_fws`` with the same query
+resumes them). ``export`` writes ``data/screen_scf/batch_NNN.jsonl.gz``.
 
 ``--dataset sigma`` is issue G's measurement at paper fidelity: preset "paper" with σ (six
 polarizations) on six reference records per element, drawn at random (seed 2028) among the
@@ -91,7 +95,7 @@ DATASETS = {
     "screen": Dataset("screen", 2000, 2027, 600.0, 2000, reference_first=True, directory="screen"),
     "sigma": Dataset("paper", 60, 2028, 1800.0, 60, per_element=6, directory="paper_sigma"),
     "screen_scf": Dataset(
-        "screen_scf", 0, 2029, 600.0, 500, reference_first=True, directory="screen_scf"
+        "screen_scf", 2000, 2027, 600.0, 2000, reference_first=True, directory="screen_scf"
     ),
 }
 

@@ -14,7 +14,9 @@ from vtc_fw.ml.multi_fidelity import (
     FIDELITY_COLUMN,
     PAPER,
     held_out_paper,
+    label_swap_scores,
     learning_curve,
+    paper_size_curve,
     training_rows,
 )
 
@@ -58,3 +60,26 @@ def test_learning_curve_is_paired_and_starts_from_paper_alone(rows):
     assert [p.n_cheap for p in points] == [0, 40]
     assert points[0].delta_mean == 0.0 and points[0].delta_se == 0.0
     assert points[1].r2_mean == pytest.approx(points[0].r2_mean + points[1].delta_mean)
+
+
+def test_label_swap_scores_paper_labels_swapped_for_themselves_exactly_and_noise_worse(rows):
+    paper = rows.iloc[:100]
+    same = dict(zip(paper["key"], paper["sams"], strict=True))
+    shuffled = dict(
+        zip(paper["key"], np.random.default_rng(0).permutation(paper["sams"]), strict=True)
+    )
+    half = dict(list(shuffled.items())[:50])
+    points = label_swap_scores(paper, {"same": same, "noise": half}, COLUMNS, repeats=1)
+    by_name = {p.name: p for p in points}
+    assert [p.name for p in points] == [PAPER, "same", "noise"]
+    assert by_name["same"].n == 100 and by_name["noise"].n == 50
+    assert by_name["same"].delta_mean == 0.0 and by_name["same"].r2_mean == by_name[PAPER].r2_mean
+    assert by_name["noise"].delta_mean < -0.05
+
+
+def test_paper_size_curve_is_paired_on_the_full_training_folds(rows):
+    paper = rows.iloc[:100]
+    points = paper_size_curve(paper, COLUMNS, (0.2, 1.0), repeats=2)
+    assert [p.n for p in points] == [16, 80]
+    assert points[-1].delta_mean == 0.0
+    assert points[0].r2_mean < points[-1].r2_mean

@@ -212,11 +212,113 @@ def learning_curve(
 
 
 def _point(size: int, r2: list[float], baseline: list[float]) -> CurvePoint:
+    return CurvePoint(n_cheap=size, **_paired(r2, baseline))
+
+
+def _paired(r2: list[float], baseline: list[float]) -> dict[str, float]:
+    """Mean and spread of the fold scores, and their paired difference to the baseline's."""
     delta = np.asarray(r2) - np.asarray(baseline)
-    return CurvePoint(
-        n_cheap=size,
-        r2_mean=float(np.mean(r2)),
-        r2_std=float(np.std(r2)),
-        delta_mean=float(delta.mean()),
-        delta_se=float(delta.std(ddof=1) / np.sqrt(len(delta))) if len(delta) > 1 else 0.0,
-    )
+    return {
+        "r2_mean": float(np.mean(r2)),
+        "r2_std": float(np.std(r2)),
+        "delta_mean": float(delta.mean()),
+        "delta_se": float(delta.std(ddof=1) / np.sqrt(len(delta))) if len(delta) > 1 else 0.0,
+    }
+
+
+class LabelStudyPoint(BaseModel):
+    """Paired repeated-CV R² on held-out paper labels of one way of choosing training labels."""
+
+    name: str = Field(description="What the training folds held.")
+    n: int = Field(description="Training rows changed (swapped labels) or kept (rows), per fold.")
+    r2_mean: float = Field(description="Mean R² over the folds on held-out paper labels.")
+    r2_std: float = Field(description="Standard deviation over the folds.")
+    delta_mean: float = Field(description="Mean per-fold difference to all paper labels.")
+    delta_se: float = Field(description="Standard error of that difference (plain, uncorrected).")
+
+
+def label_swap_scores(
+    paper: pd.DataFrame,
+    swaps: Mapping[str, Mapping[str, float]],
+    columns: Sequence[str],
+    *,
+    seed: int = 0,
+    cv: int = 5,
+    repeats: int = 5,
+) -> list[LabelStudyPoint]:
+    """How well another fidelity's labels train, in place of paper labels on the same records.
+
+    In every training fold the paper label of each record that ``swaps[name]`` holds is replaced
+    by that label; the held-out fold keeps its paper labels. A fidelity whose labels train as
+    well as paper labels scores the same R² as ``"paper"`` (the first point).
+
+    Args:
+        paper: Paper rows (``key``, ``columns``, ``sams``).
+        swaps: Fidelity name → (record key → its SAMS).
+        columns: Model inputs of the forest (fixed in advance: FOREST_PARAMS).
+        seed: Seeds folds and forests.
+        cv: Folds.
+        repeats: Repeats of the K-fold split.
+    """
+    paper = paper.assign(**{FIDELITY_COLUMN: PAPER}).reset_index(drop=True)
+    labels = {PAPER: paper["sams"]} | {
+        name: paper["key"].map(found).fillna(paper["sams"]) for name, found in swaps.items()
+    }
+    swapped = {PAPER: 0} | {
+        name: int(paper["key"].isin(found).sum()) for name, found in swaps.items()
+    }
+    scores: dict[str, list[float]] = {name: [] for name in labels}
+    inputs = paper[list(columns)].to_numpy(dtype=float)
+    for train_index, test_index in RepeatedKFold(
+        n_splits=cv, n_repeats=repeats, random_state=seed
+    ).split(paper):
+        test = held_out_paper(paper, test_index)
+        for name, label in labels.items():
+            forest = RandomForestRegressor(random_state=seed, n_jobs=1, **FOREST_PARAMS)
+            forest.fit(inputs[train_index], label.iloc[train_index])
+            scores[name].append(float(r2_score(test["sams"], forest.predict(inputs[test_index]))))
+    return [_study_point(name, swapped[name], scores[name], scores[PAPER]) for name in labels]
+
+
+def paper_size_curve(
+    paper: pd.DataFrame,
+    columns: Sequence[str],
+    fractions: Sequence[float],
+    *,
+    seed: int = 0,
+    cv: int = 5,
+    repeats: int = 5,
+) -> list[LabelStudyPoint]:
+    """R² on held-out paper labels against the number of paper labels trained on.
+
+    Each training fold is subsampled (seeded) to each fraction; the held-out folds are the same
+    for every fraction, so the points are paired (the last fraction, usually 1, is the baseline).
+    """
+    paper = paper.assign(**{FIDELITY_COLUMN: PAPER}).reset_index(drop=True)
+    inputs = paper[list(columns)].to_numpy(dtype=float)
+    rng = np.random.default_rng(seed)
+    scores: dict[float, list[float]] = {fraction: [] for fraction in fractions}
+    sizes: dict[float, int] = {}
+    for train_index, test_index in RepeatedKFold(
+        n_splits=cv, n_repeats=repeats, random_state=seed
+    ).split(paper):
+        test = held_out_paper(paper, test_index)
+        for fraction in fractions:
+            sizes[fraction] = round(fraction * len(train_index))
+            kept = rng.choice(train_index, sizes[fraction], replace=False)
+            forest = RandomForestRegressor(random_state=seed, n_jobs=1, **FOREST_PARAMS)
+            forest.fit(inputs[kept], paper["sams"].iloc[kept])
+            scores[fraction].append(
+                float(r2_score(test["sams"], forest.predict(inputs[test_index])))
+            )
+    baseline = scores[fractions[-1]]
+    return [
+        _study_point(
+            f"{fraction:g} of the training fold", sizes[fraction], scores[fraction], baseline
+        )
+        for fraction in fractions
+    ]
+
+
+def _study_point(name: str, n: int, r2: list[float], baseline: list[float]) -> LabelStudyPoint:
+    return LabelStudyPoint(name=name, n=n, **_paired(r2, baseline))
