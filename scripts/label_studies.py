@@ -9,7 +9,7 @@
 Features come from the database's ``features`` collection (``vtc-fw run --n 0`` on the
 committed data builds them), at ``--exponent`` (9, the reproduced model's); the paper labels
 from data/reference_paper.jsonl.gz (records whose SCF failed on every rung are left out, as in
-training), the cheap labels from data/screen/batch_*.jsonl.gz.
+training), the cheap labels from data/<--cheap>/batch_*.jsonl.gz (screen or screen_scf).
 
 ``calibration`` prints every method of :mod:`vtc_fw.ml.calibration` with its repeated K-fold
 error on the records computed at both fidelities. ``active-learning`` runs the retrospective
@@ -49,6 +49,8 @@ from vtc_fw.ml.multi_fidelity import (
 from vtc_fw.ml.table import at_exponent
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+CHEAP_DATASETS = ("screen", "screen_scf")
+"""Committed cheap fidelities: data/<name>/batch_*.jsonl.gz."""
 
 
 def tasks_by_key(paths: list[Path]) -> dict[str, TaskDocument]:
@@ -84,7 +86,7 @@ def feature_rows(config: DbConfig, keys: set[str], exponent: int) -> list[dict]:
 def calibration(config: DbConfig, arguments: argparse.Namespace) -> BaseModel:
     """Score every calibration method on the paired records and print the table."""
     paper = labels([DATA / "reference_paper.jsonl.gz"])
-    cheap = labels(sorted((DATA / "screen").glob("batch_*.jsonl.gz")))
+    cheap = labels(sorted((DATA / arguments.cheap).glob("batch_*.jsonl.gz")))
     rows = feature_rows(config, set(paper) & set(cheap), arguments.exponent)
     frame = paired_table(rows, paper, cheap)
     scores = score_calibrations(frame, seed=arguments.seed, repeats=arguments.repeats)
@@ -130,7 +132,7 @@ class LearningCurves(BaseModel):
 def multi_fidelity(config: DbConfig, arguments: argparse.Namespace) -> BaseModel:
     """The learning curve of cheap records added to the paper labels, in records and CPU-h."""
     paper_tasks = tasks_by_key([DATA / "reference_paper.jsonl.gz"])
-    cheap_tasks = tasks_by_key(sorted((DATA / "screen").glob("batch_*.jsonl.gz")))
+    cheap_tasks = tasks_by_key(sorted((DATA / arguments.cheap).glob("batch_*.jsonl.gz")))
     paper, cheap = labels_of(paper_tasks), labels_of(cheap_tasks)
     rows = pd.DataFrame(feature_rows(config, set(paper) | set(cheap), arguments.exponent))
     rows = rows.dropna(subset=list(CRYSTAL_COLUMNS))
@@ -182,8 +184,7 @@ def paper_rows(config: DbConfig, exponent: int) -> pd.DataFrame:
 def label_swap(config: DbConfig, arguments: argparse.Namespace) -> BaseModel:
     """R² on held-out paper labels when each cheap fidelity's labels replace paper labels."""
     swaps = {
-        name: labels(sorted((DATA / name).glob("batch_*.jsonl.gz")))
-        for name in ("screen", "screen_scf")
+        name: labels(sorted((DATA / name).glob("batch_*.jsonl.gz"))) for name in CHEAP_DATASETS
     }
     points = label_swap_scores(
         paper_rows(config, arguments.exponent),
@@ -245,6 +246,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sizes", default="0,100,250,500,1000", help="cheap records added")
+    parser.add_argument(
+        "--cheap", choices=CHEAP_DATASETS, default="screen", help="cheap labels (data/ folder)"
+    )
     parser.add_argument("--json", type=Path)
     arguments = parser.parse_args()
     result = STUDIES[arguments.study](DbConfig.load(arguments.db_file), arguments)
