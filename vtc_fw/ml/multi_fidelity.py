@@ -12,7 +12,9 @@ features and near-identical label would leak into training). The paper's protoco
 
 :func:`learning_curve` answers the issue's question: paired repeated K-fold R² on paper labels
 against the number of cheap records added (0, 250, 500, ...), each fold and size with the same
-folds, so the curves are paired.
+folds, so the curves are paired. :func:`label_swap_scores` asks whether a fidelity's labels
+train as well as paper labels on the same records, and :func:`paper_size_curve` how R² grows
+with the number of paper labels.
 """
 
 from __future__ import annotations
