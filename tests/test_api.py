@@ -54,7 +54,6 @@ def build_screening_database(config: DbConfig) -> None:
             }
         )
     config.collection("xes").update_one({"record_key": "test:NiO-c4pct:Ni"}, {"$set": SIGMA})
-    predictions.database.client.close()
 
 
 @pytest.fixture(scope="module")

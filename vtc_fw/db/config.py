@@ -185,7 +185,8 @@ class DbConfig:
         """This process's one client for this server, made on first use and closed at exit.
 
         pymongo clients are thread-safe pools but must not cross a fork, so the client is kept
-        per process. The embedded server is started when needed, as by :meth:`client`.
+        per process. The embedded server is started when needed, as by :meth:`client`. Callers
+        must not close it (use :meth:`client` for a client of one's own).
         """
         self.ensure_server()
         key = (os.getpid(), json.dumps(self._client_kwargs(), sort_keys=True))
