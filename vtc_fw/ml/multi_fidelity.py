@@ -45,14 +45,19 @@ PAPER, CHEAP = "paper", "screen"
 """Fidelities are FEFF preset names, as in a model document's ``fidelity``."""
 
 
-class CurvePoint(BaseModel):
-    """Paired repeated-CV R² on held-out paper labels after adding some cheap records."""
+class PairedScores(BaseModel):
+    """Repeated-CV R² on held-out paper labels, paired with a baseline on the same folds."""
 
-    n_cheap: int = Field(description="Cheap (calibrated) records added to every training fold.")
     r2_mean: float = Field(description="Mean R² over the folds on held-out paper labels.")
     r2_std: float = Field(description="Standard deviation over the folds.")
-    delta_mean: float = Field(description="Mean per-fold difference to no cheap records.")
+    delta_mean: float = Field(description="Mean per-fold difference to the baseline.")
     delta_se: float = Field(description="Standard error of that difference (plain, uncorrected).")
+
+
+class CurvePoint(PairedScores):
+    """The scores after adding some cheap records (baseline: none)."""
+
+    n_cheap: int = Field(description="Cheap (calibrated) records added to every training fold.")
 
 
 def held_out_paper(frame: pd.DataFrame, indices: np.ndarray) -> pd.DataFrame:
@@ -228,15 +233,11 @@ def _paired(r2: list[float], baseline: list[float]) -> dict[str, float]:
     }
 
 
-class LabelStudyPoint(BaseModel):
-    """Paired repeated-CV R² on held-out paper labels of one way of choosing training labels."""
+class LabelStudyPoint(PairedScores):
+    """The scores of one way of choosing training labels (baseline: all paper labels)."""
 
     name: str = Field(description="What the training folds held.")
     n: int = Field(description="Training rows changed (swapped labels) or kept (rows), per fold.")
-    r2_mean: float = Field(description="Mean R² over the folds on held-out paper labels.")
-    r2_std: float = Field(description="Standard deviation over the folds.")
-    delta_mean: float = Field(description="Mean per-fold difference to all paper labels.")
-    delta_se: float = Field(description="Standard error of that difference (plain, uncorrected).")
 
 
 def label_swap_scores(
