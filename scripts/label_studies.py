@@ -49,8 +49,14 @@ from vtc_fw.ml.multi_fidelity import (
 from vtc_fw.ml.table import at_exponent
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+REFERENCE = DATA / "reference_paper.jsonl.gz"
 CHEAP_DATASETS = ("screen", "screen_scf")
 """Committed cheap fidelities: data/<name>/batch_*.jsonl.gz."""
+
+
+def batches(dataset: str) -> list[Path]:
+    """The committed batch files of a cheap dataset, in order."""
+    return sorted((DATA / dataset).glob("batch_*.jsonl.gz"))
 
 
 def tasks_by_key(paths: list[Path]) -> dict[str, TaskDocument]:
@@ -85,8 +91,8 @@ def feature_rows(config: DbConfig, keys: set[str], exponent: int) -> list[dict]:
 
 def calibration(config: DbConfig, arguments: argparse.Namespace) -> BaseModel:
     """Score every calibration method on the paired records and print the table."""
-    paper = labels([DATA / "reference_paper.jsonl.gz"])
-    cheap = labels(sorted((DATA / arguments.cheap).glob("batch_*.jsonl.gz")))
+    paper = labels([REFERENCE])
+    cheap = labels(batches(arguments.cheap))
     rows = feature_rows(config, set(paper) & set(cheap), arguments.exponent)
     frame = paired_table(rows, paper, cheap)
     scores = score_calibrations(frame, seed=arguments.seed, repeats=arguments.repeats)
@@ -104,10 +110,7 @@ def calibration(config: DbConfig, arguments: argparse.Namespace) -> BaseModel:
 
 def active_learning(config: DbConfig, arguments: argparse.Namespace) -> BaseModel:
     """Simulate each strategy on the paper records and print R² against labels."""
-    paper = labels([DATA / "reference_paper.jsonl.gz"])
-    rows = feature_rows(config, set(paper), arguments.exponent)
-    frame = pd.DataFrame(rows).assign(sams=lambda f: f["key"].map(paper))
-    frame = frame.dropna(subset=[*CRYSTAL_COLUMNS, "sams"]).reset_index(drop=True)
+    frame = paper_rows(config, arguments.exponent)
     points = simulate(frame, CRYSTAL_COLUMNS, seeds=range(arguments.seeds))
     print(f"{len(frame)} paper records; {arguments.seeds} seeds; held-out R² mean ± std")
     strategies = sorted({p.strategy for p in points}, key=STRATEGIES.index)
@@ -131,8 +134,8 @@ class LearningCurves(BaseModel):
 
 def multi_fidelity(config: DbConfig, arguments: argparse.Namespace) -> BaseModel:
     """The learning curve of cheap records added to the paper labels, in records and CPU-h."""
-    paper_tasks = tasks_by_key([DATA / "reference_paper.jsonl.gz"])
-    cheap_tasks = tasks_by_key(sorted((DATA / arguments.cheap).glob("batch_*.jsonl.gz")))
+    paper_tasks = tasks_by_key([REFERENCE])
+    cheap_tasks = tasks_by_key(batches(arguments.cheap))
     paper, cheap = labels_of(paper_tasks), labels_of(cheap_tasks)
     rows = pd.DataFrame(feature_rows(config, set(paper) | set(cheap), arguments.exponent))
     rows = rows.dropna(subset=list(CRYSTAL_COLUMNS))
@@ -175,17 +178,15 @@ class MultiFidelityCurve(BaseModel):
 
 def paper_rows(config: DbConfig, exponent: int) -> pd.DataFrame:
     """The trainable paper records' rows (crystal features at ``exponent``) with their SAMS."""
-    paper = labels([DATA / "reference_paper.jsonl.gz"])
+    paper = labels([REFERENCE])
     rows = pd.DataFrame(feature_rows(config, set(paper), exponent))
-    rows = rows.dropna(subset=list(CRYSTAL_COLUMNS))
-    return rows.assign(sams=rows["key"].map(paper))
+    rows = rows.assign(sams=rows["key"].map(paper))
+    return rows.dropna(subset=[*CRYSTAL_COLUMNS, "sams"]).reset_index(drop=True)
 
 
 def label_swap(config: DbConfig, arguments: argparse.Namespace) -> BaseModel:
     """R² on held-out paper labels when each cheap fidelity's labels replace paper labels."""
-    swaps = {
-        name: labels(sorted((DATA / name).glob("batch_*.jsonl.gz"))) for name in CHEAP_DATASETS
-    }
+    swaps = {name: labels(batches(name)) for name in CHEAP_DATASETS}
     points = label_swap_scores(
         paper_rows(config, arguments.exponent),
         swaps,

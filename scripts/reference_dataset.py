@@ -16,9 +16,9 @@ file holds, to the next ``data/screen/batch_NNN.jsonl.gz``, so the committed dat
 ``--dataset screen_scf`` is the cheap fidelity with a short SCF (preset "screen_scf"): first on
 every record of the reference dataset at priority 1, for its error against "paper" on all 500
 (issue H step 2), then on the same element-balanced draw as "screen" (seed 2027, in the same
-order, so the records computed with "screen" come first). Its labels train as well as "paper"
-labels (docs/REPRODUCTION.md) at a thirteenth of the cost, so since 2026-12-02 new cheap records
-are computed with it: the screen draw's READY Fireworks were defused (``lpad defuse_fws -q
+order, so the records computed with "screen" come first). Its labels train almost as well as
+"paper" labels (docs/REPRODUCTION.md) at a thirteenth of the cost, so since 2026-12-02 new cheap
+records are computed with it: the screen draw's READY Fireworks were defused (``lpad defuse_fws -q
 '{"spec.preset": "screen", "state": "READY"}'``; ``lpad reignite_fws`` with the same query
 resumes them). ``export`` writes ``data/screen_scf/batch_NNN.jsonl.gz``.
 
@@ -168,7 +168,7 @@ def status(config: DbConfig, dataset: Dataset, workers: int) -> None:
         )
     )
     successful = [task for task in tasks if task["state"] == "successful"]
-    fireworks = config.launchpad().fireworks
+    fireworks = config.collection("fireworks")
     queue = {state: fireworks.count_documents({"state": state}) for state in ("READY", "RUNNING")}
     print(f"tasks by state: {dict(Counter(task['state'] for task in tasks))}; queue: {queue}")
     print(
@@ -237,7 +237,7 @@ def export(config: DbConfig, dataset: Dataset) -> None:
 def queued(config: DbConfig) -> set[str]:
     """Task keys whose Firework is queued or running again: their documents are not final."""
     waiting = {"state": {"$in": ["READY", "WAITING", "RESERVED", "RUNNING"]}}
-    fireworks = config.launchpad().fireworks.find(waiting, {"spec.task_key": 1})
+    fireworks = config.collection("fireworks").find(waiting, {"spec.task_key": 1})
     return {fw["spec"]["task_key"] for fw in fireworks if fw.get("spec", {}).get("task_key")}
 
 

@@ -16,10 +16,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PRESET = "paper"
-DEFAULT_CHEAP_PRESET = "screen"
-"""The cheap FEFF fidelity calibrated against "paper" until "screen_scf" covers every reference
-record (docs/REPRODUCTION.md)."""
 """The FEFF preset of the method (science.md): the targets of the paper's model."""
+DEFAULT_CHEAP_PRESET = "screen"
+"""The cheap FEFF fidelity calibrated against "paper" until "screen_scf" is switched to
+(docs/REPRODUCTION.md)."""
 
 
 class FeatureSet(StrEnum):

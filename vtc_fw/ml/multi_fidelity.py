@@ -211,11 +211,19 @@ def learning_curve(
             rows = training_rows(
                 paper.iloc[train_index], order.head(size), set(test["key"]), method, seed
             )
-            forest = RandomForestRegressor(random_state=seed, n_jobs=1, **FOREST_PARAMS)
-            forest.fit(rows[list(columns)].to_numpy(dtype=float), rows["sams"])
-            predicted = forest.predict(test[list(columns)].to_numpy(dtype=float))
-            scores[size].append(float(r2_score(test["sams"], predicted)))
+            inputs = rows[list(columns)].to_numpy(dtype=float)
+            held_out = test[list(columns)].to_numpy(dtype=float)
+            scores[size].append(_forest_r2(inputs, rows["sams"], held_out, test["sams"], seed))
     return [_point(size, scores[size], scores[sizes[0]]) for size in sizes]
+
+
+def _forest_r2(
+    inputs: np.ndarray, labels: pd.Series, held_out: np.ndarray, truth: pd.Series, seed: int
+) -> float:
+    """R² on ``truth`` of the forest fixed in advance (FOREST_PARAMS) fit on ``inputs``."""
+    forest = RandomForestRegressor(random_state=seed, n_jobs=1, **FOREST_PARAMS)
+    forest.fit(inputs, labels)
+    return float(r2_score(truth, forest.predict(held_out)))
 
 
 def _point(size: int, r2: list[float], baseline: list[float]) -> CurvePoint:
@@ -277,9 +285,15 @@ def label_swap_scores(
     ).split(paper):
         test = held_out_paper(paper, test_index)
         for name, label in labels.items():
-            forest = RandomForestRegressor(random_state=seed, n_jobs=1, **FOREST_PARAMS)
-            forest.fit(inputs[train_index], label.iloc[train_index])
-            scores[name].append(float(r2_score(test["sams"], forest.predict(inputs[test_index]))))
+            scores[name].append(
+                _forest_r2(
+                    inputs[train_index],
+                    label.iloc[train_index],
+                    inputs[test_index],
+                    test["sams"],
+                    seed,
+                )
+            )
     return [_study_point(name, swapped[name], scores[name], scores[PAPER]) for name in labels]
 
 
@@ -309,10 +323,10 @@ def paper_size_curve(
         for fraction in fractions:
             sizes[fraction] = round(fraction * len(train_index))
             kept = rng.choice(train_index, sizes[fraction], replace=False)
-            forest = RandomForestRegressor(random_state=seed, n_jobs=1, **FOREST_PARAMS)
-            forest.fit(inputs[kept], paper["sams"].iloc[kept])
             scores[fraction].append(
-                float(r2_score(test["sams"], forest.predict(inputs[test_index])))
+                _forest_r2(
+                    inputs[kept], paper["sams"].iloc[kept], inputs[test_index], test["sams"], seed
+                )
             )
     baseline = scores[fractions[-1]]
     return [
