@@ -2,7 +2,8 @@
 
     python scripts/label_studies.py calibration --db-file DB.json [--repeats 10] [--json OUT]
     python scripts/label_studies.py active-learning --db-file DB.json [--seeds 5] [--json OUT]
-    python scripts/label_studies.py multi-fidelity --db-file DB.json [--sizes 0,250] [--json OUT]
+    python scripts/label_studies.py multi-fidelity --db-file DB.json [--sizes 0,250]
+        [--cheap screen_scf] [--method raw] [--json OUT]
     python scripts/label_studies.py label-swap --db-file DB.json [--repeats 5] [--json OUT]
     python scripts/label_studies.py paper-size --db-file DB.json [--repeats 5] [--json OUT]
 
@@ -37,7 +38,13 @@ from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.task import TaskDocument
 from vtc_fw.documents.xes import NO_SCF_RUNG
 from vtc_fw.ml.active_learning import STRATEGIES, CurvePoint, simulate
-from vtc_fw.ml.calibration import CHEAP_COLUMN, paired_table, score_calibrations
+from vtc_fw.ml.calibration import (
+    CHEAP_COLUMN,
+    DEFAULT_METHOD,
+    METHODS,
+    paired_table,
+    score_calibrations,
+)
 from vtc_fw.ml.comparison import CRYSTAL_COLUMNS
 from vtc_fw.ml.multi_fidelity import CurvePoint as MultiFidelityPoint
 from vtc_fw.ml.multi_fidelity import (
@@ -149,6 +156,7 @@ def multi_fidelity(config: DbConfig, arguments: argparse.Namespace) -> BaseModel
         cheap_rows,
         CRYSTAL_COLUMNS,
         sizes,
+        method=arguments.method,
         seed=arguments.seed,
         repeats=arguments.repeats,
     )
@@ -249,6 +257,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="0,100,250,500,1000", help="cheap records added")
     parser.add_argument(
         "--cheap", choices=CHEAP_DATASETS, default="screen", help="cheap labels (data/ folder)"
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default=DEFAULT_METHOD,
+        help="calibration of the cheap labels in multi-fidelity",
     )
     parser.add_argument("--json", type=Path)
     arguments = parser.parse_args()

@@ -560,7 +560,7 @@ def test_cli_build_twice_then_screen_report_suggest(db_config, launchpad, tmp_pa
     assert json.loads(first.stdout) == {
         "XesBuilder": 13,
         "FeatureBuilder": 13,
-        "CalibrationBuilder": 0,  # no record has both paper and screen tasks
+        "CalibrationBuilder": 0,  # no record has both paper and screen_scf tasks
         "TrainBuilder": 1,
         "PredictionBuilder": 13,
     }
@@ -607,6 +607,41 @@ def test_cli_build_twice_then_screen_report_suggest(db_config, launchpad, tmp_pa
     )
     assert [p["submitted_fw_id"] for p in json.loads(again.stdout)] == [None]
     assert launchpad.get_fw_ids({"spec.record_key": "test:NiO-c6pct:Ni"}) == [firework.fw_id]
+
+
+def test_a_cheap_task_is_never_screened_or_reported_as_a_feff_sams(db_config, tmp_path):
+    """Issue 20's check: a task of the cheap preset (here a forged SAMS of 9.99 beside a record's
+    own task, and 8.88 as another record's only task) reaches neither ``screen`` nor the model."""
+    data = store_recorded(db_config)
+    tasks = {t["record_key"]: t for t in data["tasks"]}
+    paired, cheap_only = tasks["test:NiO-c1pct:Ni"], tasks["test:CoO-c5pct:Co"]
+    collection = db_config.collection("tasks")
+    cheap = {**paired, "preset": "screen_scf", "task_key": f"{paired['record_key']}:screen_scf"}
+    collection.insert_one({**cheap, "sams": 9.99})
+    only = {"preset": "screen_scf", "task_key": f"{cheap_only['record_key']}:screen_scf"}
+    collection.update_one({"task_key": cheap_only["task_key"]}, {"$set": {**only, "sams": 8.88}})
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    runner = CliRunner()
+    build = ["build", "--json", "--db-file", str(db_file), "--preset", "smoke", "--n-iter", "1"]
+    assert runner.invoke(main, build).exit_code == 0
+    screened = runner.invoke(
+        main, ["screen", "--min-sams", "0", "--limit", "50", "--json", "--db-file", str(db_file)]
+    )
+    candidates = {c["record_key"]: c for c in json.loads(screened.stdout)}
+    assert candidates[paired["record_key"]]["sams"] == pytest.approx(paired["sams"])
+    assert candidates[paired["record_key"]]["source"] == "feff"
+    assert candidates[cheap_only["record_key"]]["source"] == "model"
+    assert not {9.99, 8.88} & {round(c["sams"], 2) for c in candidates.values()}
+    model = db_config.collection("models").find_one({"state": "successful"})
+    assert cheap_only["record_key"] not in model["train_keys"] + model["test_keys"]
+    assert 9.99 not in model["test_true"] and model["fidelity"] == {"smoke": 11}
+    report = runner.invoke(
+        main, ["report", "--out", str(tmp_path / "report"), "--db-file", str(db_file)]
+    )
+    assert (
+        report.exit_code == 0
+        and "| out-of-fold records |" in (tmp_path / "report" / "metrics.md").read_text()
+    )
 
 
 def test_cli_build_without_structures_says_so_and_then_writes_nothing(db_config, tmp_path):

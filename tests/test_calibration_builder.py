@@ -1,7 +1,7 @@
 """CalibrationBuilder on our own committed labels: fitted once, refit when the pairs grow.
 
 Task documents are recorded outputs of our real FEFF runs (data/reference_paper.jsonl.gz,
-data/screen/batch_001.jsonl.gz; feff10-rs 0.2.4, this project's engine).
+data/screen_scf/batch_001.jsonl.gz; feff10-rs 0.2.4, this project's engine).
 """
 
 import gzip
@@ -21,13 +21,14 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 def tasks(path: Path) -> dict[str, dict]:
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         found = (json_util.loads(line) for line in handle)
-        return {t["record_key"]: t for t in found if t["state"] == "successful"}
+        tasks = (t for t in found if "collection" not in t)  # skip the structures lines
+        return {t["record_key"]: t for t in tasks if t["state"] == "successful"}
 
 
 @pytest.fixture(scope="module")
 def pairs():
     paper = tasks(DATA / "reference_paper.jsonl.gz")
-    cheap = tasks(DATA / "screen" / "batch_001.jsonl.gz")
+    cheap = tasks(DATA / "screen_scf" / "batch_001.jsonl.gz")
     keys = sorted(set(paper) & set(cheap))[:36]
     return [(paper[k], cheap[k]) for k in keys]
 
@@ -53,10 +54,12 @@ def insert(db_config, pairs):
 
 def test_calibration_is_fitted_once_and_refit_when_the_paired_set_grows(db_config, pairs):
     assert run_builders(builders(db_config))["CalibrationBuilder"] == 0  # no pairs yet
-    insert(db_config, pairs[:30])
+    insert(db_config, pairs[:5])
+    assert run_builders(builders(db_config))["CalibrationBuilder"] == 0  # too few to score
+    insert(db_config, pairs[5:30])
     assert run_builders(builders(db_config))["CalibrationBuilder"] == 1
     first = db_config.collection("calibrations").find_one()
-    assert first["cheap_preset"] == "screen" and first["paper_preset"] == "paper"
+    assert first["cheap_preset"] == "screen_scf" and first["paper_preset"] == "paper"
     assert first["scores"]["n_pairs"] == 30
     storable = [s for s in first["scores"]["scores"] if s["method"] != "linear"]
     assert first["cv_mae"] == min(s["mae"] for s in storable)
@@ -72,7 +75,7 @@ def test_calibration_is_fitted_once_and_refit_when_the_paired_set_grows(db_confi
     assert newest["scores"]["n_pairs"] == 36 and newest["pairs_hash"] != first["pairs_hash"]
 
 
-def test_cli_predict_cheap_calibrates_a_screen_run(db_config, pairs, tmp_path):
+def test_cli_predict_cheap_calibrates_a_screen_scf_run(db_config, pairs, tmp_path):
     from click.testing import CliRunner
 
     from vtc_fw.app.distortion import nio_structure
@@ -106,16 +109,16 @@ def test_the_cheap_preset_setting_chooses_what_is_calibrated_and_run(
     from vtc_fw.builders import nightly_builders
     from vtc_fw.cli import main
 
-    monkeypatch.setenv("VTC_FW_CHEAP_PRESET", "screen_scf")
+    monkeypatch.setenv("VTC_FW_CHEAP_PRESET", "screen")
     cheap_preset = MainJobSettings().cheap_preset
     built = nightly_builders(db_config, cheap_preset=cheap_preset)
     calibration = [b for b in built if isinstance(b, CalibrationBuilder)]
-    assert [b.cheap_preset for b in calibration] == ["screen_scf"]
-    db_config.collection("calibrations").insert_one({"cheap_preset": "screen", "method": "raw"})
+    assert [b.cheap_preset for b in calibration] == ["screen"]
+    db_config.collection("calibrations").insert_one({"cheap_preset": "screen_scf", "method": "raw"})
     structure_file = tmp_path / "NiO.cif"
     nio_structure(0.0).to(filename=str(structure_file))
     db_file = db_config.write_db_json(tmp_path / "db.json")
     command = ["predict", str(structure_file), "-e", "Ni", "--fidelity", "cheap"]
     outcome = CliRunner().invoke(main, [*command, "--db-file", str(db_file)])
     assert outcome.exit_code == 1
-    assert "no screen_scf calibration in the database" in outcome.output
+    assert "no screen calibration in the database" in outcome.output

@@ -6,9 +6,9 @@ answer and its uncertainty:
 * ``features``: the current model on the record's features (milliseconds); uncertainty = the
   spread of the trees' predictions.
 * ``cheap``: FEFF with the cheap preset (setting ``cheap_preset``, ``VTC_FW_CHEAP_PRESET``;
-  "screen", no SCF, by default; about a minute), then the newest calibration of that preset
-  (:class:`~vtc_fw.builders.calibration.CalibrationBuilder`); uncertainty = the calibration's
-  repeated-CV mean absolute error.
+  "screen_scf", a short 5-iteration SCF, by default; about 14 CPU-s), then the newest
+  calibration of that preset (:class:`~vtc_fw.builders.calibration.CalibrationBuilder`);
+  uncertainty = the calibration's repeated-CV mean absolute error.
 * ``paper``: FEFF with preset "paper", the method itself (minutes); no statistical uncertainty.
 """
 

@@ -79,7 +79,7 @@ def nightly_builders(
             ``preset`` (default None: those alone). Its xes documents are built into the
             collection ``xes_<cheap_labels>`` (one xes collection holds one preset).
         cheap_preset: FEFF preset of the cheap fidelity the calibration is fitted for
-            (``VTC_FW_CHEAP_PRESET``; default "screen").
+            (``VTC_FW_CHEAP_PRESET``; default "screen_scf").
         train_options: Further :class:`TrainBuilder` arguments (cv, search_space, ...).
 
     The prediction builder predicts with the current model of the same feature set, target and

@@ -15,7 +15,12 @@ from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.calibration import CalibrationDocument
 from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.xes import NO_SCF_RUNG
-from vtc_fw.ml.calibration import fit_calibration, paired_table, score_calibrations
+from vtc_fw.ml.calibration import (
+    fit_calibration,
+    paired_table,
+    score_calibrations,
+    too_few_pairs,
+)
 from vtc_fw.ml.table import at_exponent
 from vtc_fw.settings import DEFAULT_CHEAP_PRESET
 
@@ -33,8 +38,9 @@ class CalibrationBuilder(Builder):
     differ from those of the newest calibration (new pairs: the set grew), every method of
     :mod:`vtc_fw.ml.calibration` is scored by repeated K-fold on it and the best of those that
     can be stored as data (:data:`STORABLE_METHODS`: no estimator, or a forest in the safe
-    format of :mod:`vtc_fw.ml.forest_format`) is fitted on all of it. With no pairs (a database
-    without cheap tasks) nothing is written.
+    format of :mod:`vtc_fw.ml.forest_format`) is fitted on all of it. With fewer pairs than the
+    K-fold scores need (:func:`~vtc_fw.ml.calibration.too_few_pairs`: none in a database without
+    cheap tasks, or the first few) nothing is written and the build goes on.
 
     Args:
         tasks: Source store of task documents.
@@ -83,10 +89,8 @@ class CalibrationBuilder(Builder):
         paper = self._labels(self.paper_preset)
         cheap = self._labels(self.cheap_preset)
         keys = sorted(set(paper) & set(cheap))
-        if not keys:
-            self.logger.info(
-                f"no record has both {self.paper_preset} and {self.cheap_preset} labels"
-            )
+        if (reason := too_few_pairs(len(keys))) is not None:
+            self.logger.info(f"no calibration of {self.cheap_preset} yet: {reason}")
             return
         newest = next(
             iter(
@@ -123,6 +127,9 @@ class CalibrationBuilder(Builder):
         rows = [FeatureDocument.model_validate(d).training_row() for d in item["features"]]
         table = at_exponent(pd.DataFrame(rows), CALIBRATION_EXPONENT).to_dict("records")
         frame = paired_table(table, item["paper"], item["cheap"])
+        if (reason := too_few_pairs(len(frame))) is not None:  # pairs without features
+            self.logger.info(f"no calibration of {self.cheap_preset} yet: {reason}")
+            return {}
         scores = score_calibrations(frame, seed=self.seed, repeats=self.repeats)
         best = min(
             (score for score in scores.scores if score.method in STORABLE_METHODS),
@@ -153,6 +160,8 @@ class CalibrationBuilder(Builder):
     def update_targets(self, items: list[dict[str, Any]]) -> None:
         """Store the blob first, then the document that points to it."""
         for item in items:
+            if "calibration" not in item:
+                continue
             if "blob" in item:
                 self.model_blobs.update([item["blob"]], key="model_id")
             self.calibrations.update([item["calibration"]], key="calibration_id")

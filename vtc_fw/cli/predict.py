@@ -19,8 +19,9 @@ from vtc_fw.errors import VtcError
     type=click.Choice(["features", "cheap", "paper"]),
     default="features",
     show_default=True,
-    help="features: the current model (milliseconds); cheap: FEFF preset screen + the "
-    "calibration (about a minute); paper: FEFF preset paper (minutes).",
+    help="features: the current model (milliseconds); cheap: the cheap FEFF preset "
+    "(VTC_FW_CHEAP_PRESET, default screen_scf) + its calibration (seconds to a minute); "
+    "paper: FEFF preset paper (minutes).",
 )
 @model_feature_set_option
 @click.option("--timeout", "timeout_s", type=float, default=None, help="FEFF wall-clock limit, s.")

@@ -139,6 +139,13 @@ def _fit_target(method: str, frame: pd.DataFrame) -> np.ndarray:
     )
 
 
+def too_few_pairs(n_pairs: int, cv: int = 5) -> str | None:
+    """Why ``n_pairs`` paired records cannot be scored by ``cv``-fold CV (None: they can)."""
+    if n_pairs < 2 * cv:
+        return f"{n_pairs} paired records: at least {2 * cv} are needed"
+    return None
+
+
 def score_calibrations(
     frame: pd.DataFrame, *, seed: int = 0, cv: int = 5, repeats: int = 10
 ) -> CalibrationScores:
@@ -147,8 +154,8 @@ def score_calibrations(
     Raises:
         ValueError: Fewer than ``2 * cv`` paired rows.
     """
-    if len(frame) < 2 * cv:
-        raise ValueError(f"{len(frame)} paired records: at least {2 * cv} are needed")
+    if (reason := too_few_pairs(len(frame), cv)) is not None:
+        raise ValueError(reason)
     folds = list(RepeatedKFold(n_splits=cv, n_repeats=repeats, random_state=seed).split(frame))
     scores = [_method_score(method, frame, folds, seed) for method in METHODS]
     best = min(scores, key=lambda score: score.mae).method

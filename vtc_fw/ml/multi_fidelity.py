@@ -1,6 +1,6 @@
 """Training on paper labels plus calibrated cheap labels, scored on paper labels only (pure).
 
-Rows carry their fidelity (:data:`FIDELITY_COLUMN`: ``"paper"`` or ``"screen"``). A cheap row's
+Rows carry their fidelity (:data:`FIDELITY_COLUMN`: ``"paper"`` or ``"cheap"``). A cheap row's
 label is its calibrated SAMS (:mod:`vtc_fw.ml.calibration`), the calibration being fit on the
 paired records of the training rows only. Evaluation uses held-out paper labels and nothing
 else: :func:`held_out_paper` is the one place test rows are chosen, and it refuses any row that
@@ -41,8 +41,9 @@ from vtc_fw.ml.table import as_table, at_exponent, with_swept_defaults
 
 FIDELITY_COLUMN = "fidelity"
 """Which FEFF fidelity a row's label comes from."""
-PAPER, CHEAP = "paper", "screen"
-"""Fidelities are FEFF preset names, as in a model document's ``fidelity``."""
+PAPER, CHEAP = "paper", "cheap"
+"""A paper label, or the calibrated label of the cheap preset the study or model names (a model
+document's ``fidelity`` counts its labels by FEFF preset name)."""
 
 
 class PairedScores(BaseModel):
