@@ -6,6 +6,8 @@
         [--cheap screen_scf] [--method raw] [--json OUT]
     python scripts/label_studies.py label-swap --db-file DB.json [--repeats 5] [--json OUT]
     python scripts/label_studies.py paper-size --db-file DB.json [--repeats 5] [--json OUT]
+    python scripts/label_studies.py figure --curve MULTI_FIDELITY.json --paper-size PAPER_SIZE.json
+        --out PNG
 
 Features come from the database's ``features`` collection (``vtc-fw run --n 0`` on the
 committed data builds them), at ``--exponent`` (9, the reproduced model's); the paper labels
@@ -22,15 +24,19 @@ the number of cheap records added, with their CPU-hours. ``label-swap`` trains o
 records with each cheap fidelity's label (data/screen, data/screen_scf) in place of the paper
 label wherever it has one and scores on held-out paper labels: do that fidelity's labels train as
 well as paper labels? ``paper-size`` scores the same forest on subsamples of every training
-fold: how R² grows with the number of paper labels.
+fold: how R² grows with the number of paper labels. ``figure`` draws the last two against the
+CPU-hours their training labels cost.
 """
 
 import argparse
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from vtc_fw.app.transfer import read_transfer_file
 from vtc_fw.db.config import DbConfig
@@ -41,6 +47,7 @@ from vtc_fw.ml.active_learning import STRATEGIES, CurvePoint, simulate
 from vtc_fw.ml.calibration import (
     CHEAP_COLUMN,
     DEFAULT_METHOD,
+    FOREST_PARAMS,
     METHODS,
     paired_table,
     score_calibrations,
@@ -53,6 +60,7 @@ from vtc_fw.ml.multi_fidelity import (
     learning_curve,
     paper_size_curve,
 )
+from vtc_fw.ml.plots import plot_labels_per_cpu_hour
 from vtc_fw.ml.table import at_exponent
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -157,6 +165,7 @@ def multi_fidelity(config: DbConfig, arguments: argparse.Namespace) -> BaseModel
         CRYSTAL_COLUMNS,
         sizes,
         method=arguments.method,
+        forest={**FOREST_PARAMS, **json.loads(arguments.forest)},
         seed=arguments.seed,
         repeats=arguments.repeats,
     )
@@ -175,13 +184,47 @@ def multi_fidelity(config: DbConfig, arguments: argparse.Namespace) -> BaseModel
             f"| {p.n_cheap} | {hours:.2f} | {hours * 3600 / cpu_paper:.0f} |"
             f" {p.r2_mean:.3f} ± {p.r2_std:.3f} | {p.delta_mean:+.3f} ± {p.delta_se:.3f} |"
         )
-    return MultiFidelityCurve(points=points)
+    return MultiFidelityCurve(
+        cheap=arguments.cheap,
+        method=arguments.method,
+        n_paper=len(paper_rows),
+        cpu_s_paper=cpu_paper,
+        cpu_s_cheap=cpu_cheap,
+        forest={**FOREST_PARAMS, **json.loads(arguments.forest)},
+        points=points,
+    )
 
 
 class MultiFidelityCurve(BaseModel):
-    """The learning curve's points, for ``--json``."""
+    """The learning curve's points and what they cost, for ``--json`` and ``figure``."""
 
+    cheap: str = Field(description="The cheap dataset (data/ folder).")
+    method: str = Field(description="Calibration of its labels.")
+    n_paper: int = Field(description="Paper records (5-fold: four fifths in each training fold).")
+    cpu_s_paper: float = Field(description="Mean CPU-s of a paper record.")
+    cpu_s_cheap: float = Field(description="Mean CPU-s of a cheap record.")
+    forest: dict[str, Any] = Field(description="Parameters of the random forest.")
     points: list[MultiFidelityPoint]
+
+
+def figure(arguments: argparse.Namespace) -> None:
+    """R² on held-out paper labels against the CPU-h of the training labels (one fold's)."""
+    curve = MultiFidelityCurve.model_validate_json(arguments.curve.read_text())
+    sizes = LabelStudy.model_validate_json(arguments.paper_size.read_text())
+    paper_hours = curve.cpu_s_paper / 3600
+    n_train = round(curve.n_paper * 4 / 5)
+    paper_points = [(p.n * paper_hours, p.r2_mean) for p in sizes.points]
+    cheap_points = [
+        (n_train * paper_hours + p.n_cheap * curve.cpu_s_cheap / 3600, p.r2_mean)
+        for p in curve.points
+    ]
+    labels = (
+        "paper labels only (subsampled training folds)",
+        f"{n_train} paper + {curve.cheap} labels ({curve.method})",
+    )
+    print(
+        plot_labels_per_cpu_hour({labels[0]: paper_points, labels[1]: cheap_points}, arguments.out)
+    )
 
 
 def paper_rows(config: DbConfig, exponent: int) -> pd.DataFrame:
@@ -247,6 +290,13 @@ STUDIES = {
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["figure"]:
+        figure_parser = argparse.ArgumentParser(prog="label_studies.py figure")
+        figure_parser.add_argument("--curve", type=Path, required=True, help="multi-fidelity JSON")
+        figure_parser.add_argument("--paper-size", type=Path, required=True, help="its JSON")
+        figure_parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+        figure(figure_parser.parse_args(sys.argv[2:]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", choices=sorted(STUDIES))
     parser.add_argument("--db-file", type=Path, required=True)
@@ -263,6 +313,12 @@ def main() -> None:
         choices=METHODS,
         default=DEFAULT_METHOD,
         help="calibration of the cheap labels in multi-fidelity",
+    )
+    parser.add_argument(
+        "--forest",
+        default="{}",
+        help="multi-fidelity: JSON of random-forest parameters over the fixed forest's, e.g. the"
+        " default model's chosen ones (docs/figures/model/comparison_wide.json)",
     )
     parser.add_argument("--json", type=Path)
     arguments = parser.parse_args()

@@ -23,7 +23,13 @@ from vtc_fw.builders.train import serialize_estimator
 from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.model import ModelDocument
 from vtc_fw.ml.calibration import FOREST_PARAMS
-from vtc_fw.ml.plots import R2_FLOOR, cut_r2_bars, metrics_table, plot_per_element_r2
+from vtc_fw.ml.plots import (
+    R2_FLOOR,
+    cut_r2_bars,
+    metrics_table,
+    plot_labels_per_cpu_hour,
+    plot_per_element_r2,
+)
 from vtc_fw.ml.protocol import (
     NOISE_FEATURE,
     PAPER_BEST_PARAMS,
@@ -264,3 +270,9 @@ def test_importances_are_in_units_of_the_noise_features_mean_or_spread():
     assert normalize_by_noise(raw) == {"QAMS": pytest.approx(25.0)}
     raw[NOISE_FEATURE] = {"mean": 0.0, "std": 0.0}
     assert normalize_by_noise(raw) == {"QAMS": pytest.approx(0.02)}
+
+
+def test_labels_per_cpu_hour_draws_unsorted_curves(tmp_path):
+    curves = {"paper": [(27.3, 0.78), (6.8, 0.67)], "paper + cheap": [(27.3, 0.78), (29.0, 0.79)]}
+    path = plot_labels_per_cpu_hour(curves, tmp_path / "labels.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

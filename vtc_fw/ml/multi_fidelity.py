@@ -185,6 +185,7 @@ def learning_curve(
     sizes: Sequence[int],
     *,
     method: str = DEFAULT_METHOD,
+    forest: Mapping[str, Any] = FOREST_PARAMS,
     seed: int = 0,
     cv: int = 5,
     repeats: int = 5,
@@ -198,6 +199,8 @@ def learning_curve(
         sizes: Numbers of cheap records to add (a seeded prefix of a shuffle of ``cheap``);
             the first is the baseline of ``delta_mean`` (usually 0).
         method: Calibration of the cheap labels.
+        forest: Parameters of the random forest (default: the one fixed in advance; e.g. the
+            default model's chosen ones).
         seed: Seeds folds, shuffle and forests.
         cv: Folds.
         repeats: Repeats of the K-fold split.
@@ -214,15 +217,21 @@ def learning_curve(
             )
             inputs = rows[list(columns)].to_numpy(dtype=float)
             held_out = test[list(columns)].to_numpy(dtype=float)
-            scores[size].append(_forest_r2(inputs, rows["sams"], held_out, test["sams"], seed))
+            r2 = _forest_r2(inputs, rows["sams"], held_out, test["sams"], seed, forest)
+            scores[size].append(r2)
     return [_point(size, scores[size], scores[sizes[0]]) for size in sizes]
 
 
 def _forest_r2(
-    inputs: np.ndarray, labels: pd.Series, held_out: np.ndarray, truth: pd.Series, seed: int
+    inputs: np.ndarray,
+    labels: pd.Series,
+    held_out: np.ndarray,
+    truth: pd.Series,
+    seed: int,
+    params: Mapping[str, Any] = FOREST_PARAMS,
 ) -> float:
-    """R² on ``truth`` of the forest fixed in advance (FOREST_PARAMS) fit on ``inputs``."""
-    forest = RandomForestRegressor(random_state=seed, n_jobs=1, **FOREST_PARAMS)
+    """R² on ``truth`` of a random forest fit on ``inputs`` (default: the fixed forest)."""
+    forest = RandomForestRegressor(random_state=seed, n_jobs=1, **params)
     forest.fit(inputs, labels)
     return float(r2_score(truth, forest.predict(held_out)))
 

@@ -308,6 +308,25 @@ def _nan(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
+def plot_labels_per_cpu_hour(
+    curves: Mapping[str, Sequence[tuple[float, float]]], path: Path
+) -> Path:
+    """R² on held-out paper labels against the CPU-hours of one training fold's labels.
+
+    Args:
+        curves: Label → (CPU-h, R²) points, e.g. paper labels alone and paper plus cheap labels.
+        path: The PNG to write.
+    """
+    figure, axes = _figure((6, 4))
+    for label, points in curves.items():
+        hours, r2 = zip(*sorted(points), strict=True)
+        axes.plot(hours, r2, "o-", label=label)
+    axes.set(xlabel="CPU-hours of the training labels", ylabel="R² on held-out paper labels")
+    axes.axhline(0.79, color="k", ls=":", lw=1, label="the paper's test R² (23× the data)")
+    axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
 def _figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
     """A figure with one axes, outside pyplot (no global state, no display backend)."""
     figure = Figure(figsize=size)
