@@ -34,6 +34,7 @@ __builders__ = nightly_builders(
     n_jobs=settings.n_jobs,
     feature_set=settings.feature_set,
     target=settings.target,
+    search_space=settings.search_space,
     cheap_labels=settings.cheap_labels,
     cheap_preset=settings.cheap_preset,
 )

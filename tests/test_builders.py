@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from maggma.stores import MemoryStore
+from sklearn.ensemble import ExtraTreesRegressor
 
 from vtc_fw.builders import (
     FeatureBuilder,
@@ -403,6 +404,22 @@ def test_each_feature_set_searches_its_own_space_and_another_space_is_trained_ag
     stores["models"].update([stored("wide", 1)])
     assert list(train_builder(stores, **defaults).get_items()) == []
     assert len(list(train_builder(stores, search_space="paper", n_iter=1).get_items())) == 1
+
+
+def test_extremely_randomized_trees_are_trained_stored_and_predicted_with(stores):
+    run_builders([xes_builder(stores), feature_builder(stores)])
+    builder = train_builder(stores, feature_set="crystal", search_space="extra_trees")
+    (item,) = builder.get_items()
+    output = builder.process_item(item)
+    model = output["model"]
+    assert model["builder_meta"]["parameters"]["search_space"] == "extra_trees"
+    assert model["best_params"]["bootstrap"] is False
+    builder.update_targets([output])
+    estimator = load_estimator(stores["model_blobs"], model["model_id"])
+    assert type(estimator) is ExtraTreesRegressor
+    run_builders([prediction_builder(stores)])
+    predictions = list(stores["predictions"].query({"model_id": model["model_id"]}))
+    assert len(predictions) == 13 and all(p["sams_std"] >= 0 for p in predictions)
 
 
 def test_a_build_without_structures_writes_one_failed_model_then_nothing(stores):

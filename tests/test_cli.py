@@ -102,6 +102,41 @@ def test_the_model_configuration_defaults_to_the_best_validated_and_is_overridab
     assert refused.exit_code != 0 and "'soap' is not one of 'paper', 'crystal'" in refused.output
 
 
+def test_the_search_space_setting_reaches_the_train_builder_of_build_and_run(
+    monkeypatch, db_config, tmp_path
+):
+    from vtc_fw.app import main_job
+    from vtc_fw.app.main_job import MainJobSettings, build_and_report
+    from vtc_fw.app.timing import StepTimes
+    from vtc_fw.cli import build
+
+    assert MainJobSettings().search_space is None
+    monkeypatch.setenv("VTC_FW_SEARCH_SPACE", "extra_trees")
+    assert MainJobSettings().search_space == "extra_trees"
+    built = []
+    monkeypatch.setattr(build, "run_builders", lambda builders, **_: built.extend(builders) or {})
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    outcome = CliRunner().invoke(main, ["build", "--db-file", str(db_file), "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    (train,) = [b for b in built if type(b).__name__ == "TrainBuilder"]
+    assert train._parameters()["search_space"] == "extra_trees"
+    assert type(train).from_dict(train.as_dict()).search_space == "extra_trees"  # mrun
+
+    def capture(config, **options):
+        raise LookupError(options)
+
+    monkeypatch.setattr(main_job, "nightly_builders", capture)
+    with pytest.raises(LookupError) as captured:
+        build_and_report(db_config, MainJobSettings(), print, StepTimes())
+    assert captured.value.args[0]["search_space"] == "extra_trees"
+    monkeypatch.setenv("VTC_FW_SEARCH_SPACE", "deep")
+    refused = CliRunner().invoke(main, ["build", "--db-file", str(db_file)])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert refused.output.splitlines()[-1].startswith(
+        "Error: invalid setting VTC_FW_SEARCH_SPACE='deep': Input should be 'paper', 'wide'"
+    )
+
+
 def test_cheap_labels_reach_the_builders_of_build_and_run(monkeypatch, db_config, tmp_path):
     from vtc_fw.app import main_job
     from vtc_fw.app.main_job import MainJobSettings, build_and_report

@@ -20,7 +20,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from test_builders import memory_store
 
 from vtc_fw.builders.train import load_estimator, serialize_estimator
@@ -63,6 +63,16 @@ def test_the_loaded_forest_predicts_exactly_as_the_trained_one():
     assert np.array_equal(tree_predictions(loaded, rows), tree_predictions(forest, rows))
     assert np.array_equal(loaded.predict(rows), forest.predict(rows))
     assert loaded.get_params() == forest.get_params()
+
+
+def test_extremely_randomized_trees_round_trip_without_a_bootstrap():
+    rows = np.random.default_rng(7).random((120, 8))
+    extra = ExtraTreesRegressor(n_estimators=25, max_features=0.5, random_state=3)
+    extra.fit(rows, rows[:, 0] - rows[:, 1] ** 2)
+    loaded = forest_from_bytes(forest_to_bytes(extra))
+    assert type(loaded) is ExtraTreesRegressor and loaded._n_samples_bootstrap is None
+    assert np.array_equal(tree_predictions(loaded, rows), tree_predictions(extra, rows))
+    assert np.array_equal(loaded.predict(rows), extra.predict(rows))
 
 
 def test_same_training_gives_the_same_bytes_and_id():
@@ -187,9 +197,9 @@ def test_a_blob_whose_hash_is_not_its_id_is_refused():
 
 
 def test_only_allow_listed_estimators_are_stored():
-    from sklearn.ensemble import ExtraTreesRegressor
+    from sklearn.ensemble import GradientBoostingRegressor
 
     rows = np.random.default_rng(1).random((20, 3))
-    extra = ExtraTreesRegressor(n_estimators=2).fit(rows, rows[:, 0])
-    with pytest.raises(ModelBlobError, match="only RandomForestRegressor"):
-        forest_to_bytes(extra)
+    boosted = GradientBoostingRegressor(n_estimators=2).fit(rows, rows[:, 0])
+    with pytest.raises(ModelBlobError, match="only RandomForestRegressor, ExtraTreesRegressor"):
+        forest_to_bytes(boosted)

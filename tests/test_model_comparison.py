@@ -59,6 +59,8 @@ TINY_SPACES = {
     "random_forest": TINY_SPACE,
     "random_forest_wide": TINY_SPACE | {"max_features": [0.5], "min_samples_leaf": [1]},
     "gradient_boosting": TINY_GBR,
+    "extra_trees": {k: v for k, v in TINY_SPACE.items() if k != "max_samples"}
+    | {"bootstrap": [False]},
 }
 SWEEP_COLUMNS = [f"{name}@{n}" for name in MOMENT_SUMS for n in SWEEP]
 TABLE_VARIANTS = [name for name in VARIANTS if "site_fingerprint" not in name]
@@ -136,7 +138,7 @@ def test_first_shell_variants_add_the_descriptors_to_the_paper_features(table, r
     assert names == [
         "paper",
         *("rf_all_exponents", "gbr", "gbr_all_exponents", "rf_crystal"),
-        *("rf_wide", "rf_crystal_wide"),
+        *("rf_wide", "rf_crystal_wide", "et_crystal"),
     ]
 
 

@@ -3,7 +3,7 @@
 Each field reads ``VTC_FW_<NAME>`` (``VTC_FW_HOME``, ``VTC_FW_DB_FILE``, ``VTC_FW_PRESET``,
 ``VTC_FW_SEED``, ``VTC_FW_N_ITER``, ``VTC_FW_N_JOBS``, ``VTC_FW_RECORD_TIMEOUT_S``,
 ``VTC_FW_STORE_RETRY_S``, ``VTC_FW_RESULT_DIR``, ``VTC_FW_FEATURE_SET``, ``VTC_FW_TARGET``,
-``VTC_FW_CHEAP_LABELS``).
+``VTC_FW_SEARCH_SPACE``, ``VTC_FW_CHEAP_LABELS``, ``VTC_FW_CHEAP_PRESET``).
 ``vtc-fw run|build|submit|suggest`` and ``mrun builders/nightly.py`` take their defaults from
 here; command-line options win over both. The closed vocabularies of a model's configuration,
 :class:`FeatureSet` and :class:`ModelTarget`, are defined here with their defaults.
@@ -12,9 +12,11 @@ here; command-line options win over both. The closed vocabularies of a model's c
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ENV_PREFIX = "VTC_FW_"
+"""The prefix of every setting's environment variable."""
 DEFAULT_PRESET = "paper"
 """The FEFF preset of the method (science.md): the targets of the paper's model."""
 DEFAULT_CHEAP_PRESET = "screen_scf"
@@ -55,6 +57,8 @@ class SearchSpace(StrEnum):
     """The paper's Table 1."""
     WIDE = "wide"
     """The paper's widened to larger ``max_features``, smaller leaves and deeper trees."""
+    EXTRA_TREES = "extra_trees"
+    """Extremely randomized trees (``ExtraTreesRegressor``) over a space as wide."""
 
 
 DEFAULT_FEATURE_SET = FeatureSet.CRYSTAL
@@ -76,7 +80,7 @@ the paired comparison on the reference records (docs/REPRODUCTION.md)."""
 class VtcSettings(BaseSettings):
     """Defaults of vtc-fw's entry points (environment prefix ``VTC_FW_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="VTC_FW_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
 
     home: Path = Field(
         default=Path("~/.vtc_fw"),
@@ -98,6 +102,12 @@ class VtcSettings(BaseSettings):
     target: ModelTarget = Field(
         default=ModelTarget.SAMS,
         description="What the trained model predicts: sams (the paper's), sams_max or a_inv.",
+    )
+    search_space: SearchSpace | None = Field(
+        default=None,
+        description="The search of the trained model: paper, wide (random forests) or "
+        "extra_trees (extremely randomized trees); None: the feature set's "
+        "(DEFAULT_SEARCH_SPACE).",
     )
     cheap_labels: str | None = Field(
         default=None,
@@ -143,5 +153,25 @@ class VtcSettings(BaseSettings):
 
 
 def get_settings() -> VtcSettings:
-    """The settings in force now (the environment is read on every call)."""
+    """The settings in force now (the environment is read on every call).
+
+    Raises:
+        pydantic.ValidationError: A ``VTC_FW_*`` variable has a value its field refuses
+            (:func:`invalid_settings_line` words it).
+    """
     return VtcSettings()
+
+
+def invalid_settings_line(error: ValidationError) -> str | None:
+    """One line naming the ``VTC_FW_*`` values a settings error refuses.
+
+    Returns:
+        The line, or None when the error is not about :class:`VtcSettings`.
+    """
+    if error.title != VtcSettings.__name__:
+        return None
+    problems = [
+        f"{ENV_PREFIX}{'_'.join(map(str, e['loc'])).upper()}={e['input']!r}: {e['msg']}"
+        for e in error.errors()
+    ]
+    return "invalid setting " + "; ".join(problems)

@@ -106,6 +106,9 @@ class MainJobSettings:
     n_iter: int = field(default_factory=lambda: get_settings().n_iter)
     feature_set: str = field(default_factory=lambda: get_settings().feature_set.value)
     target: str = field(default_factory=lambda: get_settings().target.value)
+    search_space: str | None = field(
+        default_factory=lambda: (space := get_settings().search_space) and space.value
+    )
     cheap_labels: str | None = field(default_factory=lambda: get_settings().cheap_labels)
     cheap_preset: str = field(default_factory=lambda: get_settings().cheap_preset)
     structures: int | None = None
@@ -257,6 +260,7 @@ def build_and_report(
         n_jobs=settings.workers,
         feature_set=settings.feature_set,
         target=settings.target,
+        search_space=settings.search_space,
         cheap_labels=settings.cheap_labels,
         cheap_preset=settings.cheap_preset,
     )

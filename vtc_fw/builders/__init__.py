@@ -32,6 +32,7 @@ from vtc_fw.settings import (
     DEFAULT_PRESET,
     FeatureSet,
     ModelTarget,
+    SearchSpace,
 )
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ def nightly_builders(
     n_jobs: int | None = None,
     feature_set: FeatureSet | str = DEFAULT_FEATURE_SET,
     target: ModelTarget | str = ModelTarget.SAMS,
+    search_space: SearchSpace | str | dict[str, list[Any]] | None = None,
     cheap_labels: str | None = None,
     cheap_preset: str = DEFAULT_CHEAP_PRESET,
     **train_options: Any,
@@ -75,12 +77,14 @@ def nightly_builders(
         feature_set: The model's inputs (default: the crystal sums, the best validated;
             ``"paper"`` reproduces the paper's protocol).
         target: What the model predicts (default: SAMS, the paper's).
+        search_space: The model's search (``VTC_FW_SEARCH_SPACE``; None: the feature set's,
+            :data:`~vtc_fw.settings.DEFAULT_SEARCH_SPACE`).
         cheap_labels: FEFF preset of calibrated cheap labels to train on beside the labels of
             ``preset`` (default None: those alone). Its xes documents are built into the
             collection ``xes_<cheap_labels>`` (one xes collection holds one preset).
         cheap_preset: FEFF preset of the cheap fidelity the calibration is fitted for
             (``VTC_FW_CHEAP_PRESET``; default "screen_scf").
-        train_options: Further :class:`TrainBuilder` arguments (cv, search_space, ...).
+        train_options: Further :class:`TrainBuilder` arguments (cv, permutation_repeats, ...).
 
     The prediction builder predicts with the current model of the same feature set, target and
     label mix.
@@ -110,6 +114,7 @@ def nightly_builders(
             n_jobs=n_jobs,
             feature_set=feature_set,
             target=target,
+            search_space=search_space,
             preset=preset,
             cheap_preset=cheap_labels,
             cheap_xes=None if cheap_labels is None else cheap_xes_store(config, cheap_labels),

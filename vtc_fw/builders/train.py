@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from maggma.core import Builder, Store
-from sklearn.ensemble import RandomForestRegressor
 
 from vtc_fw.builders.incremental import as_utc, newest
 from vtc_fw.db.config import DbConfig
@@ -27,7 +26,13 @@ from vtc_fw.documents.model import (
 from vtc_fw.errors import ModelBlobError, UsageError
 from vtc_fw.ml.calibration import CHEAP_COLUMN, DEFAULT_METHOD
 from vtc_fw.ml.forest_format import forest_from_bytes, forest_to_bytes
-from vtc_fw.ml.protocol import ProtocolResult, search_space_of, train_paper_protocol
+from vtc_fw.ml.protocol import (
+    Forest,
+    ProtocolResult,
+    forest_of,
+    search_space_of,
+    train_paper_protocol,
+)
 from vtc_fw.settings import (
     DEFAULT_FEATURE_SET,
     DEFAULT_PRESET,
@@ -64,7 +69,7 @@ MODEL_PROPERTIES = [
 """The fields of :func:`latest_model`: what predicting with a model and naming it need."""
 
 
-def serialize_estimator(estimator: RandomForestRegressor) -> tuple[str, bytes]:
+def serialize_estimator(estimator: Forest) -> tuple[str, bytes]:
     """The blob of a forest (JSON and ``.npy`` arrays, no pickle) and its SHA-256, the model id."""
     data = forest_to_bytes(estimator)
     return hashlib.sha256(data).hexdigest(), data
@@ -79,7 +84,7 @@ def blob_document(model_id: str, data: bytes, last_updated: datetime) -> dict[st
     }
 
 
-def load_estimator(model_blobs: Store, model_id: str) -> RandomForestRegressor:
+def load_estimator(model_blobs: Store, model_id: str) -> Forest:
     """The estimator stored under ``model_id``, verified against its content hash.
 
     The blob is parsed as data (:func:`vtc_fw.ml.forest_format.forest_from_bytes`), never
@@ -349,6 +354,7 @@ class TrainBuilder(Builder):
                 cv=self.cv,
                 n_jobs=self.n_jobs,
                 search_space=search_space_of(self.search_space),
+                forest=forest_of(self.search_space),
                 permutation_repeats=self.permutation_repeats,
                 balanced=self.balanced,
                 cheap=cheap,

@@ -12,11 +12,13 @@ import warnings
 from typing import Any
 
 import click
+from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from vtc_fw import __version__
 from vtc_fw.cli import build, db, features, feff, predict, run, serve
 from vtc_fw.errors import VtcError
+from vtc_fw.settings import invalid_settings_line
 
 
 class VtcGroup(click.Group):
@@ -38,6 +40,11 @@ class VtcGroup(click.Group):
             raise click.ClickException(f"database error: {_first_line(error)}") from error
         except OSError as error:
             raise click.ClickException(str(error)) from error
+        except ValidationError as error:
+            line = invalid_settings_line(error)
+            if line is None:
+                raise
+            raise click.ClickException(line) from error
 
 
 def _first_line(error: Exception) -> str:

@@ -90,6 +90,7 @@ def build_command(
         n_jobs=n_jobs,
         feature_set=feature_set,
         target=target,
+        search_space=get_settings().search_space,
         cheap_labels=cheap_labels,
         cheap_preset=get_settings().cheap_preset,
     )

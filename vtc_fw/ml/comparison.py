@@ -52,7 +52,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.base import RegressorMixin
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.ensemble import (
+    ExtraTreesRegressor,
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+)
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import RandomizedSearchCV, RepeatedKFold, cross_val_score
 from threadpoolctl import threadpool_limits
@@ -60,6 +64,7 @@ from threadpoolctl import threadpool_limits
 from vtc_fw.keys import CRYSTAL_SUMS, MOMENT_SUMS, parse_sweep_column, sweep_column
 from vtc_fw.ml.protocol import (
     ElementScore,
+    extra_trees_search_space,
     paper_search_space,
     per_element_scores,
     plain_params,
@@ -82,6 +87,7 @@ logger = logging.getLogger(__name__)
 RANDOM_FOREST = "random_forest"
 RANDOM_FOREST_WIDE = "random_forest_wide"
 GRADIENT_BOOSTING = "gradient_boosting"
+EXTRA_TREES = "extra_trees"
 PAPER_FEATURES, ALL_EXPONENTS, FIRST_SHELL = "paper", "all_exponents", "first_shell"
 CRYSTAL, CRYSTAL_FIRST_SHELL = "crystal", "crystal_first_shell"
 SITE_FINGERPRINT, SITE_FINGERPRINT_PAPER = "site_fingerprint", "site_fingerprint_paper"
@@ -97,6 +103,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "gbr_crystal_first_shell": (GRADIENT_BOOSTING, CRYSTAL_FIRST_SHELL),
     "rf_wide": (RANDOM_FOREST_WIDE, PAPER_FEATURES),
     "rf_crystal_wide": (RANDOM_FOREST_WIDE, CRYSTAL),
+    "et_crystal": (EXTRA_TREES, CRYSTAL),
     "rf_site_fingerprint": (RANDOM_FOREST, SITE_FINGERPRINT),
     "rf_site_fingerprint_paper": (RANDOM_FOREST, SITE_FINGERPRINT_PAPER),
     "rf_crystal_site_fingerprint": (RANDOM_FOREST, CRYSTAL_SITE_FINGERPRINT),
@@ -145,6 +152,7 @@ def default_search_spaces() -> dict[str, dict[str, Any]]:
         RANDOM_FOREST: paper_search_space(),
         RANDOM_FOREST_WIDE: wide_search_space(),
         GRADIENT_BOOSTING: gbr_search_space(),
+        EXTRA_TREES: extra_trees_search_space(),
     }
 
 
@@ -536,6 +544,8 @@ def make_estimator(family: str, seed: int) -> RegressorMixin:
     """The unfitted estimator of a model family, seeded."""
     if family in (RANDOM_FOREST, RANDOM_FOREST_WIDE):
         return RandomForestRegressor(random_state=seed)
+    if family == EXTRA_TREES:
+        return ExtraTreesRegressor(random_state=seed)
     return HistGradientBoostingRegressor(early_stopping=False, random_state=seed)
 
 

@@ -16,21 +16,28 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.tree import DecisionTreeRegressor
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+from sklearn.tree import DecisionTreeRegressor, ExtraTreeRegressor
 from sklearn.tree._tree import Tree
 
 from vtc_fw.errors import ModelBlobError
 
 FORMAT = "vtc-fw-forest"
 VERSION = 1
-ESTIMATORS = {"RandomForestRegressor": (RandomForestRegressor, DecisionTreeRegressor)}
+Forest: TypeAlias = RandomForestRegressor | ExtraTreesRegressor
+"""The tree ensembles a model can be: the paper's random forest or extremely randomized trees."""
+ESTIMATORS: dict[str, tuple[type[Forest], type[DecisionTreeRegressor]]] = {
+    "RandomForestRegressor": (RandomForestRegressor, DecisionTreeRegressor),
+    "ExtraTreesRegressor": (ExtraTreesRegressor, ExtraTreeRegressor),
+}
 """The allow-list: estimator class name → (forest class, tree class)."""
 FOREST_FITTED = ("n_features_in_", "n_outputs_", "_n_samples", "_n_samples_bootstrap")
 TREE_FITTED = ("n_features_in_", "n_outputs_", "max_features_")
+NULLABLE_FITTED = frozenset({"_n_samples_bootstrap"})
+"""Fitted integers that are None when unused (no bootstrap, as in extremely randomized trees)."""
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 """Every member's timestamp: the earliest ZIP allows, so the bytes do not depend on the clock."""
 MAX_TREES = 10_000
@@ -38,7 +45,7 @@ MAX_BLOB_BYTES = 1 << 30
 JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-def forest_to_bytes(forest: RandomForestRegressor) -> bytes:
+def forest_to_bytes(forest: Forest) -> bytes:
     """The blob of a fitted forest: deterministic ZIP bytes of JSON and ``.npy`` members.
 
     Raises:
@@ -66,7 +73,7 @@ def forest_to_bytes(forest: RandomForestRegressor) -> bytes:
     return buffer.getvalue()
 
 
-def forest_from_bytes(data: bytes) -> RandomForestRegressor:
+def forest_from_bytes(data: bytes) -> Forest:
     """The forest of a blob written by :func:`forest_to_bytes`; never unpickles anything.
 
     Raises:
@@ -86,7 +93,7 @@ def forest_from_bytes(data: bytes) -> RandomForestRegressor:
         raise ModelBlobError(f"not a vtc-fw model blob: {type(error).__name__}: {error}") from error
 
 
-def _forest(header: dict[str, Any], archive: zipfile.ZipFile) -> RandomForestRegressor:
+def _forest(header: dict[str, Any], archive: zipfile.ZipFile) -> Forest:
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         raise ModelBlobError(f"not a {FORMAT} v{VERSION} model blob")
     if header.get("class") not in ESTIMATORS:
@@ -178,7 +185,9 @@ def _checked_params(params: dict[str, Any], cls: type) -> dict[str, Any]:
 
 
 def _set_fitted(estimator: Any, fitted: dict[str, Any], names: tuple[str, ...]) -> None:
-    if set(fitted) != set(names) or not all(isinstance(fitted[n], int) for n in names):
+    if set(fitted) != set(names) or not all(
+        isinstance(fitted[n], int) or (fitted[n] is None and n in NULLABLE_FITTED) for n in names
+    ):
         raise ModelBlobError(f"fitted attributes {sorted(fitted)} are not the integers {names}")
     for name in names:
         setattr(estimator, name, fitted[name])

@@ -30,12 +30,13 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 from sklearn.base import BaseEstimator, clone
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold, RandomizedSearchCV
 
 from vtc_fw.ml.calibration import DEFAULT_METHOD
+from vtc_fw.ml.forest_format import Forest
 from vtc_fw.ml.multi_fidelity import (
     FIDELITY_COLUMN,
     PAPER,
@@ -100,11 +101,44 @@ def wide_search_space() -> dict[str, Any]:
     }
 
 
+def extra_trees_search_space() -> dict[str, Any]:
+    """The space of extremely randomized trees (``ExtraTreesRegressor``), as wide as the wide one.
+
+    Split thresholds are drawn at random and every tree sees all the rows (no bootstrap), which
+    smooths the piecewise-constant fit of a few hundred rows; a fixed forest of them scored
+    above the wide search's choice on the crystal sums (docs/REPRODUCTION.md).
+    """
+    return {
+        "bootstrap": [False],
+        "criterion": ["squared_error"],
+        "max_depth": [8, 10, 12, 16, None],
+        "max_features": ["sqrt", 0.3, 0.5, 0.7, 1.0],
+        "min_samples_leaf": stats.randint(1, 11),
+        "min_samples_split": stats.randint(2, 21),
+        "n_estimators": stats.randint(300, 700),
+    }
+
+
 SEARCH_SPACES: dict[SearchSpace, Callable[[], dict[str, Any]]] = {
     SearchSpace.PAPER: paper_search_space,
     SearchSpace.WIDE: wide_search_space,
+    SearchSpace.EXTRA_TREES: extra_trees_search_space,
 }
 """The named spaces of the forest's search."""
+
+FORESTS: dict[SearchSpace, type[Forest]] = {
+    SearchSpace.PAPER: RandomForestRegressor,
+    SearchSpace.WIDE: RandomForestRegressor,
+    SearchSpace.EXTRA_TREES: ExtraTreesRegressor,
+}
+"""The ensemble each named space is searched for."""
+
+
+def forest_of(search_space: SearchSpace | str | Mapping[str, Any]) -> type[Forest]:
+    """The ensemble a space is searched for (a given mapping: the random forest)."""
+    if isinstance(search_space, Mapping):
+        return RandomForestRegressor
+    return FORESTS[SearchSpace(search_space)]
 
 
 def search_space_of(search_space: SearchSpace | str | Mapping[str, Any]) -> dict[str, Any]:
@@ -242,7 +276,7 @@ class ProtocolResult(ProtocolMetrics):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    estimator: RandomForestRegressor = Field(exclude=True)
+    estimator: Forest = Field(exclude=True)
     sweep: ExponentSweep | None = Field(exclude=True)
     n_rows: int = Field(exclude=True)
     excluded: dict[str, int] = Field(default_factory=dict, exclude=True)
@@ -260,6 +294,7 @@ def train_paper_protocol(
     cv: int = 5,
     n_jobs: int | None = None,
     search_space: Mapping[str, Any] | None = None,
+    forest: type[Forest] = RandomForestRegressor,
     permutation_repeats: int = PERMUTATION_REPEATS,
     balanced: bool = True,
     feature_set: FeatureSet = FeatureSet.PAPER,
@@ -276,6 +311,7 @@ def train_paper_protocol(
         cv: Cross-validation folds (paper: 5).
         n_jobs: Processes for the search, forests and permutations (None: 1).
         search_space: Override of :func:`paper_search_space` (tests use a cheap one).
+        forest: The ensemble searched, refit and scored (:func:`forest_of` the space).
         permutation_repeats: Permutations per feature for the importances.
         balanced: Also run the balanced-per-element variant.
         feature_set: The model's inputs (:data:`~vtc_fw.ml.table.FEATURE_SET_COLUMNS`).
@@ -301,12 +337,21 @@ def train_paper_protocol(
     require_columns(pd.concat([train, test]), columns, FeatureSet(feature_set))
     rows, cheap_excluded = training_rows_of(split, cheap, columns, calibration, seed)
     folds = validation_folds(rows, cv_folds(cv, seed))
-    search = _search(rows[columns], rows["sams"], seed, n_iter, folds, n_jobs, search_space)
+    search = _search(
+        forest(random_state=seed),
+        rows[columns],
+        rows["sams"],
+        seed,
+        n_iter,
+        folds,
+        n_jobs,
+        search_space,
+    )
     estimator = search.best_estimator_
     train_pred = estimator.predict(train[columns].to_numpy())
     test_pred = estimator.predict(test[columns].to_numpy())
     oof_pred = out_of_fold_predictions(
-        search.best_params_, rows, folds, seed=seed, n_jobs=n_jobs, columns=columns
+        search.best_params_, rows, folds, seed=seed, n_jobs=n_jobs, columns=columns, forest=forest
     )
     cheap_keys = [str(k) for k in rows.loc[rows[FIDELITY_COLUMN] != PAPER, "key"]]
     raw = noise_permutation_importances(
@@ -317,6 +362,7 @@ def train_paper_protocol(
         repeats=permutation_repeats,
         n_jobs=n_jobs,
         columns=columns,
+        forest=forest,
     )
     return ProtocolResult(
         estimator=estimator,
@@ -340,7 +386,12 @@ def train_paper_protocol(
         mae_oof=float(mean_absolute_error(train["sams"], oof_pred)),
         balanced=(
             balanced_variant(
-                usable_rows(split), search.best_params_, seed=seed, n_jobs=n_jobs, columns=columns
+                usable_rows(split),
+                search.best_params_,
+                seed=seed,
+                n_jobs=n_jobs,
+                columns=columns,
+                forest=forest,
             )
             if balanced
             else None
@@ -413,6 +464,7 @@ def _exponent_of(train: pd.DataFrame, sweep: ExponentSweep | None) -> int | None
 
 
 def _search(
+    forest: Forest,
     features: pd.DataFrame,
     target: pd.Series,
     seed: int,
@@ -421,7 +473,6 @@ def _search(
     n_jobs: int | None,
     search_space: Mapping[str, Any] | None,
 ) -> RandomizedSearchCV:
-    forest = RandomForestRegressor(random_state=seed)
     space = search_space or paper_search_space()
     return randomized_search(
         forest, space, features, target, seed=seed, n_iter=n_iter, cv=cv, n_jobs=n_jobs
@@ -473,6 +524,7 @@ def out_of_fold_predictions(
     seed: int,
     n_jobs: int | None = None,
     columns: Sequence[str] = FEATURE_COLUMNS,
+    forest: type[Forest] = RandomForestRegressor,
 ) -> np.ndarray:
     """Predictions for every paper training row by a forest fitted on the other folds.
 
@@ -490,9 +542,8 @@ def out_of_fold_predictions(
     predicted = np.full(len(rows), np.nan)
     for fit, validate in folds:
         validation = held_out_paper(rows, validate)
-        forest = RandomForestRegressor(**params, random_state=seed, n_jobs=n_jobs)
-        forest.fit(features[fit], target[fit])
-        predicted[validate] = forest.predict(validation[list(columns)].to_numpy())
+        fitted = forest(**params, random_state=seed, n_jobs=n_jobs).fit(features[fit], target[fit])
+        predicted[validate] = fitted.predict(validation[list(columns)].to_numpy())
     return predicted[(rows[FIDELITY_COLUMN] == PAPER).to_numpy()]
 
 
@@ -505,6 +556,7 @@ def noise_permutation_importances(
     repeats: int = PERMUTATION_REPEATS,
     n_jobs: int | None = None,
     columns: Sequence[str] = FEATURE_COLUMNS,
+    forest: type[Forest] = RandomForestRegressor,
 ) -> dict[str, dict[str, float]]:
     """Permutation importances (increase of the test MSE) with a uniform-noise reference.
 
@@ -521,10 +573,10 @@ def noise_permutation_importances(
     inputs = list(columns)
     x_train = np.column_stack([train[inputs], rng.uniform(size=len(train))])
     x_test = np.column_stack([test[inputs], rng.uniform(size=len(test))])
-    forest = RandomForestRegressor(**params, random_state=seed, n_jobs=n_jobs)
-    forest.fit(x_train, train["sams"].to_numpy())
+    fitted = forest(**params, random_state=seed, n_jobs=n_jobs)
+    fitted.fit(x_train, train["sams"].to_numpy())
     result = permutation_importance(
-        forest,
+        fitted,
         x_test,
         test["sams"].to_numpy(),
         scoring="neg_mean_squared_error",
@@ -579,6 +631,7 @@ def balanced_variant(
     n_jobs: int | None = None,
     min_per_element: int = 10,
     columns: Sequence[str] = FEATURE_COLUMNS,
+    forest: type[Forest] = RandomForestRegressor,
 ) -> BalancedResult | None:
     """Refit with the same hyperparameters on an equal number of records per element.
 
@@ -601,10 +654,10 @@ def balanced_variant(
     )
     train, test = stratified_split(sample, seed=seed)
     columns = list(columns)
-    forest = RandomForestRegressor(**params, random_state=seed, n_jobs=n_jobs)
-    forest.fit(train[columns].to_numpy(), train["sams"].to_numpy())
-    train_pred = forest.predict(train[columns].to_numpy())
-    test_pred = forest.predict(test[columns].to_numpy())
+    fitted = forest(**params, random_state=seed, n_jobs=n_jobs)
+    fitted.fit(train[columns].to_numpy(), train["sams"].to_numpy())
+    train_pred = fitted.predict(train[columns].to_numpy())
+    test_pred = fitted.predict(test[columns].to_numpy())
     return BalancedResult(
         n_per_element=n_per_element,
         elements=sorted(str(e) for e in counts.index),
@@ -616,7 +669,7 @@ def balanced_variant(
     )
 
 
-def tree_predictions(estimator: RandomForestRegressor, features: np.ndarray) -> np.ndarray:
+def tree_predictions(estimator: Forest, features: np.ndarray) -> np.ndarray:
     """Predictions of every tree of a fitted forest, shape (n_trees, n_rows).
 
     Their mean is the forest's prediction; their standard deviation is the spread used as
