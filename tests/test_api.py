@@ -320,6 +320,7 @@ def test_record_page_spectra_and_structure_file(client):
 def test_model_page_shows_metrics_and_figures(client):
     page = client.get("/model")
     assert page.status_code == 200 and "test split" in page.text
+    assert "Random forest trained with the paper's protocol (search space" in page.text
     (model,) = client.get("/api/models/").json()["data"]
     assert f"{model['r2_test']:.3f}" in page.text
     figure = client.get(f"/model/{model['model_id']}/predicted_vs_true.png")

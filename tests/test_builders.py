@@ -35,7 +35,12 @@ from vtc_fw.builders import (
     run_builders,
 )
 from vtc_fw.builders.predict import feature_vector
-from vtc_fw.builders.train import latest_model, load_estimator, serialize_estimator
+from vtc_fw.builders.train import (
+    ensemble_of,
+    latest_model,
+    load_estimator,
+    serialize_estimator,
+)
 from vtc_fw.cli import main
 from vtc_fw.db.lock import holding_build_lock
 from vtc_fw.errors import ModelBlobError
@@ -414,6 +419,8 @@ def test_extremely_randomized_trees_are_trained_stored_and_predicted_with(stores
     model = output["model"]
     assert model["builder_meta"]["parameters"]["search_space"] == "extra_trees"
     assert model["best_params"]["bootstrap"] is False
+    assert ensemble_of(model) == "extremely randomized trees"
+    assert ensemble_of({"builder_meta": {"parameters": {"search_space": "wide"}}}) == "random forest"
     builder.update_targets([output])
     estimator = load_estimator(stores["model_blobs"], model["model_id"])
     assert type(estimator) is ExtraTreesRegressor

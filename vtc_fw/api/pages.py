@@ -27,6 +27,7 @@ from vtc_fw.api.record import (
     structure_summary,
 )
 from vtc_fw.api.resources import RESOURCE_COLLECTIONS, resource_descriptions
+from vtc_fw.builders.train import ensemble_of, searched
 from vtc_fw.ml.plots import plot_polarized_spectra, write_report
 
 router = APIRouter(include_in_schema=False)
@@ -217,7 +218,15 @@ def model_page(request: Request, model_id: str | None = None) -> Response:
     if not model.get("exponent_sweep"):
         figures.pop("exponent_sweep")
     importances = sorted(model.get("importances", {}).items(), key=lambda kv: -kv[1])
-    return _render(request, "model.html", model=model, figures=figures, importances=importances)
+    return _render(
+        request,
+        "model.html",
+        model=model,
+        figures=figures,
+        importances=importances,
+        ensemble=ensemble_of(model),
+        search_space=searched(model) if isinstance(searched(model), str) else "custom",
+    )
 
 
 @router.get("/model/{model_id}/{figure}.png")

@@ -429,6 +429,12 @@ def searched(model: dict[str, Any]) -> Any:
     return parameters.get("search_space", SearchSpace.PAPER.value)
 
 
+def ensemble_of(model: dict[str, Any]) -> str:
+    """What a stored model is, in words: the ensemble its search space is searched for."""
+    space = searched(model)
+    return "extremely randomized trees" if space == SearchSpace.EXTRA_TREES else "random forest"
+
+
 def repeats_failure(last_attempt: dict[str, Any] | None, failed: FailedModelDocument) -> bool:
     """Whether the newest stored attempt failed the same way on the same data and settings.
 
