@@ -420,7 +420,8 @@ def test_extremely_randomized_trees_are_trained_stored_and_predicted_with(stores
     assert model["builder_meta"]["parameters"]["search_space"] == "extra_trees"
     assert model["best_params"]["bootstrap"] is False
     assert ensemble_of(model) == "extremely randomized trees"
-    assert ensemble_of({"builder_meta": {"parameters": {"search_space": "wide"}}}) == "random forest"
+    wide = {"builder_meta": {"parameters": {"search_space": "wide"}}}
+    assert ensemble_of(wide) == "random forest"
     builder.update_targets([output])
     estimator = load_estimator(stores["model_blobs"], model["model_id"])
     assert type(estimator) is ExtraTreesRegressor
