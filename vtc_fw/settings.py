@@ -114,8 +114,9 @@ class VtcSettings(BaseSettings):
     cheap_labels: str | None = Field(
         default=None,
         description="FEFF preset of calibrated cheap labels the model trains on beside the "
-        "paper labels (e.g. screen); None: paper labels only, the default since 427 screen "
-        "records gained next to nothing (R² +0.004 ± 0.004, docs/REPRODUCTION.md).",
+        "paper labels (e.g. screen_scf); None: paper labels only, the default: 427 screen "
+        "records gained next to nothing (R² +0.004), 554 screen_scf records +0.008 with the "
+        "default's forest, within two standard errors (docs/REPRODUCTION.md).",
     )
     cheap_preset: str = Field(
         default=DEFAULT_CHEAP_PRESET,
