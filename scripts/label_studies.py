@@ -159,13 +159,14 @@ def multi_fidelity(config: DbConfig, arguments: argparse.Namespace) -> BaseModel
     cheap_rows = rows[~rows["key"].isin(paper) & rows[CHEAP_COLUMN].notna()]
     sizes = [int(n) for n in arguments.sizes.split(",") if int(n) <= len(cheap_rows)]
     sizes = sorted({*sizes, len(cheap_rows)})
+    forest = {**FOREST_PARAMS, **json.loads(arguments.forest)}
     points = learning_curve(
         paper_rows,
         cheap_rows,
         CRYSTAL_COLUMNS,
         sizes,
         method=arguments.method,
-        forest={**FOREST_PARAMS, **json.loads(arguments.forest)},
+        forest=forest,
         seed=arguments.seed,
         repeats=arguments.repeats,
     )
@@ -190,7 +191,7 @@ def multi_fidelity(config: DbConfig, arguments: argparse.Namespace) -> BaseModel
         n_paper=len(paper_rows),
         cpu_s_paper=cpu_paper,
         cpu_s_cheap=cpu_cheap,
-        forest={**FOREST_PARAMS, **json.loads(arguments.forest)},
+        forest=forest,
         points=points,
     )
 

@@ -218,6 +218,7 @@ def model_page(request: Request, model_id: str | None = None) -> Response:
     if not model.get("exponent_sweep"):
         figures.pop("exponent_sweep")
     importances = sorted(model.get("importances", {}).items(), key=lambda kv: -kv[1])
+    space = searched(model)
     return _render(
         request,
         "model.html",
@@ -225,7 +226,7 @@ def model_page(request: Request, model_id: str | None = None) -> Response:
         figures=figures,
         importances=importances,
         ensemble=ensemble_of(model),
-        search_space=searched(model) if isinstance(searched(model), str) else "custom",
+        search_space=space if isinstance(space, str) else "custom",
     )
 
 
