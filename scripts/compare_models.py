@@ -3,7 +3,8 @@
     python scripts/compare_models.py --db-file DB.json [--seed 0] [--n-iter 100] [--cv 5]
         [--cv-repeats 10] [--jobs 1] [--json OUT.json] [--markdown OUT.md]
         [--tasks FILE.jsonl.gz ...] [--target sams|sams_max|a_inv] [--variants paper,rf_crystal]
-        [--site-fingerprints CACHE.json]
+        [--site-fingerprints CACHE.json] [--cheap-labels PRESET [--calibration raw]]
+        [--baseline VARIANT]
 
 Reads the ``features`` and ``xes`` collections (as ``TrainBuilder`` does), joins them with
 ``training_table`` and runs :func:`vtc_fw.ml.comparison.compare_models`; prints the
@@ -22,23 +23,32 @@ CrystalNN site fingerprint of the absorber, averaged over its sites:
 the ``rf_*site_fingerprint*`` variants run. The fingerprints of the labelled records are computed
 from the ``structures`` collection (``--jobs`` processes) and kept in CACHE.json, which later
 runs reuse.
+
+``--cheap-labels`` reads the xes documents of a cheap FEFF preset (``xes_<PRESET>``, as
+``vtc-fw build --cheap-labels PRESET`` builds them) so the ``*_cheap`` variants run: trained also
+on those calibrated labels of records without a paper label, scored on paper labels only.
+``--baseline`` adds a table of every variant's paired difference to that variant (e.g. the
+default model's ``rf_crystal_wide``), on the same folds as the differences to ``paper``.
 """
 
 import argparse
 import json
 import logging
 import sys
+from dataclasses import asdict
 from multiprocessing import Pool
 from pathlib import Path
 
 from vtc_fw.app.site_fingerprints import cached_fingerprints
 from vtc_fw.app.transfer import read_transfer_file
-from vtc_fw.builders.train import training_documents, training_table
+from vtc_fw.builders import cheap_xes_store
+from vtc_fw.builders.train import XES_PROPERTIES, cheap_table, training_documents, training_table
 from vtc_fw.db.config import DbConfig
 from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.xes import XesDocument
 from vtc_fw.errors import UsageError
-from vtc_fw.ml.comparison import compare_models
+from vtc_fw.ml.calibration import DEFAULT_METHOD, METHODS
+from vtc_fw.ml.comparison import VARIANTS, compare_models
 from vtc_fw.settings import ModelTarget
 
 TARGETS = tuple(target.value for target in ModelTarget)
@@ -71,6 +81,17 @@ def with_site_fingerprints(
     return [row | fingerprints.get(row["key"], {}) for row in rows]
 
 
+def cheap_rows(config: DbConfig, features: list[dict], preset: str) -> list[dict]:
+    """The cheap rows of a preset's xes documents (``xes_<preset>``), as TrainBuilder reads them."""
+    store = cheap_xes_store(config, preset)
+    store.connect()
+    try:
+        xes = list(store.query({"preset": preset}, properties=XES_PROPERTIES))
+    finally:
+        store.close()
+    return cheap_table(features, xes)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db-file", type=Path, required=True)
@@ -92,6 +113,13 @@ def main(argv: list[str] | None = None) -> None:
         metavar="CACHE.json",
         help="add matminer's site fingerprints (needs the anchor extra), cached in this file",
     )
+    parser.add_argument(
+        "--cheap-labels", metavar="PRESET", help="cheap labels of the *_cheap variants"
+    )
+    parser.add_argument("--calibration", choices=METHODS, default=DEFAULT_METHOD)
+    parser.add_argument(
+        "--baseline", choices=list(VARIANTS), help="also tabulate the differences to this variant"
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s")
     for name in ("vtc_fw.ml.comparison", "vtc_fw.app.site_fingerprints"):
@@ -112,6 +140,9 @@ def main(argv: list[str] | None = None) -> None:
             )
         except UsageError as error:
             parser.error(str(error))
+    cheap = cheap_rows(config, features, arguments.cheap_labels) if arguments.cheap_labels else None
+    if cheap is not None:
+        print(f"{len(cheap)} {arguments.cheap_labels} rows", file=sys.stderr)
     result = compare_models(
         table,
         seed=arguments.seed,
@@ -120,8 +151,10 @@ def main(argv: list[str] | None = None) -> None:
         n_jobs=arguments.jobs,
         cv_repeats=arguments.cv_repeats,
         variants=arguments.variants.split(",") if arguments.variants else None,
+        cheap=cheap,
+        calibration=arguments.calibration,
     )
-    markdown = result.to_markdown()
+    markdown = result.to_markdown(baseline=arguments.baseline)
     print(markdown)
     if arguments.markdown:
         arguments.markdown.write_text(markdown + "\n")
@@ -130,8 +163,15 @@ def main(argv: list[str] | None = None) -> None:
             "preset": preset,
             "target": arguments.target,
             "table_excluded": excluded,
+            "cheap_labels": arguments.cheap_labels,
+            "calibration": arguments.calibration if cheap is not None else None,
             **result.as_dict(),
         }
+        if arguments.baseline:
+            document["versus"] = {
+                "baseline": arguments.baseline,
+                "scores": [asdict(score) for score in result.versus(arguments.baseline)],
+            }
         arguments.json.write_text(json.dumps(document, indent=2) + "\n")
 
 

@@ -195,6 +195,18 @@ def test_xes_update_targets_then_nothing_is_stale_until_a_task_changes(stores):
     assert group[0]["record_key"] == "test:CoO-c3pct:Co"
 
 
+def test_xes_documents_built_in_two_processes_are_those_built_in_one(stores):
+    builder = xes_builder(stores)
+    serial = {d["record_key"]: d for d in map(builder.process_item, builder.get_items())}
+    assert run_builders([xes_builder(stores)], processes=2) == {"XesBuilder": 13}
+    volatile = {"_id", "last_updated", "builder_meta"}
+    for built in stores["xes"].query():
+        expected = serial[built["record_key"]]
+        assert {k: v for k, v in built.items() if k not in volatile} == {
+            k: v for k, v in expected.items() if k not in volatile
+        }
+
+
 # --- FeatureBuilder -----------------------------------------------------------------------
 
 

@@ -13,6 +13,10 @@ Two real tables, as in the rest of the suite:
 
 Searches are tiny (few trees, few boosting iterations, two draws) and the paired repeated CV
 has two repeats, so the module takes seconds.
+
+The ``*_cheap`` variants get "cheap" rows made from the same table: the records of a third of
+it lose their label and keep a stated function of it as their cheap label, so a forest that
+trains on them has more (noisier) rows than the paper rows alone.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pytest
 from oqmd_table import SWEEP
 from scipy import stats
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.metrics import r2_score
 from sklearn.model_selection import RepeatedKFold, cross_val_score
 from test_builders import store_recorded
 from test_ml import TINY_SPACE
@@ -37,6 +42,7 @@ from vtc_fw.ml import comparison as model_comparison
 from vtc_fw.ml.comparison import (
     EXPONENT_FREE_FEATURES,
     VARIANTS,
+    WITH_CHEAP_LABELS,
     compare_models,
     corrected_paired_t,
     describe_features,
@@ -63,8 +69,11 @@ TINY_SPACES = {
     | {"bootstrap": [False]},
 }
 SWEEP_COLUMNS = [f"{name}@{n}" for name in MOMENT_SUMS for n in SWEEP]
-TABLE_VARIANTS = [name for name in VARIANTS if "site_fingerprint" not in name]
-"""The variants a table without site fingerprints runs (tests/test_site_fingerprints.py: those)."""
+TABLE_VARIANTS = [
+    name for name in VARIANTS if "site_fingerprint" not in name and name not in WITH_CHEAP_LABELS
+]
+"""The variants a table without site fingerprints or cheap rows runs (the fingerprint ones:
+tests/test_site_fingerprints.py; the cheap ones: below)."""
 
 
 def compare(frame: pd.DataFrame, seed: int = 3, **options):
@@ -297,6 +306,97 @@ def test_markdown_and_json(result):
     assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [6] * len(TABLE_VARIANTS)
 
 
+def cheap_split(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(paper rows, cheap rows): every third record keeps only a cheap label, 0.9 × label + 0.05.
+
+    The paper records get a cheap label too (the calibration's pairs): 0.9 × label + 0.05.
+    """
+    cheap = table.assign(sams_cheap=0.9 * table["sams"] + 0.05).drop(columns=["sams"])
+    return table.iloc[[i for i in range(len(table)) if i % 3]], cheap
+
+
+@pytest.fixture(scope="module")
+def cheap_result(table):
+    paper, cheap = cheap_split(table)
+    variants = ["rf_crystal_wide", "rf_crystal_wide_cheap", "et_crystal_cheap"]
+    return compare(paper, cheap=cheap, calibration="raw", variants=variants)
+
+
+def usable_others(cheap: pd.DataFrame, keys, exponent: int, columns) -> pd.DataFrame:
+    """Cheap rows of records not in ``keys``, inside the domain and with every column."""
+    others = at_exponent(cheap[~cheap["key"].isin(keys)], exponent)
+    return others[others["in_domain"] & others[columns].notna().all(axis=1)]
+
+
+def test_cheap_variants_fit_the_cheap_rows_of_the_other_records(table, cheap_result):
+    paper, cheap = cheap_split(table)
+    names = ["paper", "rf_crystal_wide", "rf_crystal_wide_cheap", "et_crystal_cheap"]
+    assert [v.name for v in cheap_result.variants] == names
+    assert [score.name for score in cheap_result.repeated_cv] == names
+    wide = cheap_result.variant("rf_crystal_wide")
+    others = usable_others(cheap, paper["key"], cheap_result.exponent, wide.feature_columns)
+    split = set(cheap_result.train_keys) | set(cheap_result.test_keys)
+    assert len(others) > 0 and split.isdisjoint(others["key"])
+    assert [v.n_cheap for v in cheap_result.variants] == [0, 0, len(others), len(others)]
+    # the same split, scored on the same paper test rows
+    wide_cheap = cheap_result.variant("rf_crystal_wide_cheap")
+    assert len(wide_cheap.test_predicted) == len(cheap_result.test_keys)
+    assert wide_cheap.test_predicted != wide.test_predicted
+
+
+def test_cheap_folds_fit_paper_training_rows_and_other_records_only(table, cheap_result):
+    """Fold R² recomputed outside the module: a fold's held-out records never train."""
+    paper, cheap = cheap_split(table)
+    rows = at_exponent(split_for_training(paper, seed=3, cv=3).usable, cheap_result.exponent)
+    rows = rows.reset_index(drop=True)
+    variant = cheap_result.variant("rf_crystal_wide_cheap")
+    columns = variant.feature_columns
+    others = usable_others(cheap, rows["key"], cheap_result.exponent, columns)
+    splitter = RepeatedKFold(n_splits=3, n_repeats=2, random_state=3)
+    expected = []
+    for train_index, test_index in splitter.split(rows):
+        train = rows.iloc[train_index]
+        features = np.vstack([train[columns].to_numpy(), others[columns].to_numpy()])
+        labels = np.concatenate([train["sams"], others["sams_cheap"]])  # "raw": label as is
+        forest = RandomForestRegressor(random_state=3).set_params(**variant.best_params)
+        forest.fit(features, labels)
+        held_out = rows.iloc[test_index]
+        expected.append(r2_score(held_out["sams"], forest.predict(held_out[columns].to_numpy())))
+    score = next(s for s in cheap_result.repeated_cv if s.name == "rf_crystal_wide_cheap")
+    assert np.allclose(score.fold_r2, expected)
+
+
+def test_versus_tests_against_any_variant_on_the_same_folds(cheap_result):
+    scores = cheap_result.versus("rf_crystal_wide")
+    folds = {score.name: np.array(score.fold_r2) for score in cheap_result.repeated_cv}
+    for score in scores:
+        d = folds[score.name] - folds["rf_crystal_wide"]
+        assert score.fold_r2 == list(folds[score.name])
+        assert score.diff_mean == pytest.approx(d.mean())
+        assert score.folds_better == int((d > 0).sum())
+        if score.name == "rf_crystal_wide":
+            assert score.diff_se is None and score.p_value is None
+        else:
+            assert (score.diff_se, score.p_value) == pytest.approx(corrected_paired_t(d, cv=3))
+    markdown = cheap_result.to_markdown(baseline="rf_crystal_wide")
+    lines = markdown.splitlines()
+    header = lines.index("| variant | Δ vs rf_crystal_wide ± se | p | folds better |")
+    rows = lines[header + 2 : header + 5]
+    assert [line.split(" | ")[0] for line in rows] == [
+        "| paper",
+        "| rf_crystal_wide_cheap",
+        "| et_crystal_cheap",
+    ]
+    assert "| variant | Δ vs rf_crystal_wide" not in cheap_result.to_markdown()
+    with pytest.raises(KeyError):
+        cheap_result.versus("gbr")
+
+
+def test_cheap_variants_need_cheap_rows(table):
+    with pytest.raises(ValueError, match="train on cheap labels"):
+        compare(table, variants=["et_crystal_cheap"], cv_repeats=0)
+
+
 def _script():
     spec = importlib.util.spec_from_file_location("compare_models_script", SCRIPT)
     module = importlib.util.module_from_spec(spec)
@@ -329,3 +429,41 @@ def test_script_on_recorded_feff_tasks(db_config, tmp_path, monkeypatch, capsys)
     assert document["cv_repeats"] == 2
     assert [len(score["fold_r2"]) for score in document["repeated_cv"]] == [4] * len(TABLE_VARIANTS)
     assert "Paired repeated CV over all 12 usable rows (2 × 2-fold" in captured.out
+
+
+def test_script_cheap_labels_and_a_baseline(db_config, tmp_path, monkeypatch, capsys):
+    """The recorded tasks' xes documents, a third of them moved to a cheap preset's collection."""
+    store_recorded(db_config)
+    run_builders(
+        [
+            XesBuilder(db_config.store("tasks"), db_config.store("xes"), preset="smoke"),
+            FeatureBuilder(db_config.store("structures"), db_config.store("features")),
+        ]
+    )
+    xes = db_config.collection("xes")
+    labelled = sorted(xes.find({"state": "successful"}), key=lambda d: d["record_key"])
+    cheap = [
+        {k: v for k, v in d.items() if k != "_id"} | {"preset": "smoke_cheap"} for d in labelled
+    ]
+    db_config.collection("xes_smoke_cheap").insert_many(cheap)
+    moved = [d["record_key"] for d in labelled[::3]]
+    xes.delete_many({"record_key": {"$in": moved}})
+    monkeypatch.setattr(model_comparison, "default_search_spaces", lambda: dict(TINY_SPACES))
+    db_file = db_config.write_db_json(tmp_path / "db.json")
+    out_json = tmp_path / "out.json"
+    options = ["--n-iter", "1", "--cv", "2", "--cv-repeats", "2", "--json", str(out_json)]
+    variants = ["--variants", "rf_crystal_wide,rf_crystal_wide_cheap", "--calibration", "raw"]
+    cheap_options = ["--cheap-labels", "smoke_cheap", "--baseline", "rf_crystal_wide"]
+    _script().main(["--db-file", str(db_file), "--seed", "1", *options, *variants, *cheap_options])
+    captured = capsys.readouterr()
+    assert f"{len(labelled)} smoke_cheap rows" in captured.err
+    document = json.loads(out_json.read_text())
+    assert (document["cheap_labels"], document["calibration"]) == ("smoke_cheap", "raw")
+    n_cheap = {v["name"]: v["n_cheap"] for v in document["variants"]}
+    assert n_cheap == {"paper": 0, "rf_crystal_wide": 0, "rf_crystal_wide_cheap": len(moved)}
+    assert set(moved).isdisjoint(document["train_keys"] + document["test_keys"])
+    assert document["versus"]["baseline"] == "rf_crystal_wide"
+    versus = {score["name"]: score for score in document["versus"]["scores"]}
+    assert versus["rf_crystal_wide"]["p_value"] is None
+    assert versus["rf_crystal_wide_cheap"]["fold_r2"] == document["repeated_cv"][2]["fold_r2"]
+    assert "| variant | Δ vs rf_crystal_wide ± se | p | folds better |" in captured.out

@@ -31,6 +31,10 @@ class XesBuilder(Builder):
         chunk_size: Records per database round trip.
     """
 
+    parallel_items = True
+    """Records are built independently (the orientation search over σ is most of the CPU):
+    ``run_builders`` may spread them over processes."""
+
     def __init__(
         self,
         tasks: Store,

@@ -29,6 +29,12 @@ exponent sweep on the training rows and the same randomized search (``n_iter`` d
 * ``rf_site_fingerprint_paper``: the fingerprint plus the 5 exponent-free paper features
   (density, space group, n_d, EN mean and std): the moment sums replaced by the fingerprint.
 * ``rf_crystal_site_fingerprint``: the crystal features plus the fingerprint.
+* ``rf_crystal_wide_cheap``, ``et_crystal_cheap``: ``rf_crystal_wide`` and ``et_crystal``
+  trained also on the calibrated labels of a cheap FEFF fidelity (``cheap`` rows, records
+  without a paper label), as ``TrainBuilder(cheap_preset=...)`` trains: every cheap row of a
+  record outside the held-out rows is in every training fold of the search and of the paired
+  CV, the calibration is fit on each training side's paired records only, and every score is
+  on held-out paper labels (:mod:`vtc_fw.ml.multi_fidelity`). They run only with cheap rows.
 
 The ``*_all_exponents`` variants are left out when the table has no sweep columns, the
 ``*site_fingerprint*`` ones when it has no fingerprint columns, and every variant beyond
@@ -38,7 +44,8 @@ computed them, records without a fingerprint).
 A test split of a few dozen rows cannot tell such variants apart, so each variant's chosen
 configuration is then also scored by paired repeated K-fold over all usable rows
 (``cv_repeats`` × ``cv`` folds, the same folds for every variant), with the difference to
-``paper`` tested by the Nadeau–Bengio corrected resampled t-test (:class:`PairedScore`).
+``paper`` tested by the Nadeau–Bengio corrected resampled t-test (:class:`PairedScore`);
+:meth:`ComparisonResult.versus` tests the differences to any other variant on the same folds.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from scipy import stats
 from sklearn.base import RegressorMixin
 from sklearn.ensemble import (
@@ -62,8 +70,17 @@ from sklearn.model_selection import RandomizedSearchCV, RepeatedKFold, cross_val
 from threadpoolctl import threadpool_limits
 
 from vtc_fw.keys import CRYSTAL_SUMS, MOMENT_SUMS, parse_sweep_column, sweep_column
+from vtc_fw.ml.calibration import DEFAULT_METHOD
+from vtc_fw.ml.multi_fidelity import (
+    FIDELITY_COLUMN,
+    PAPER,
+    held_out_paper,
+    validation_folds,
+    with_cheap_rows,
+)
 from vtc_fw.ml.protocol import (
     ElementScore,
+    cv_folds,
     extra_trees_search_space,
     paper_search_space,
     per_element_scores,
@@ -107,8 +124,13 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "rf_site_fingerprint": (RANDOM_FOREST, SITE_FINGERPRINT),
     "rf_site_fingerprint_paper": (RANDOM_FOREST, SITE_FINGERPRINT_PAPER),
     "rf_crystal_site_fingerprint": (RANDOM_FOREST, CRYSTAL_SITE_FINGERPRINT),
+    "rf_crystal_wide_cheap": (RANDOM_FOREST_WIDE, CRYSTAL),
+    "et_crystal_cheap": (EXTRA_TREES, CRYSTAL),
 }
 """Variant name → (model family, feature set), in the order they are run."""
+
+WITH_CHEAP_LABELS = frozenset({"rf_crystal_wide_cheap", "et_crystal_cheap"})
+"""The variants trained also on the calibrated labels of the ``cheap`` rows."""
 
 FIXED_COLUMNS: dict[str, tuple[str, ...]] = {
     FIRST_SHELL: (*FEATURE_COLUMNS, *FIRST_SHELL_FEATURES),
@@ -170,6 +192,8 @@ class VariantResult:
         r2_train, r2_test, mae_train, mae_test: Scores of the refit.
         per_element: Test-set scores per element.
         test_predicted: Predictions for the test rows (``ComparisonResult.test_keys`` order).
+        n_cheap: Calibrated cheap labels fitted on beside the training rows (0 but for the
+            :data:`WITH_CHEAP_LABELS` variants).
         estimator: The refit estimator (not part of :meth:`as_dict`).
     """
 
@@ -185,12 +209,48 @@ class VariantResult:
     mae_test: float
     per_element: list[ElementScore]
     test_predicted: list[float]
+    n_cheap: int = 0
     estimator: Any = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, without the estimator."""
         fields = {k: v for k, v in asdict(self).items() if k != "estimator"}
         return {**fields, "per_element": [score.model_dump() for score in self.per_element]}
+
+
+@dataclass(frozen=True)
+class CheapLabels:
+    """The cheap rows of the :data:`WITH_CHEAP_LABELS` variants and how they are calibrated.
+
+    Attributes:
+        rows: One row per record with a cheap label: ``key``, the features (and sweep
+            columns), ``in_domain`` and ``sams_cheap``.
+        method: Calibration method (:data:`vtc_fw.ml.calibration.METHODS`).
+        exponent: Exponent the split chose (None: the table has no sweep).
+    """
+
+    rows: pd.DataFrame
+    method: str = DEFAULT_METHOD
+    exponent: int | None = None
+
+    def fitting_rows(
+        self, train: pd.DataFrame, test_keys: set[str], columns: Sequence[str], seed: int
+    ) -> pd.DataFrame:
+        """``train`` (paper rows) then the calibrated cheap rows of the other records.
+
+        The calibration is fit on ``train``'s paired records only; cheap rows of records in
+        ``train`` or ``test_keys`` are not fitted on.
+        """
+        rows, _ = with_cheap_rows(
+            train,
+            test_keys,
+            self.rows,
+            exponent=self.exponent,
+            columns=columns,
+            method=self.method,
+            seed=seed,
+        )
+        return rows
 
 
 @dataclass
@@ -214,9 +274,11 @@ class PairedScore:
         name: Variant name (a key of :data:`VARIANTS`).
         fold_r2: R² on each fold, in the splitter's order (J = ``cv`` × ``cv_repeats``).
         r2_mean, r2_std: Mean and std (ddof 0, as the search's CV std) of ``fold_r2``.
-        diff_mean: Mean over the folds of this variant's R² minus ``paper``'s (0 for ``paper``).
-        diff_se: Corrected standard error of ``diff_mean`` (None for ``paper``).
-        p_value: Two-sided p-value of the corrected t statistic (None for ``paper``).
+        diff_mean: Mean over the folds of this variant's R² minus the baseline's (``paper``
+            unless :meth:`ComparisonResult.versus` chose another; 0 for the baseline).
+        diff_se: Corrected standard error of ``diff_mean`` (None for the baseline).
+        p_value: Two-sided p-value of the corrected t statistic (None for the baseline).
+        folds_better: Folds on which this variant scored above the baseline.
     """
 
     name: str
@@ -226,6 +288,7 @@ class PairedScore:
     diff_mean: float
     diff_se: float | None
     p_value: float | None
+    folds_better: int = 0
 
 
 @dataclass
@@ -276,6 +339,23 @@ class ComparisonResult:
                 return result
         raise KeyError(name)
 
+    def versus(self, baseline: str) -> list[PairedScore]:
+        """The paired repeated CV with differences to ``baseline`` instead of ``paper``.
+
+        Same folds, same scores; only the reference of ``diff_mean``, ``diff_se``, ``p_value``
+        and ``folds_better`` changes.
+
+        Raises:
+            KeyError: ``baseline`` is not among the paired scores.
+        """
+        folds = {score.name: np.asarray(score.fold_r2) for score in self.repeated_cv}
+        if baseline not in folds:
+            raise KeyError(baseline)
+        return [
+            paired_score(name, r2, folds[baseline], cv=self.cv, baseline=baseline)
+            for name, r2 in folds.items()
+        ]
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (estimators left out)."""
         return {
@@ -296,8 +376,12 @@ class ComparisonResult:
             "descriptor_r": self.descriptor_r,
         }
 
-    def to_markdown(self) -> str:
-        """A Markdown table of the variants with a one-line caption, then the repeated CV."""
+    def to_markdown(self, baseline: str | None = None) -> str:
+        """A Markdown table of the variants with a one-line caption, then the repeated CV.
+
+        Args:
+            baseline: Also tabulate the repeated CV's differences to this variant.
+        """
         header = (
             "| variant | features | n_train | n_test | R² train | R² test | MAE test "
             f"| {self.cv}-fold CV R² (train) |"
@@ -316,8 +400,8 @@ class ComparisonResult:
             f"CV R² of the best draw (optimistic). Rows: {self.n_rows}, excluded: "
             f"{_format_counts(self.excluded)}."
         )
-        tables = [*self._repeated_cv_markdown(), *self._descriptor_markdown()]
-        return "\n".join([*lines, "", caption, *tables])
+        tables = [*self._repeated_cv_markdown(), *self._versus_markdown(baseline)]
+        return "\n".join([*lines, "", caption, *tables, *self._descriptor_markdown()])
 
     def _descriptor_markdown(self) -> list[str]:
         if not self.descriptor_r:
@@ -345,6 +429,23 @@ class ComparisonResult:
         )
         lines = ["| variant | R² mean ± std | Δ vs paper ± se | p |", "|" + " --- |" * 4]
         lines += [_paired_row(score) for score in self.repeated_cv]
+        return ["", caption, "", *lines]
+
+    def _versus_markdown(self, baseline: str | None) -> list[str]:
+        if baseline is None or not self.repeated_cv:
+            return []
+        scores = self.versus(baseline)
+        caption = (
+            f"The same folds, differences to {baseline} (corrected se and p; folds better: of "
+            f"{len(scores[0].fold_r2)})."
+        )
+        lines = [f"| variant | Δ vs {baseline} ± se | p | folds better |", "|" + " --- |" * 4]
+        lines += [
+            f"| {s.name} | {s.diff_mean:+.3f} ± {s.diff_se:.3f} | {s.p_value:.3g} "
+            f"| {s.folds_better} |"
+            for s in scores
+            if s.diff_se is not None and s.p_value is not None
+        ]
         return ["", caption, "", *lines]
 
 
@@ -435,6 +536,8 @@ def compare_models(
     search_spaces: Mapping[str, Mapping[str, Any]] | None = None,
     cv_repeats: int = 10,
     variants: Sequence[str] | None = None,
+    cheap: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+    calibration: str = DEFAULT_METHOD,
 ) -> ComparisonResult:
     """Fit the paper's forest and the other variants on one split and score them alike.
 
@@ -450,34 +553,48 @@ def compare_models(
         search_spaces: Overrides by model family, ``"random_forest"`` (default: the paper's
             space) and/or ``"gradient_boosting"`` (default: :func:`gbr_search_space`).
         cv_repeats: Repeats of the ``cv``-fold split of the paired comparison (0: skip it).
-        variants: Names of :data:`VARIANTS` to run (default: all); ``paper`` always runs,
-            first, as the paired comparison's reference.
+        variants: Names of :data:`VARIANTS` to run (default: all, the
+            :data:`WITH_CHEAP_LABELS` ones only with ``cheap``); ``paper`` always runs, first,
+            as the paired comparison's reference.
+        cheap: Rows of a cheap fidelity's labels for the :data:`WITH_CHEAP_LABELS` variants,
+            one per record: ``key``, the features (and sweep columns), ``in_domain`` and
+            ``sams_cheap`` (as for :func:`~vtc_fw.ml.protocol.train_paper_protocol`).
+        calibration: Method of their calibration (:data:`vtc_fw.ml.calibration.METHODS`).
 
     Returns:
         The variants' scores on the shared split and by repeated CV.
 
     Raises:
-        ValueError: Fewer than ``2 * cv`` usable rows, an unknown search-space family or an
-            unknown variant.
+        ValueError: Fewer than ``2 * cv`` usable rows, an unknown search-space family, an
+            unknown variant, or a variant of :data:`WITH_CHEAP_LABELS` asked for without
+            cheap rows.
     """
-    unknown = sorted(set(variants or ()) - set(VARIANTS))
-    if unknown:
-        raise ValueError(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    wanted = {"paper", *(variants or VARIANTS)}
+    wanted = _wanted_variants(variants, has_cheap=cheap is not None and len(cheap) > 0)
     spaces = _search_spaces(search_spaces)
     split = split_for_training(table, seed=seed, cv=cv)
     train, test, sweep = split.train, split.test, split.sweep
     exponent = None if sweep is None else sweep.chosen_exponent
     logger.info("%d usable rows of %d, exponent %s", len(split.usable), split.n_rows, exponent)
     rows = usable_rows(split)
+    labels = None if cheap is None else CheapLabels(pd.DataFrame(cheap), calibration, exponent)
     fitted = [
         fit_variant(
-            name, train, test, space=spaces[family], seed=seed, n_iter=n_iter, cv=cv, n_jobs=n_jobs
+            name,
+            train,
+            test,
+            space=spaces[family],
+            seed=seed,
+            n_iter=n_iter,
+            cv=cv,
+            n_jobs=n_jobs,
+            cheap=labels,
         )
         for name, (family, _) in VARIANTS.items()
         if name in wanted and feature_columns(name, rows) is not None
     ]
-    repeated = paired_repeated_cv(fitted, rows, seed=seed, cv=cv, repeats=cv_repeats, n_jobs=n_jobs)
+    repeated = paired_repeated_cv(
+        fitted, rows, seed=seed, cv=cv, repeats=cv_repeats, n_jobs=n_jobs, cheap=labels
+    )
     return ComparisonResult(
         variants=fitted,
         exponent=exponent,
@@ -495,6 +612,23 @@ def compare_models(
         cv_repeats=cv_repeats,
         descriptor_r=descriptor_correlations(train),
     )
+
+
+def _wanted_variants(variants: Sequence[str] | None, *, has_cheap: bool) -> set[str]:
+    """The variants to run, ``paper`` among them.
+
+    Raises:
+        ValueError: An unknown variant, or one of :data:`WITH_CHEAP_LABELS` without cheap rows.
+    """
+    unknown = sorted(set(variants or ()) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    if variants is None:
+        return {name for name in VARIANTS if has_cheap or name not in WITH_CHEAP_LABELS}
+    starved = sorted(set(variants) & WITH_CHEAP_LABELS) if not has_cheap else []
+    if starved:
+        raise ValueError(f"variants {starved} train on cheap labels: give cheap rows")
+    return {"paper", *variants}
 
 
 def _search_spaces(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
@@ -559,6 +693,7 @@ def fit_variant(
     n_iter: int,
     cv: int,
     n_jobs: int | None = None,
+    cheap: CheapLabels | None = None,
 ) -> VariantResult:
     """Search, refit and score one variant on a given split.
 
@@ -575,32 +710,59 @@ def fit_variant(
         n_iter: As in :func:`compare_models`.
         cv: As in :func:`compare_models`.
         n_jobs: As in :func:`compare_models`.
+        cheap: The cheap rows a :data:`WITH_CHEAP_LABELS` variant also fits on (every one of
+            them in every training fold of the search; validation on paper rows only).
 
     Returns:
         The variant's search outcome and scores.
 
     Raises:
-        ValueError: The table lacks the variant's columns (sweep or first-shell).
+        ValueError: The table lacks the variant's columns (sweep or first-shell), or a
+            :data:`WITH_CHEAP_LABELS` variant has no cheap rows.
     """
     family, feature_set = VARIANTS[name]
     columns = feature_columns(name, pd.concat([train, test]))
     if columns is None:
         raise ValueError(f"variant {name} needs the {feature_set} columns; the table lacks them")
-    logger.info("%s: searching %d draws over %d features", name, n_iter, len(columns))
+    rows = fitting_rows(name, train, set(test["key"]), cheap, columns, seed)
+    n_cheap = int((rows[FIDELITY_COLUMN] != PAPER).sum())
+    folds = validation_folds(rows, cv_folds(cv, seed)) if n_cheap else cv
+    logger.info("%s: %d draws, %d features, %d cheap rows", name, n_iter, len(columns), n_cheap)
     with threadpool_limits(limits=1, user_api="openmp"):
         search = randomized_search(
             make_estimator(family, seed),
             space,
-            train[columns],
-            train["sams"],
+            rows[columns],
+            rows["sams"],
             seed=seed,
             n_iter=n_iter,
-            cv=cv,
+            cv=folds,
             n_jobs=n_jobs,
         )
         result = scored(name, search, columns, train, test)
     logger.info("%s: test R² %.3f, CV R² %.3f", name, result.r2_test, result.cv_r2_mean)
+    result.n_cheap = n_cheap
     return result
+
+
+def fitting_rows(
+    name: str,
+    train: pd.DataFrame,
+    test_keys: set[str],
+    cheap: CheapLabels | None,
+    columns: Sequence[str],
+    seed: int,
+) -> pd.DataFrame:
+    """The rows a variant is fitted on: ``train``, then a cheap variant's calibrated cheap rows.
+
+    Raises:
+        ValueError: A :data:`WITH_CHEAP_LABELS` variant without cheap rows.
+    """
+    if name not in WITH_CHEAP_LABELS:
+        return train.assign(**{FIDELITY_COLUMN: PAPER})
+    if cheap is None:
+        raise ValueError(f"variant {name} trains on cheap labels: give cheap rows")
+    return cheap.fitting_rows(train, test_keys, columns, seed)
 
 
 def scored(
@@ -639,8 +801,13 @@ def paired_repeated_cv(
     cv: int,
     repeats: int,
     n_jobs: int | None = None,
+    cheap: CheapLabels | None = None,
 ) -> list[PairedScore]:
     """Every variant's chosen configuration on the same repeated K-fold of ``rows``.
+
+    A :data:`WITH_CHEAP_LABELS` variant fits each fold on its training rows plus the cheap rows
+    of the other records (calibrated on that fold's paired training records) and is scored on
+    the same held-out paper rows as the others.
 
     Args:
         variants: Fitted variants, ``paper`` among them.
@@ -649,6 +816,7 @@ def paired_repeated_cv(
         cv: Folds per repeat.
         repeats: Repeats (0: no comparison, empty list).
         n_jobs: Processes for ``cross_val_score`` (None: 1).
+        cheap: The cheap rows of the :data:`WITH_CHEAP_LABELS` variants.
 
     Returns:
         One :class:`PairedScore` per variant, in the order of ``variants``.
@@ -656,7 +824,14 @@ def paired_repeated_cv(
     if repeats == 0:
         return []
     splitter = RepeatedKFold(n_splits=cv, n_repeats=repeats, random_state=seed)
-    folds = {v.name: fold_scores(v, rows, splitter, seed=seed, n_jobs=n_jobs) for v in variants}
+    folds = {
+        v.name: (
+            cheap_fold_scores(v, rows, splitter, cheap, seed=seed, n_jobs=n_jobs)
+            if v.name in WITH_CHEAP_LABELS
+            else fold_scores(v, rows, splitter, seed=seed, n_jobs=n_jobs)
+        )
+        for v in variants
+    }
     return [paired_score(name, r2, folds["paper"], cv=cv) for name, r2 in folds.items()]
 
 
@@ -682,17 +857,68 @@ def fold_scores(
         )
 
 
-def paired_score(name: str, r2: np.ndarray, paper_r2: np.ndarray, *, cv: int) -> PairedScore:
-    """Summary of one variant's fold scores and their corrected paired test against ``paper``."""
-    se, p_value = (None, None) if name == "paper" else corrected_paired_t(r2 - paper_r2, cv=cv)
+def cheap_fold_scores(
+    variant: VariantResult,
+    rows: pd.DataFrame,
+    splitter: RepeatedKFold,
+    cheap: CheapLabels | None,
+    *,
+    seed: int,
+    n_jobs: int | None = None,
+) -> np.ndarray:
+    """R² on every fold of ``splitter`` (the folds of :func:`fold_scores`) of a cheap variant."""
+    paper = rows.assign(**{FIDELITY_COLUMN: PAPER}).reset_index(drop=True)
+    scores = Parallel(n_jobs=n_jobs)(
+        delayed(_cheap_fold_r2)(variant, paper, train_index, test_index, cheap, seed)
+        for train_index, test_index in splitter.split(paper)
+    )
+    return np.asarray(scores, dtype=float)
+
+
+def _cheap_fold_r2(
+    variant: VariantResult,
+    paper: pd.DataFrame,
+    train_index: np.ndarray,
+    test_index: np.ndarray,
+    cheap: CheapLabels | None,
+    seed: int,
+) -> float:
+    """R² on one fold's held-out paper rows of the variant fitted with the cheap rows."""
+    family, _ = VARIANTS[variant.name]
+    columns = variant.feature_columns
+    test = held_out_paper(paper, test_index)
+    train = paper.iloc[train_index]
+    fitting = fitting_rows(variant.name, train, set(test["key"]), cheap, columns, seed)
+    estimator = make_estimator(family, seed).set_params(**variant.best_params)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        estimator.fit(fitting[columns].to_numpy(), fitting["sams"].to_numpy(dtype=float))
+        predicted = estimator.predict(test[columns].to_numpy())
+    return float(r2_score(test["sams"], predicted))
+
+
+def paired_score(
+    name: str, r2: np.ndarray, reference_r2: np.ndarray, *, cv: int, baseline: str = "paper"
+) -> PairedScore:
+    """Summary of one variant's fold scores and their corrected paired test against a baseline.
+
+    Args:
+        name: The variant.
+        r2: Its fold scores.
+        reference_r2: The baseline's scores on the same folds.
+        cv: Folds per repeat.
+        baseline: Name of the baseline (its own differences are not tested).
+    """
+    differences = r2 - reference_r2
+    se, p_value = (None, None) if name == baseline else corrected_paired_t(differences, cv=cv)
     return PairedScore(
         name=name,
         fold_r2=[float(v) for v in r2],
         r2_mean=float(r2.mean()),
         r2_std=float(r2.std()),
-        diff_mean=float((r2 - paper_r2).mean()),
+        diff_mean=float(differences.mean()),
         diff_se=se,
         p_value=p_value,
+        folds_better=int((differences > 0).sum()),
     )
 
 
