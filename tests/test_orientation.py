@@ -20,6 +20,7 @@ from vtc_fw.cli import main
 from vtc_fw.documents.task import TASK_COLLECTION, TaskDocument, insert_task
 from vtc_fw.feff import compute_record_spectra
 from vtc_fw.feff.engine import Budget, run_site, site_input
+from vtc_fw.science import anisotropy
 from vtc_fw.science.anisotropy import (
     anisotropy_invariant,
     best_pair,
@@ -125,6 +126,21 @@ def test_anisotropy_functions_are_rotation_invariant():
     assert best_pair(ENERGIES, turned).value == pytest.approx(
         best_pair(ENERGIES, sigma).value, 1e-9
     )
+
+
+def test_the_searchs_rotations_and_pair_norms_are_the_direct_ones():
+    """The search's shortcuts (Rodrigues, the 9 × 9 Gram form) against scipy and ∫ dE."""
+    vectors = [np.zeros(3), np.array([1e-6, -2e-6, 3e-7]), *Rotation.random(20, random_state=1)]
+    for vector in (v if isinstance(v, np.ndarray) else v.as_rotvec() for v in vectors):
+        expected = Rotation.from_rotvec(vector).as_matrix()
+        assert np.allclose(anisotropy._rotation_matrix(vector), expected, atol=1e-14)
+    sigma = turning_sigma(3)
+    weights, anisotropic, _ = anisotropy._anisotropic_part(ENERGIES, sigma)
+    gram = anisotropy._gram(weights, anisotropic)
+    for basis in random_bases(20):
+        mu = [mu_along(sigma, basis[:, k]) for k in range(3)]
+        direct = [np.sqrt(weights @ (mu[i] - mu[j]) ** 2) for i, j in ((0, 1), (0, 2), (1, 2))]
+        assert np.allclose(anisotropy._pair_norms(gram, basis), direct, rtol=1e-10)
 
 
 def test_nearest_lattice_direction_in_an_oblique_lattice():
