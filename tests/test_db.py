@@ -271,6 +271,7 @@ def test_cli_db_start_status_stop_use_vtc_fw_home(tmp_path, monkeypatch):
     remote = str(DbConfig(host="db.example.org").write_db_json(tmp_path / "remote.json"))
     refused = runner.invoke(main, ["db", "start", "--db-file", remote])
     assert refused.exit_code != 0 and "not the embedded default" in refused.output
+    assert '"embedded_home"' in refused.output
 
 
 def test_db_json_with_embedded_home_makes_a_second_embedded_server(tmp_path):

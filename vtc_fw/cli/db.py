@@ -33,7 +33,8 @@ def db_start(config: DbConfig) -> None:
     if not config.is_local_default:
         raise click.ClickException(
             f"the configured server ({config.uri or f'{config.host}:{config.port}'}) is not the "
-            "embedded default; vtc-fw starts only its own local server"
+            "embedded default; vtc-fw starts only its own local server (for a second one on "
+            'this machine, give the db file an "embedded_home" directory)'
         )
     status = config.embedded_server().ensure_running()
     who = f"pid {status.pid}" if status.running else "a server not started by vtc-fw"
