@@ -47,6 +47,7 @@ with a successful task are skipped) and ``work``.
 import argparse
 import gzip
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,25 @@ def work(config: DbConfig, directory: Path, workers: int) -> None:
     files = worker_files(config, directory / "config", directory / "scratch")
     pids = [worker.pid for worker in start_workers(workers, *files, directory / "workers")]
     print(f"{workers} rlaunch workers started: {pids} (logs in {directory / 'workers'})")
+    yield_to_other_sessions(pids)
+
+
+def yield_to_other_sessions(pids: list[int]) -> None:
+    """Give each worker's session this script's niceness (``nice -n 19 python ... work``).
+
+    The workers run in sessions of their own, and Linux schedules sessions as groups
+    (autogroup): a niceness then orders processes only inside their session, so nice-19
+    workers still took an equal share of the CPU against every other session. The session's
+    own niceness (/proc/PID/autogroup) makes them yield; nothing to do where autogroup is off.
+    """
+    niceness = os.nice(0)
+    for pid in pids:
+        autogroup = Path(f"/proc/{pid}/autogroup")
+        if niceness > 0 and autogroup.exists():
+            try:
+                autogroup.write_text(f"{niceness}\n")
+            except OSError as error:
+                print(f"worker {pid} keeps its session's priority: {error}")
 
 
 def status(config: DbConfig, dataset: Dataset, workers: int) -> None:
