@@ -76,7 +76,8 @@ DEFAULT_SEARCH_SPACE: dict[FeatureSet, SearchSpace] = {
 is reproduced by name); the crystal sums, the default model, search the wide space, which won
 the paired comparison on the reference records (docs/REPRODUCTION.md). ``extra_trees`` scored
 higher there (paired R² 0.801 against 0.785, nested 0.798 against 0.786) but not by a significant
-margin (p 0.08 and 0.18), so it is a setting (``VTC_FW_SEARCH_SPACE``), not the default."""
+margin (p 0.08 and 0.18), so it is a setting (``VTC_FW_SEARCH_SPACE``), not the default; nor
+with 662 calibrated screen_scf labels beside the paper labels (paired 0.803, p 0.13)."""
 
 
 class VtcSettings(BaseSettings):
@@ -116,7 +117,9 @@ class VtcSettings(BaseSettings):
         description="FEFF preset of calibrated cheap labels the model trains on beside the "
         "paper labels (e.g. screen_scf); None: paper labels only, the default: 427 screen "
         "records gained next to nothing (R² +0.004), 554 screen_scf records +0.008 with the "
-        "default's forest, within two standard errors (docs/REPRODUCTION.md).",
+        "default's forest, within two standard errors; searched through the protocol with 662 "
+        "of them, +0.011 (p 0.26; extremely randomized trees +0.017, p 0.13) "
+        "(docs/REPRODUCTION.md).",
     )
     cheap_preset: str = Field(
         default=DEFAULT_CHEAP_PRESET,
