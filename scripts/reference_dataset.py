@@ -39,9 +39,12 @@ element-balanced sample of 700 in draw order, so every finished prefix is balanc
 (benchmarks/feff_cost.py: median |ΔSAMS| 0.0033, max 0.0118 over 4 records), so the target is
 the method's own. 1800 s limit per record (a record over it becomes a failed task document).
 The first 11 records were computed with "fast" before that was known:
-data/reference_fast.jsonl.gz keeps them. A new session continues with
-``vtc-fw import data/reference_paper.jsonl.gz`` into a fresh database, then ``submit`` (records
-with a successful task are skipped) and ``work``.
+data/reference_fast.jsonl.gz keeps them.
+
+A new session, on a fresh machine, continues with ``submit`` and ``work``: ``submit`` first
+imports what is committed (data/reference_paper.jsonl.gz and the dataset's batches), so every
+committed record is skipped (a successful task) and a record whose committed task failed is not
+queued again (its Firework is defused: FEFF failed on every rung of the ladder).
 """
 
 import argparse
@@ -55,7 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from vtc_fw.app.sampling import RECORD_TIMEOUT_S, cheaper_than_median, worth_computing
-from vtc_fw.app.transfer import export_tasks, read_transfer_file
+from vtc_fw.app.transfer import export_tasks, import_tasks, read_transfer_file
 from vtc_fw.db.config import DbConfig
 from vtc_fw.sources import iter_oqmd_icsd, stratified_sample
 from vtc_fw.workflow.local_workers import requeue_lost_local_runs, start_workers, worker_files
@@ -112,6 +115,7 @@ def reference_records() -> dict[str, list[str]]:
 
 
 def submit(config: DbConfig, dataset: Dataset) -> None:
+    failed = import_committed(config, dataset)
     if dataset.per_element:
         submit_sigma_sample(config, dataset)
         return
@@ -125,6 +129,39 @@ def submit(config: DbConfig, dataset: Dataset) -> None:
     )
     maker = XesWorkflowMaker(preset=dataset.preset, timeout_s=dataset.timeout_s)
     print(f"population {len(population)}:", submit_entries(entries, config, maker).summary())
+    defuse_failed(config, failed)
+
+
+def import_committed(config: DbConfig, dataset: Dataset) -> set[str]:
+    """Import the committed reference file and the dataset's batches (kept tasks stay).
+
+    Returns:
+        Task keys of the committed failed tasks of the dataset's preset.
+    """
+    paths = [REFERENCE_FILE]
+    if dataset.directory:
+        paths += sorted((OUTPUT_DIR / dataset.directory).glob("batch_*.jsonl.gz"))
+    failed = set()
+    for path in paths:
+        counts = import_tasks(config, path)
+        print(f"{path.name}: {counts['inserted']} imported")
+        failed |= {
+            task.task_key
+            for task in read_transfer_file(path).tasks
+            if task.preset == dataset.preset and task.state != "successful"
+        }
+    return failed
+
+
+def defuse_failed(config: DbConfig, task_keys: set[str]) -> None:
+    """Defuse the READY Fireworks of records whose committed task failed."""
+    launchpad = config.launchpad()
+    query = {"state": "READY", "spec.task_key": {"$in": sorted(task_keys)}}
+    fw_ids = launchpad.fireworks.distinct("fw_id", query)
+    for fw_id in fw_ids:
+        launchpad.defuse_fw(fw_id)
+    if fw_ids:
+        print(f"defused {len(fw_ids)} Fireworks of records whose committed task failed")
 
 
 def submit_reference(config: DbConfig, dataset: Dataset, population: list) -> None:
