@@ -116,10 +116,9 @@ class VtcSettings(BaseSettings):
         default=None,
         description="FEFF preset of calibrated cheap labels the model trains on beside the "
         "paper labels (e.g. screen_scf); None: paper labels only, the default: 427 screen "
-        "records gained next to nothing (R² +0.004), 554 screen_scf records +0.008 with the "
-        "default's forest, within two standard errors; searched through the protocol with 662 "
-        "of them, +0.011 (p 0.26; extremely randomized trees +0.017, p 0.13) "
-        "(docs/REPRODUCTION.md).",
+        "records gained next to nothing (R² +0.004), 1,015 screen_scf records +0.012 with the "
+        "default's forest (flat after 250); searched through the protocol with 662 of them, "
+        "+0.011 (p 0.26; extremely randomized trees +0.017, p 0.13) (docs/REPRODUCTION.md).",
     )
     cheap_preset: str = Field(
         default=DEFAULT_CHEAP_PRESET,
