@@ -233,25 +233,6 @@ class CheapLabels:
     method: str = DEFAULT_METHOD
     exponent: int | None = None
 
-    def fitting_rows(
-        self, train: pd.DataFrame, test_keys: set[str], columns: Sequence[str], seed: int
-    ) -> pd.DataFrame:
-        """``train`` (paper rows) then the calibrated cheap rows of the other records.
-
-        The calibration is fit on ``train``'s paired records only; cheap rows of records in
-        ``train`` or ``test_keys`` are not fitted on.
-        """
-        rows, _ = with_cheap_rows(
-            train,
-            test_keys,
-            self.rows,
-            exponent=self.exponent,
-            columns=columns,
-            method=self.method,
-            seed=seed,
-        )
-        return rows
-
 
 @dataclass
 class PairedScore:
@@ -755,6 +736,10 @@ def fitting_rows(
 ) -> pd.DataFrame:
     """The rows a variant is fitted on: ``train``, then a cheap variant's calibrated cheap rows.
 
+    The calibration is fit on ``train``'s paired records only; cheap rows of records in ``train``
+    or ``test_keys`` are not fitted on (:func:`~vtc_fw.ml.multi_fidelity.with_cheap_rows`, as
+    the protocol itself adds them).
+
     Raises:
         ValueError: A :data:`WITH_CHEAP_LABELS` variant without cheap rows.
     """
@@ -762,7 +747,16 @@ def fitting_rows(
         return train.assign(**{FIDELITY_COLUMN: PAPER})
     if cheap is None:
         raise ValueError(f"variant {name} trains on cheap labels: give cheap rows")
-    return cheap.fitting_rows(train, test_keys, columns, seed)
+    rows, _ = with_cheap_rows(
+        train,
+        test_keys,
+        cheap.rows,
+        exponent=cheap.exponent,
+        columns=columns,
+        method=cheap.method,
+        seed=seed,
+    )
+    return rows
 
 
 def scored(
