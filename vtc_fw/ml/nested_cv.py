@@ -6,7 +6,8 @@ the chosen rows included: its R² is optimistic and the choice of the default mo
 on it. Here every step that learns from data runs again inside each outer fold:
 
 * outer loop: ``outer_repeats`` × ``outer_folds``-fold (``RepeatedKFold``, seeded) over the
-  usable rows (:func:`~vtc_fw.ml.table.select_trainable`), the same folds for every variant;
+  usable rows (:func:`~vtc_fw.ml.table.select_trainable`) in the order of their keys, the same
+  folds for every variant;
 * inside each outer training set: the exponent sweep (:func:`~vtc_fw.ml.table.sweep_exponents`)
   and, per variant, the protocol's randomized search (``n_iter`` draws, ``inner_cv``-fold R²,
   refit on the whole outer training set);
@@ -14,13 +15,19 @@ on it. Here every step that learns from data runs again inside each outer fold:
 
 The per-fold outer R² of each variant are paired with those of ``paper`` and the difference is
 tested with the Nadeau–Bengio corrected t-test (:func:`~vtc_fw.ml.comparison.paired_score`).
+
+The full protocol takes hours on a small machine, so a run can be spread over many: ``done``
+takes the (fold, variant) results of earlier runs, ``only_folds`` limits what this run computes,
+and ``on_variant`` receives each fold after every variant it adds. :func:`run_identity` names
+what those results are valid for (settings, search spaces and the usable rows in their order).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -59,6 +66,7 @@ class OuterFold:
     """One outer fold: what was chosen on its training rows and how it scored on its test rows.
 
     Attributes:
+        number: Position of the fold in the splitter's order, from 1.
         exponent: Feature exponent chosen by the sweep on the outer training rows.
         n_train, n_test: Rows of the outer training set and of the test fold.
         outer_r2: Per variant, R² of the refit on the test fold.
@@ -66,12 +74,18 @@ class OuterFold:
         best_params: Per variant, the chosen hyperparameters.
     """
 
+    number: int
     exponent: int | None
     n_train: int
     n_test: int
-    outer_r2: dict[str, float]
-    inner_r2: dict[str, float]
-    best_params: dict[str, dict[str, Any]]
+    outer_r2: dict[str, float] = field(default_factory=dict)
+    inner_r2: dict[str, float] = field(default_factory=dict)
+    best_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OuterFold:
+        """The fold of :func:`dataclasses.asdict` output (e.g. read back from JSON)."""
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -80,8 +94,10 @@ class NestedCvResult:
 
     Attributes:
         variants: Variant names (keys of :data:`vtc_fw.ml.comparison.VARIANTS`), ``paper`` first.
-        scores: One :class:`PairedScore` per variant over the outer folds.
-        folds: The outer folds, in the splitter's order.
+        scores: One :class:`PairedScore` per variant over the complete outer folds (none
+            while fewer than two are complete).
+        folds: The complete outer folds (every variant scored), in the splitter's order; all
+            ``outer_repeats`` × ``outer_folds`` of them once every run of a spread one is in.
         n_usable: Usable rows; excluded: rows left out, by reason.
         seed, n_iter, inner_cv, outer_folds, outer_repeats: The settings.
     """
@@ -97,6 +113,11 @@ class NestedCvResult:
     outer_folds: int
     outer_repeats: int
 
+    @property
+    def complete(self) -> bool:
+        """Whether every planned outer fold is in."""
+        return len(self.folds) == self.outer_folds * self.outer_repeats
+
     def inner_r2_mean(self, name: str) -> float:
         """Mean over the outer folds of the search's own CV R² of ``name``'s chosen draw."""
         return float(np.mean([fold.inner_r2[name] for fold in self.folds]))
@@ -107,21 +128,28 @@ class NestedCvResult:
             **{k: v for k, v in asdict(self).items() if k not in ("scores", "folds")},
             "scores": [asdict(score) for score in self.scores],
             "folds": [asdict(fold) for fold in self.folds],
-            "inner_r2_mean": {name: self.inner_r2_mean(name) for name in self.variants},
+            "inner_r2_mean": (
+                {name: self.inner_r2_mean(name) for name in self.variants} if self.folds else {}
+            ),
+            "complete": self.complete,
         }
 
     def to_markdown(self) -> str:
         """A caption and the table of outer R², inner R² and the paired difference."""
         exponents = sorted({fold.exponent for fold in self.folds if fold.exponent is not None})
+        planned = self.outer_folds * self.outer_repeats
+        progress = "" if self.complete else f", {len(self.folds)} of its {planned} folds so far"
         caption = (
             f"Nested CV over {self.n_usable} usable rows: outer {self.outer_repeats} × "
-            f"{self.outer_folds}-fold (seed {self.seed}); inside each outer training set the "
-            f"exponent sweep (chose n = {', '.join(map(str, exponents)) or '–'}) and the "
+            f"{self.outer_folds}-fold (seed {self.seed}{progress}); inside each outer training "
+            f"set the exponent sweep (chose n = {', '.join(map(str, exponents)) or '–'}) and the "
             f"randomized search ({self.n_iter} draws, {self.inner_cv}-fold). Outer R²: the refit "
             "on the test fold, unseen by sweep and search; inner R²: the search's own CV R² of "
             "its chosen draw (optimistic). Δ vs paper: paired outer difference, Nadeau–Bengio "
             "corrected se and t-test p."
         )
+        if not self.scores:
+            return f"{caption}\n\nFewer than two outer folds are complete: no scores yet."
         lines = [
             "| variant | outer R² mean ± std | inner R² (search's own) | Δ vs paper ± se | p |",
             "|" + " --- |" * 5,
@@ -151,6 +179,9 @@ def nested_cv(
     inner_cv: int = 5,
     n_jobs: int | None = None,
     search_spaces: Mapping[str, Mapping[str, Any]] | None = None,
+    done: Sequence[OuterFold] = (),
+    only_folds: Collection[int] | None = None,
+    on_variant: Callable[[OuterFold], None] | None = None,
 ) -> NestedCvResult:
     """Score variants by nested CV: sweep and search inside each outer training set.
 
@@ -166,42 +197,61 @@ def nested_cv(
         n_jobs: Processes of the searches (None: 1).
         search_spaces: Overrides by model family, as in
             :func:`~vtc_fw.ml.comparison.compare_models`.
+        done: Folds of earlier runs of the same :func:`run_identity`; their variants are not
+            searched again.
+        only_folds: Fold numbers (from 1) this run may compute (None: all); the others count
+            only as far as ``done`` holds them.
+        on_variant: Called with a copy of the fold after every variant this run adds to it
+            (to save it).
 
     Returns:
-        The outer scores, their paired test against ``paper`` and every fold's choices.
+        The outer scores over the complete folds, their paired test against ``paper`` and
+        every complete fold's choices.
 
     Raises:
-        ValueError: An unknown variant, too few rows for the folds, or a table that lacks a
-            variant's columns.
+        ValueError: An unknown variant, too few rows for the folds, a table that lacks a
+            variant's columns, or a done fold whose exponent this table's sweep does not
+            choose (other rows).
     """
     names = ["paper", *(name for name in variants if name != "paper")]
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; known: {list(VARIANTS)}")
-    spaces = {**default_search_spaces(), **{k: dict(v) for k, v in (search_spaces or {}).items()}}
-    usable, excluded = select_trainable(with_swept_defaults(as_table(table)))
+    spaces = _spaces(search_spaces)
+    usable, excluded = usable_rows(table)
     if len(usable) < outer_folds * inner_cv:
         raise ValueError(f"{len(usable)} usable rows, need {outer_folds * inner_cv} for the folds")
+    earlier = {fold.number: fold for fold in done}
     splitter = RepeatedKFold(n_splits=outer_folds, n_repeats=outer_repeats, random_state=seed)
     folds = []
     for number, (train_index, test_index) in enumerate(splitter.split(usable), start=1):
-        train, test = usable.iloc[train_index], usable.iloc[test_index]
-        fold = outer_fold(
-            names,
-            train,
-            test,
-            spaces=spaces,
-            seed=seed,
-            n_iter=n_iter,
-            inner_cv=inner_cv,
-            n_jobs=n_jobs,
-        )
-        folds.append(fold)
-        logger.info("outer fold %d: %s", number, _format_fold(folds[-1]))
+        fold = earlier.get(number)
+        if only_folds is None or number in only_folds:
+            fold = outer_fold(
+                names,
+                usable.iloc[train_index],
+                usable.iloc[test_index],
+                spaces=spaces,
+                seed=seed,
+                n_iter=n_iter,
+                inner_cv=inner_cv,
+                n_jobs=n_jobs,
+                number=number,
+                earlier=fold,
+                on_variant=on_variant,
+            )
+            logger.info("outer fold %d: %s", number, _format_fold(fold))
+        if fold is not None and all(name in fold.outer_r2 for name in names):
+            folds.append(_restricted(fold, names))
     r2 = {name: np.array([fold.outer_r2[name] for fold in folds]) for name in names}
+    scores = (
+        [paired_score(name, r2[name], r2["paper"], cv=outer_folds) for name in names]
+        if len(folds) >= 2
+        else []
+    )
     return NestedCvResult(
         variants=names,
-        scores=[paired_score(name, r2[name], r2["paper"], cv=outer_folds) for name in names],
+        scores=scores,
         folds=folds,
         n_usable=len(usable),
         excluded=excluded,
@@ -223,18 +273,50 @@ def outer_fold(
     n_iter: int,
     inner_cv: int,
     n_jobs: int | None = None,
+    number: int = 1,
+    earlier: OuterFold | None = None,
+    on_variant: Callable[[OuterFold], None] | None = None,
 ) -> OuterFold:
     """Sweep and search on ``train`` for every variant, then score each refit on ``test``.
 
+    Args:
+        names: The variants.
+        train: The outer training rows (sweep and search).
+        test: The outer test rows (the score).
+        spaces: Search space of each model family.
+        seed: As for :func:`nested_cv`.
+        n_iter: Draws of the search.
+        inner_cv: Folds of the search.
+        n_jobs: Processes of the search.
+        number: The fold's number.
+        earlier: This fold from an earlier run: its variants are kept, not searched again.
+        on_variant: Called with the fold after every variant added to it.
+
     Raises:
-        ValueError: The rows lack a variant's columns.
+        ValueError: The rows lack a variant's columns, or ``earlier`` chose another exponent
+            or had other row counts (it was computed on other rows).
     """
     sweep = sweep_exponents(train)
+    exponent = None if sweep is None else sweep.chosen_exponent
     if sweep is not None:
         train = at_exponent(train, sweep.chosen_exponent)
         test = at_exponent(test, sweep.chosen_exponent)
-    outer_r2, inner_r2, best_params = {}, {}, {}
+    fold = OuterFold(number, exponent, len(train), len(test))
+    if earlier is not None:
+        if (earlier.exponent, earlier.n_train, earlier.n_test) != (
+            exponent,
+            fold.n_train,
+            fold.n_test,
+        ):
+            raise ValueError(
+                f"outer fold {number} of an earlier run chose n = {earlier.exponent} on "
+                f"{earlier.n_train} + {earlier.n_test} rows, this table n = {exponent} on "
+                f"{fold.n_train} + {fold.n_test}: not the same rows"
+            )
+        fold = _restricted(earlier, list(earlier.outer_r2))
     for name in names:
+        if name in fold.outer_r2:
+            continue
         family, feature_set = VARIANTS[name]
         columns = feature_columns(name, pd.concat([train, test]))
         if columns is None:
@@ -253,11 +335,81 @@ def outer_fold(
                 n_jobs=n_jobs,
             )
             predicted = search.best_estimator_.predict(test[columns].to_numpy())
-        outer_r2[name] = float(r2_score(test["sams"], predicted))
-        inner_r2[name] = float(search.best_score_)
-        best_params[name] = plain_params(search.best_params_)
-    exponent = None if sweep is None else sweep.chosen_exponent
-    return OuterFold(exponent, len(train), len(test), outer_r2, inner_r2, best_params)
+        fold.outer_r2[name] = float(r2_score(test["sams"], predicted))
+        fold.inner_r2[name] = float(search.best_score_)
+        fold.best_params[name] = plain_params(search.best_params_)
+        if on_variant is not None:
+            on_variant(_restricted(fold, list(fold.outer_r2)))
+    return fold
+
+
+def run_identity(
+    table: pd.DataFrame | Sequence[Mapping[str, Any]],
+    *,
+    seed: int,
+    outer_folds: int,
+    outer_repeats: int,
+    n_iter: int,
+    inner_cv: int,
+    search_spaces: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What the folds of a run are valid for: results of equal identities may be combined.
+
+    The settings, every family's search space (a distribution by its name and parameters) and
+    a digest of the usable rows in their order (keys, target and every numeric column): other
+    rows or other values are another run.
+    """
+    usable, _ = usable_rows(table)
+    columns = ["key", *sorted(c for c in usable.columns if usable[c].dtype.kind in "fiub")]
+    rows = usable[[c for c in columns if c in usable.columns]].to_csv(index=False)
+    return {
+        "seed": seed,
+        "outer_folds": outer_folds,
+        "outer_repeats": outer_repeats,
+        "n_iter": n_iter,
+        "inner_cv": inner_cv,
+        "search_spaces": {
+            family: {name: _describe(value) for name, value in sorted(space.items())}
+            for family, space in sorted(_spaces(search_spaces).items())
+        },
+        "n_usable": len(usable),
+        "rows_sha256": hashlib.sha256(rows.encode()).hexdigest(),
+    }
+
+
+def usable_rows(
+    table: pd.DataFrame | Sequence[Mapping[str, Any]],
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The trainable rows in the order of their keys, and the excluded counts by reason.
+
+    The outer folds are positions in this order, so sorting makes them independent of the
+    order in which a database returns its documents (a rebuilt one may return another).
+    """
+    usable, excluded = select_trainable(with_swept_defaults(as_table(table)))
+    if "key" in usable:
+        usable = usable.sort_values("key", kind="stable").reset_index(drop=True)
+    return usable, excluded
+
+
+def _spaces(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    return {**default_search_spaces(), **{k: dict(v) for k, v in (overrides or {}).items()}}
+
+
+def _describe(value: Any) -> Any:
+    """A search-space entry as JSON: lists as they are, a frozen scipy distribution by name."""
+    if hasattr(value, "dist") and hasattr(value, "args"):
+        return {"distribution": value.dist.name, "args": list(value.args), "kwds": value.kwds}
+    return list(value)
+
+
+def _restricted(fold: OuterFold, names: Sequence[str]) -> OuterFold:
+    """A copy of the fold with only ``names``' scores (a run may have scored more variants)."""
+    return replace(
+        fold,
+        outer_r2={name: fold.outer_r2[name] for name in names},
+        inner_r2={name: fold.inner_r2[name] for name in names},
+        best_params={name: fold.best_params[name] for name in names},
+    )
 
 
 def _format_fold(fold: OuterFold) -> str:
