@@ -587,6 +587,18 @@ def store_recorded(db_config) -> dict:
     return data
 
 
+def build_recorded_labels(db_config) -> dict:
+    """:func:`store_recorded`, then the smoke xes documents and the features built from it."""
+    data = store_recorded(db_config)
+    run_builders(
+        [
+            XesBuilder(db_config.store("tasks"), db_config.store("xes"), preset="smoke"),
+            FeatureBuilder(db_config.store("structures"), db_config.store("features")),
+        ]
+    )
+    return data
+
+
 def test_cli_build_twice_then_screen_report_suggest(db_config, launchpad, tmp_path):
     store_recorded(db_config)
     db_file = db_config.write_db_json(tmp_path / "db.json")

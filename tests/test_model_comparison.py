@@ -33,10 +33,9 @@ from scipy import stats
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.metrics import r2_score
 from sklearn.model_selection import RepeatedKFold, cross_val_score
-from test_builders import store_recorded
+from test_builders import build_recorded_labels
 from test_ml import TINY_SPACE
 
-from vtc_fw.builders import FeatureBuilder, XesBuilder, run_builders
 from vtc_fw.keys import CRYSTAL_SUMS, MOMENT_SUMS
 from vtc_fw.ml import comparison as model_comparison
 from vtc_fw.ml.comparison import (
@@ -405,13 +404,7 @@ def _script():
 
 
 def test_script_on_recorded_feff_tasks(db_config, tmp_path, monkeypatch, capsys):
-    store_recorded(db_config)
-    run_builders(
-        [
-            XesBuilder(db_config.store("tasks"), db_config.store("xes"), preset="smoke"),
-            FeatureBuilder(db_config.store("structures"), db_config.store("features")),
-        ]
-    )
+    build_recorded_labels(db_config)
     monkeypatch.setattr(model_comparison, "default_search_spaces", lambda: dict(TINY_SPACES))
     db_file = db_config.write_db_json(tmp_path / "db.json")
     out_json, out_md = tmp_path / "out.json", tmp_path / "out.md"
@@ -433,13 +426,7 @@ def test_script_on_recorded_feff_tasks(db_config, tmp_path, monkeypatch, capsys)
 
 def test_script_cheap_labels_and_a_baseline(db_config, tmp_path, monkeypatch, capsys):
     """The recorded tasks' xes documents, a third of them moved to a cheap preset's collection."""
-    store_recorded(db_config)
-    run_builders(
-        [
-            XesBuilder(db_config.store("tasks"), db_config.store("xes"), preset="smoke"),
-            FeatureBuilder(db_config.store("structures"), db_config.store("features")),
-        ]
-    )
+    build_recorded_labels(db_config)
     xes = db_config.collection("xes")
     labelled = sorted(xes.find({"state": "successful"}), key=lambda d: d["record_key"])
     cheap = [

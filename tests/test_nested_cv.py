@@ -15,11 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sklearn.model_selection import RepeatedKFold
-from test_builders import store_recorded
+from test_builders import build_recorded_labels
 from test_ml import TINY_SPACE
 from test_model_comparison import TINY_SPACES
 
-from vtc_fw.builders import FeatureBuilder, XesBuilder, run_builders
 from vtc_fw.ml import nested_cv as nested_cv_module
 from vtc_fw.ml.nested_cv import NESTED_VARIANTS, OuterFold, nested_cv, run_identity, usable_rows
 from vtc_fw.ml.table import as_table, select_trainable, sweep_exponents, with_swept_defaults
@@ -191,13 +190,7 @@ def test_script_spread_over_two_runs_on_recorded_feff_tasks(
 ):
     """Recorded FEFF tasks of our own runs (tests/test_builders.py): fold 1, then fold 2 from
     the checkpoint, give the table of one run without it; another seed is refused."""
-    store_recorded(db_config)
-    run_builders(
-        [
-            XesBuilder(db_config.store("tasks"), db_config.store("xes"), preset="smoke"),
-            FeatureBuilder(db_config.store("structures"), db_config.store("features")),
-        ]
-    )
+    build_recorded_labels(db_config)
     monkeypatch.setattr(nested_cv_module, "default_search_spaces", lambda: dict(TINY_SPACES))
     db_file = db_config.write_db_json(tmp_path / "db.json")
     checkpoint = tmp_path / "run.jsonl"

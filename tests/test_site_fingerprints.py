@@ -22,12 +22,11 @@ import pytest
 from oqmd_table import SWEEP
 from pymatgen.core import Lattice, Structure
 from pymatgen.core.operations import SymmOp
-from test_builders import store_recorded
+from test_builders import build_recorded_labels
 from test_model_comparison import TINY_SPACES, _script, compare
 
 from vtc_fw.app import site_fingerprints as app_fingerprints
 from vtc_fw.app.distortion import nio_structure
-from vtc_fw.builders import FeatureBuilder, XesBuilder, run_builders
 from vtc_fw.errors import UsageError
 from vtc_fw.ml import comparison as model_comparison
 from vtc_fw.ml.comparison import (
@@ -178,13 +177,7 @@ def test_fingerprint_forest_fits_what_only_the_fingerprint_shows(fingerprint_tab
 
 @needs_matminer
 def test_script_computes_caches_and_joins_fingerprints(db_config, tmp_path, monkeypatch, capsys):
-    store_recorded(db_config)
-    run_builders(
-        [
-            XesBuilder(db_config.store("tasks"), db_config.store("xes"), preset="smoke"),
-            FeatureBuilder(db_config.store("structures"), db_config.store("features")),
-        ]
-    )
+    build_recorded_labels(db_config)
     monkeypatch.setattr(model_comparison, "default_search_spaces", lambda: dict(TINY_SPACES))
     cache, script = tmp_path / "fingerprints.json", _script()
     variants = "rf_site_fingerprint,rf_site_fingerprint_paper"
