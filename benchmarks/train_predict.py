@@ -103,7 +103,7 @@ def load_table(path: Path, limit: int | None) -> pd.DataFrame:
 
 def write_proxy_report(result, table: pd.DataFrame, directory: Path) -> None:
     """The protocol's figures and metrics table, labelled with the stand-in target."""
-    model_id, _ = serialize_estimator(result.estimator)
+    model_id, _ = serialize_estimator(result.estimator, result.feature_columns)
     document = ModelDocument.from_result(
         result,
         model_id=model_id,

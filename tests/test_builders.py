@@ -358,7 +358,7 @@ def test_train_counts_failed_tasks_and_stores_a_verifiable_blob(stores):
     assert np.allclose(estimator.predict(np.array(test_features)), model["test_predicted"])
     # a blob whose bytes do not hash to its id is refused
     blob = stores["model_blobs"].query_one({"model_id": model["model_id"]})
-    model_id, data = serialize_estimator(estimator)
+    model_id, data = serialize_estimator(estimator, model["feature_columns"])
     assert model_id == model["model_id"]  # the loaded forest is the stored one, byte for byte
     other_bytes = base64.b64encode(data + b"\0").decode()
     stores["model_blobs"].update([{**blob, "data": other_bytes}])

@@ -27,6 +27,8 @@ from vtc_fw.builders.train import load_estimator, serialize_estimator
 from vtc_fw.errors import ModelBlobError
 from vtc_fw.ml.forest_format import forest_from_bytes, forest_to_bytes
 from vtc_fw.ml.protocol import tree_predictions
+from vtc_fw.ml.table import CRYSTAL_COLUMNS
+from vtc_fw.science.features import FEATURE_COLUMNS
 
 
 def _forest(seed: int = 3) -> tuple[RandomForestRegressor, np.ndarray]:
@@ -81,6 +83,17 @@ def test_same_training_gives_the_same_bytes_and_id():
     model_id, data = serialize_estimator(first)
     assert serialize_estimator(forest_from_bytes(data))[0] == model_id  # a round trip is stable
     assert serialize_estimator(_forest(seed=4)[0])[0] != model_id
+
+
+def test_the_same_trees_on_other_inputs_are_another_model():
+    forest, features = _forest()
+    paper = serialize_estimator(forest, FEATURE_COLUMNS)
+    crystal = serialize_estimator(forest, CRYSTAL_COLUMNS)
+    assert paper[0] != crystal[0]  # one would overwrite the other's model document
+    for _, data in (paper, crystal):
+        assert np.array_equal(forest_from_bytes(data).predict(features), forest.predict(features))
+    with pytest.raises(ModelBlobError, match="8 inputs"):
+        forest_to_bytes(forest, FEATURE_COLUMNS[:3])
 
 
 class _Payload:

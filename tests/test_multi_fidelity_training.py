@@ -116,7 +116,7 @@ def train(paper: pd.DataFrame, cheap: pd.DataFrame | None = None, **options):
 
 
 def model_id(result) -> str:
-    return serialize_estimator(result.estimator)[0]
+    return serialize_estimator(result.estimator, result.feature_columns)[0]
 
 
 def test_without_cheap_rows_the_protocol_is_the_paper_only_one(tables):

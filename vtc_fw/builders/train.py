@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -69,9 +69,14 @@ MODEL_PROPERTIES = [
 """The fields of :func:`latest_model`: what predicting with a model and naming it need."""
 
 
-def serialize_estimator(estimator: Forest) -> tuple[str, bytes]:
-    """The blob of a forest (JSON and ``.npy`` arrays, no pickle) and its SHA-256, the model id."""
-    data = forest_to_bytes(estimator)
+def serialize_estimator(
+    estimator: Forest, inputs: Sequence[str] | None = None
+) -> tuple[str, bytes]:
+    """The blob of a forest (JSON and ``.npy`` arrays, no pickle) and its SHA-256, the model id.
+
+    ``inputs``, the model's feature columns, are stored in the blob (:func:`forest_to_bytes`).
+    """
+    data = forest_to_bytes(estimator, inputs)
     return hashlib.sha256(data).hexdigest(), data
 
 
@@ -371,7 +376,7 @@ class TrainBuilder(Builder):
                 self.logger.info(f"training failed again as last time: {failed.error.message}")
                 return {}
             return {"model": failed.model_dump()}
-        model_id, data = serialize_estimator(result.estimator)
+        model_id, data = serialize_estimator(result.estimator, result.feature_columns)
         document = ModelDocument.from_result(
             result,
             model_id=model_id,

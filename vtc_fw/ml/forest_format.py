@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -45,16 +46,26 @@ MAX_BLOB_BYTES = 1 << 30
 JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-def forest_to_bytes(forest: Forest) -> bytes:
+def forest_to_bytes(forest: Forest, inputs: Sequence[str] | None = None) -> bytes:
     """The blob of a fitted forest: deterministic ZIP bytes of JSON and ``.npy`` members.
 
+    Args:
+        forest: A fitted allow-listed forest.
+        inputs: The names of its input columns, in order. They are part of the blob, and so of
+            its hash: two models whose trees happen to coincide (a data set where the crystal
+            sums equal the site sums) but that read other columns are different models.
+
     Raises:
-        ModelBlobError: The estimator is not an allow-listed class, or a hyperparameter is
-            not a JSON scalar (e.g. a ``RandomState`` object).
+        ModelBlobError: The estimator is not an allow-listed class, a hyperparameter is not a
+            JSON scalar (e.g. a ``RandomState`` object), or ``inputs`` does not name each input.
     """
     name = type(forest).__name__
     if name not in ESTIMATORS or type(forest) is not ESTIMATORS[name][0]:
         raise ModelBlobError(f"cannot store a {name}: only {', '.join(ESTIMATORS)} models")
+    if inputs is not None and len(inputs) != forest.n_features_in_:
+        raise ModelBlobError(
+            f"{len(inputs)} input names for a forest of {forest.n_features_in_} inputs"
+        )
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -62,6 +73,7 @@ def forest_to_bytes(forest: Forest) -> bytes:
         "params": _scalars(forest.get_params(deep=False)),
         "fitted": _scalars({key: getattr(forest, key) for key in FOREST_FITTED}),
         "trees": [_tree_header(tree) for tree in forest.estimators_],
+        **({"inputs": [str(name) for name in inputs]} if inputs is not None else {}),
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
