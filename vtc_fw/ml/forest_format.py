@@ -1,10 +1,11 @@
 """A stored random forest that cannot run code when it is loaded: JSON and ``.npy`` arrays.
 
 A model blob is a ZIP archive of ``model.json`` (the estimator's class from an allow-list, its
-hyperparameters and fitted scalars as JSON) and two ``.npy`` arrays per tree (the node table and
-the leaf values of ``Tree.__getstate__``), read with ``allow_pickle=False``. Loading builds the
-forest from these arrays with :class:`sklearn.tree._tree.Tree`; nothing in the blob names code
-to import or call, unlike a pickle (joblib), which a database writer could make run anything.
+hyperparameters, fitted scalars and the names of its inputs as JSON) and two ``.npy`` arrays per
+tree (the node table and the leaf values of ``Tree.__getstate__``), read with
+``allow_pickle=False``. Loading builds the forest from these arrays with
+:class:`sklearn.tree._tree.Tree`; nothing in the blob names code to import or call, unlike a
+pickle (joblib), which a database writer could make run anything.
 
 The bytes are deterministic (members in a fixed order, fixed timestamps, sorted JSON keys), so
 the same training gives the same bytes and the same SHA-256 model id. The loaded forest is the
