@@ -2,7 +2,7 @@
 
     python scripts/nested_cv.py --db-file DB.json [--quick] [--seed 0] [--outer-folds 5]
         [--outer-repeats 2] [--n-iter 100] [--inner-cv 5] [--jobs 1] [--preset paper]
-        [--variants paper rf_crystal] [--json OUT.json] [--markdown OUT.md]
+        [--variants paper rf_crystal] [--baseline VARIANT] [--json OUT.json] [--markdown OUT.md]
         [--checkpoint RUN.jsonl [--folds 1 2 ...]]
 
 Reads the labelled records as ``TrainBuilder`` does (``features`` and ``xes`` of a database
@@ -11,7 +11,8 @@ ran) and runs :func:`vtc_fw.ml.nested_cv.nested_cv`: the exponent sweep and the 
 search inside every outer training set, the refit scored on the outer test fold. The full
 protocol (2 × 5 outer folds, 100 draws, 5 inner folds: 20 searches of 500 forest fits) takes
 hours on 2 cores; ``--quick`` runs 1 × 5 outer folds with 10 draws and 3 inner folds.
-Prints the Markdown table on stdout, each outer fold on stderr.
+Prints the Markdown table on stdout, each outer fold on stderr. ``--baseline`` adds a table of
+every variant's paired outer difference to that variant (e.g. the default model's).
 
 ``--checkpoint`` spreads a run over many: every (outer fold, variant) result is appended to
 the file as it is found, a rerun with the same file computes only what it lacks (a killed run
@@ -56,6 +57,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--variants", nargs="+", default=list(NESTED_VARIANTS), choices=list(VARIANTS)
     )
+    parser.add_argument(
+        "--baseline", choices=list(VARIANTS), help="also tabulate the differences to this variant"
+    )
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
     parser.add_argument(
@@ -68,6 +72,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     if arguments.quick:
         for name, value in QUICK.items():
             setattr(arguments, name, value)
+    if arguments.baseline and arguments.baseline not in [*arguments.variants, "paper"]:
+        parser.error(f"--baseline {arguments.baseline} is not among the --variants")
     return arguments
 
 
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         on_variant=partial(save_fold, checkpoint) if checkpoint else None,
     )
     elapsed = time.monotonic() - start
-    markdown = result.to_markdown()
+    markdown = result.to_markdown(baseline=arguments.baseline if result.scores else None)
     print(markdown)
     print(f"nested CV: {elapsed:.0f} s wall", file=sys.stderr)
     if arguments.markdown:
@@ -115,6 +121,11 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.json:
         document = {"preset": preset, "table_excluded": excluded, "wall_s": elapsed}
         document.update(result.as_dict())
+        if arguments.baseline and result.scores:
+            document["versus"] = {
+                "baseline": arguments.baseline,
+                "scores": [asdict(score) for score in result.versus(arguments.baseline)],
+            }
         arguments.json.write_text(json.dumps(document, indent=2) + "\n")
 
 

@@ -4,8 +4,11 @@ Task documents are recorded outputs of our real FEFF runs (data/reference_paper.
 data/screen_scf/batch_001.jsonl.gz; feff10-rs 0.2.4, this project's engine).
 """
 
+import base64
 import gzip
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,8 +17,16 @@ from bson import json_util
 from vtc_fw.app.main_job import store_oqmd_structures
 from vtc_fw.builders import CalibrationBuilder, FeatureBuilder, run_builders
 from vtc_fw.builders.train import load_estimator
+from vtc_fw.ml.calibration import calibration_inputs
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def blob_inputs(store, model_id: str) -> list[str]:
+    """The input names a stored blob's ``model.json`` holds (they are part of its id)."""
+    data = base64.b64decode(store.query_one({"model_id": model_id})["data"])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return json.loads(archive.read("model.json"))["inputs"]
 
 
 def tasks(path: Path) -> dict[str, dict]:
@@ -68,6 +79,7 @@ def test_calibration_is_fitted_once_and_refit_when_the_paired_set_grows(db_confi
         store = db_config.gridfs_store("model_blobs")
         store.connect()
         assert load_estimator(store, first["calibration_id"]) is not None
+        assert blob_inputs(store, first["calibration_id"]) == calibration_inputs(first["method"])
     assert run_builders(builders(db_config))["CalibrationBuilder"] == 0  # nothing new
     insert(db_config, pairs[30:])
     assert run_builders(builders(db_config))["CalibrationBuilder"] == 1
@@ -75,6 +87,7 @@ def test_calibration_is_fitted_once_and_refit_when_the_paired_set_grows(db_confi
     assert newest["scores"]["n_pairs"] == 36 and newest["pairs_hash"] != first["pairs_hash"]
 
 
+@pytest.mark.slow
 def test_cli_predict_cheap_calibrates_a_screen_scf_run(db_config, pairs, tmp_path):
     from click.testing import CliRunner
 

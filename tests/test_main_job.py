@@ -36,6 +36,7 @@ def test_worker_files_hold_absolute_paths(db_config, tmp_path, monkeypatch):
     assert env["db_file"].startswith("/") and env["scratch_dir"].startswith("/")
 
 
+@pytest.mark.slow
 def test_main_job_computes_builds_and_resumes(db_config, tmp_path):
     messages: list[str] = []
     settings = MainJobSettings(
@@ -76,6 +77,7 @@ def test_main_job_computes_builds_and_resumes(db_config, tmp_path):
     assert again["written"]["FeatureBuilder"] == 0 and again["written"]["XesBuilder"] == 0
 
 
+@pytest.mark.slow
 def test_a_record_over_the_time_limit_fails_and_the_run_goes_on(db_config, tmp_path):
     """Real FEFF ("paper") stopped after 1 s: the task stores the timeout, the run still ends."""
     messages: list[str] = []

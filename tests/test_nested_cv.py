@@ -96,6 +96,25 @@ def test_markdown_and_json(result):
     assert len(document["folds"]) == 6 and set(document["inner_r2_mean"]) == set(result.variants)
 
 
+def test_differences_to_another_baseline_are_of_the_same_outer_folds(result):
+    versus = {score.name: score for score in result.versus("rf_crystal_wide")}
+    assert versus["rf_crystal_wide"].diff_mean == 0 and versus["rf_crystal_wide"].p_value is None
+    differences = [f.outer_r2["paper"] - f.outer_r2["rf_crystal_wide"] for f in result.folds]
+    assert versus["paper"].diff_mean == pytest.approx(sum(differences) / 6)
+    assert versus["paper"].folds_better == sum(d > 0 for d in differences)
+    assert "| variant | Δ vs rf_crystal_wide ± se | p | folds better |" in result.to_markdown(
+        baseline="rf_crystal_wide"
+    )
+    with pytest.raises(KeyError):
+        result.versus("et_crystal")
+
+
+def test_a_baseline_outside_the_variants_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        load_script().parse_arguments(["--db-file", "db.json", "--baseline", "et_crystal"])
+    assert "--baseline et_crystal is not among the --variants" in capsys.readouterr().err
+
+
 def test_quick_option_sets_the_small_protocol():
     module = load_script()
     quick = module.parse_arguments(["--db-file", "db.json", "--quick"])

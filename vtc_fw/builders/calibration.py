@@ -16,6 +16,7 @@ from vtc_fw.documents.calibration import CalibrationDocument
 from vtc_fw.documents.features import FeatureDocument
 from vtc_fw.documents.xes import NO_SCF_RUNG
 from vtc_fw.ml.calibration import (
+    calibration_inputs,
     fit_calibration,
     paired_table,
     score_calibrations,
@@ -139,7 +140,7 @@ class CalibrationBuilder(Builder):
         if estimator is None:  # "raw": nothing to store, the id names the pairs
             calibration_id, data = f"raw-{pairs_hash(frame['key'])}", None
         else:
-            calibration_id, data = serialize_estimator(estimator)
+            calibration_id, data = serialize_estimator(estimator, calibration_inputs(best.method))
         document = CalibrationDocument(
             calibration_id=calibration_id,
             method=best.method,

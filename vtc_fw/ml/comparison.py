@@ -329,13 +329,7 @@ class ComparisonResult:
         Raises:
             KeyError: ``baseline`` is not among the paired scores.
         """
-        folds = {score.name: np.asarray(score.fold_r2) for score in self.repeated_cv}
-        if baseline not in folds:
-            raise KeyError(baseline)
-        return [
-            paired_score(name, r2, folds[baseline], cv=self.cv, baseline=baseline)
-            for name, r2 in folds.items()
-        ]
+        return rebased(self.repeated_cv, baseline, cv=self.cv)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (estimators left out)."""
@@ -415,19 +409,37 @@ class ComparisonResult:
     def _versus_markdown(self, baseline: str | None) -> list[str]:
         if baseline is None or not self.repeated_cv:
             return []
-        scores = self.versus(baseline)
-        caption = (
-            f"The same folds, differences to {baseline} (corrected se and p; folds better: of "
-            f"{len(scores[0].fold_r2)})."
-        )
-        lines = [f"| variant | Δ vs {baseline} ± se | p | folds better |", "|" + " --- |" * 4]
-        lines += [
-            f"| {s.name} | {s.diff_mean:+.3f} ± {s.diff_se:.3f} | {s.p_value:.3g} "
-            f"| {s.folds_better} |"
-            for s in scores
-            if s.diff_se is not None and s.p_value is not None
-        ]
-        return ["", caption, "", *lines]
+        return versus_markdown(self.versus(baseline), baseline)
+
+
+def rebased(scores: Sequence[PairedScore], baseline: str, *, cv: int) -> list[PairedScore]:
+    """The same fold scores with their differences to ``baseline`` instead of ``paper``.
+
+    Raises:
+        KeyError: ``baseline`` is not among ``scores``.
+    """
+    folds = {score.name: np.asarray(score.fold_r2) for score in scores}
+    if baseline not in folds:
+        raise KeyError(baseline)
+    return [
+        paired_score(name, r2, folds[baseline], cv=cv, baseline=baseline)
+        for name, r2 in folds.items()
+    ]
+
+
+def versus_markdown(scores: Sequence[PairedScore], baseline: str) -> list[str]:
+    """Caption and table lines (blank-separated) of every score's difference to ``baseline``."""
+    caption = (
+        f"The same folds, differences to {baseline} (corrected se and p; folds better: of "
+        f"{len(scores[0].fold_r2)})."
+    )
+    lines = [f"| variant | Δ vs {baseline} ± se | p | folds better |", "|" + " --- |" * 4]
+    lines += [
+        f"| {s.name} | {s.diff_mean:+.3f} ± {s.diff_se:.3f} | {s.p_value:.3g} | {s.folds_better} |"
+        for s in scores
+        if s.diff_se is not None and s.p_value is not None
+    ]
+    return ["", caption, "", *lines]
 
 
 def _format_r(value: float | None) -> str:

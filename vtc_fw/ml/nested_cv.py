@@ -43,6 +43,8 @@ from vtc_fw.ml.comparison import (
     feature_columns,
     make_estimator,
     paired_score,
+    rebased,
+    versus_markdown,
 )
 from vtc_fw.ml.protocol import plain_params, randomized_search
 from vtc_fw.ml.table import (
@@ -122,6 +124,14 @@ class NestedCvResult:
         """Mean over the outer folds of the search's own CV R² of ``name``'s chosen draw."""
         return float(np.mean([fold.inner_r2[name] for fold in self.folds]))
 
+    def versus(self, baseline: str) -> list[PairedScore]:
+        """The outer scores with their paired differences to ``baseline`` instead of ``paper``.
+
+        Raises:
+            KeyError: ``baseline`` is not among the scores (or fewer than two folds are in).
+        """
+        return rebased(self.scores, baseline, cv=self.outer_folds)
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
@@ -134,8 +144,12 @@ class NestedCvResult:
             "complete": self.complete,
         }
 
-    def to_markdown(self) -> str:
-        """A caption and the table of outer R², inner R² and the paired difference."""
+    def to_markdown(self, baseline: str | None = None) -> str:
+        """A caption and the table of outer R², inner R² and the paired difference.
+
+        Args:
+            baseline: Also tabulate every variant's paired outer difference to this variant.
+        """
         exponents = sorted({fold.exponent for fold in self.folds if fold.exponent is not None})
         planned = self.outer_folds * self.outer_repeats
         progress = "" if self.complete else f", {len(self.folds)} of its {planned} folds so far"
@@ -165,7 +179,8 @@ class NestedCvResult:
                 f"| {score.name} | {score.r2_mean:.3f} ± {score.r2_std:.3f} | {inner} "
                 f"| {delta} | {p_value} |"
             )
-        return "\n".join([caption, "", *lines])
+        versus = [] if baseline is None else versus_markdown(self.versus(baseline), baseline)
+        return "\n".join([caption, "", *lines, *versus])
 
 
 def nested_cv(
