@@ -21,17 +21,6 @@ from vtc_fw.db.config import DbConfig
 from vtc_fw.db.embedded import EmbeddedServer, free_port
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the files that hold a test marked ``slow`` first, each file's tests in their order.
-
-    scripts/test.sh runs the files in two processes, a file at a time each: the long files
-    start early and the short ones fill in beside them, so that neither process runs alone at
-    the end.
-    """
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def result_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Kept FEFF results of the session (and of its workers) go to a temporary directory.
