@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         on_variant=partial(save_fold, checkpoint) if checkpoint else None,
     )
     elapsed = time.monotonic() - start
-    markdown = result.to_markdown(baseline=arguments.baseline if result.scores else None)
+    markdown = result.to_markdown(baseline=arguments.baseline)
     print(markdown)
     print(f"nested CV: {elapsed:.0f} s wall", file=sys.stderr)
     if arguments.markdown:
