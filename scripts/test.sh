@@ -3,7 +3,7 @@
 # The tests run in three processes (pytest-xdist), a test file in one process at a time, so that
 # module fixtures (the SLURM cluster, the browser) start once. Many tests wait on FEFF, servers
 # and schedulers, so more processes than cores keep the cores busy. On a 2-core machine: 1,510 s
-# in one process, 846 s in two, 793 s in three.
+# in one process, 827-900 s in two, 793-884 s in three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
