@@ -35,7 +35,6 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import asdict
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -48,7 +47,7 @@ from vtc_fw.documents.base import BuilderMeta
 from vtc_fw.documents.xes import XesDocument
 from vtc_fw.errors import UsageError
 from vtc_fw.ml.calibration import DEFAULT_METHOD, METHODS
-from vtc_fw.ml.comparison import VARIANTS, compare_models
+from vtc_fw.ml.comparison import VARIANTS, compare_models, versus_document
 from vtc_fw.settings import ModelTarget
 
 TARGETS = tuple(target.value for target in ModelTarget)
@@ -168,10 +167,8 @@ def main(argv: list[str] | None = None) -> None:
             **result.as_dict(),
         }
         if arguments.baseline:
-            document["versus"] = {
-                "baseline": arguments.baseline,
-                "scores": [asdict(score) for score in result.versus(arguments.baseline)],
-            }
+            baseline = arguments.baseline
+            document["versus"] = versus_document(result.versus(baseline), baseline)
         arguments.json.write_text(json.dumps(document, indent=2) + "\n")
 
 

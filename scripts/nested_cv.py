@@ -35,7 +35,7 @@ from typing import Any
 
 from vtc_fw.builders.train import training_documents, training_table
 from vtc_fw.db.config import DbConfig
-from vtc_fw.ml.comparison import VARIANTS
+from vtc_fw.ml.comparison import VARIANTS, versus_document
 from vtc_fw.ml.nested_cv import NESTED_VARIANTS, OuterFold, nested_cv, run_identity
 from vtc_fw.settings import DEFAULT_PRESET
 
@@ -122,10 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         document = {"preset": preset, "table_excluded": excluded, "wall_s": elapsed}
         document.update(result.as_dict())
         if arguments.baseline and result.scores:
-            document["versus"] = {
-                "baseline": arguments.baseline,
-                "scores": [asdict(score) for score in result.versus(arguments.baseline)],
-            }
+            baseline = arguments.baseline
+            document["versus"] = versus_document(result.versus(baseline), baseline)
         arguments.json.write_text(json.dumps(document, indent=2) + "\n")
 
 

@@ -427,6 +427,11 @@ def rebased(scores: Sequence[PairedScore], baseline: str, *, cv: int) -> list[Pa
     ]
 
 
+def versus_document(scores: Sequence[PairedScore], baseline: str) -> dict[str, Any]:
+    """The JSON form of :func:`rebased` scores: the baseline's name and every score."""
+    return {"baseline": baseline, "scores": [asdict(score) for score in scores]}
+
+
 def versus_markdown(scores: Sequence[PairedScore], baseline: str) -> list[str]:
     """Caption and table lines (blank-separated) of every score's difference to ``baseline``."""
     caption = (
